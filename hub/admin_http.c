@@ -1,0 +1,108 @@
+/*
+ * admin_http.c - the admin HTTP server (libmicrohttpd, its own internal
+ * polling thread): GET /healthz and GET /metrics.
+ *   /healthz  200 {"status":"ok","bus":true,"journal":true} when the bus and
+ *             the journal are reachable, else 503 with the same body shape.
+ *   /metrics  Prometheus text exposition format 0.0.4.
+ * Handlers only read atomics and call thread-safe health checks.
+ */
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include "hub.h"
+
+struct relais_admin {
+    struct MHD_Daemon *d;
+    relais_hub        *hub;
+    unsigned short     port;
+};
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype, char *body)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    if (!r) { free(body); return MHD_NO; }
+    MHD_add_response_header(r, "Content-Type", ctype);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *upload_data, size_t *upload_size,
+                               void **con_cls)
+{
+    relais_admin *a = cls;
+    (void)version; (void)upload_data; (void)con_cls;
+    if (*upload_size) { *upload_size = 0; return MHD_YES; }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json", strdup("{\"error\":\"method not allowed\"}"));
+    relais_bus *bus = relais_hub_bus(a->hub);
+    relais_journal *j = relais_hub_journal(a->hub);
+    int bus_up = bus && relais_bus_healthy(bus);
+    int j_up = j && relais_journal_healthy(j);
+    if (strcmp(url, "/healthz") == 0) {
+        char body[128];
+        snprintf(body, sizeof body, "{\"status\":\"%s\",\"bus\":%s,\"journal\":%s}\n",
+                 bus_up && j_up ? "ok" : "unavailable", bus_up ? "true" : "false", j_up ? "true" : "false");
+        return reply(c, bus_up && j_up ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, "application/json", strdup(body));
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        char *text = relais_metrics_render(relais_hub_metrics(a->hub), bus_up, j_up);
+        if (!text) return MHD_NO;
+        return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4", text);
+    }
+    return reply(c, MHD_HTTP_NOT_FOUND, "application/json", strdup("{\"error\":\"not found\"}"));
+}
+
+relais_admin *relais_admin_start(relais_hub *h, const char *listen, char *errstr, size_t errlen)
+{
+    char host[64] = "127.0.0.1";
+    long port = 0;
+    const char *colon = strrchr(listen, ':');
+    if (!colon || colon - listen >= (long)sizeof host) {
+        snprintf(errstr, errlen, "admin_listen '%s': expected HOST:PORT", listen);
+        return NULL;
+    }
+    snprintf(host, sizeof host, "%.*s", (int)(colon - listen), listen);
+    char *end;
+    port = strtol(colon + 1, &end, 10);
+    if (*end || port < 0 || port > 65535) {
+        snprintf(errstr, errlen, "admin_listen '%s': bad port", listen);
+        return NULL;
+    }
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((unsigned short)port);
+    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+        snprintf(errstr, errlen, "admin_listen '%s': host must be an IPv4 address", listen);
+        return NULL;
+    }
+    relais_admin *a = calloc(1, sizeof *a);
+    if (!a) { snprintf(errstr, errlen, "out of memory"); return NULL; }
+    a->hub = h;
+    a->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+                            handler, a, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10, MHD_OPTION_END);
+    if (!a->d) {
+        snprintf(errstr, errlen, "cannot listen on %s", listen);
+        free(a);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->d, MHD_DAEMON_INFO_BIND_PORT);
+    a->port = info ? info->port : (unsigned short)port;
+    return a;
+}
+
+unsigned short relais_admin_port(const relais_admin *a) { return a ? a->port : 0; }
+
+void relais_admin_stop(relais_admin *a)
+{
+    if (!a) return;
+    MHD_stop_daemon(a->d);
+    free(a);
+}

@@ -1,0 +1,397 @@
+/*
+ * cli.c - the `relais` command line.
+ *
+ *   relais run -c FILE              run the hub until SIGINT/SIGTERM (graceful stop, exit 0)
+ *   relais check -c FILE            validate; every error as FILE:LINE: message; exit 1 if any
+ *   relais trace [-c FILE] [--json] ID
+ *                                   every step of the events matching ID (event id,
+ *                                   correlation id or source record id), in order
+ *   relais dlq list [-c FILE] [--json]
+ *   relais replay [-c FILE] ID      put dead-lettered deliveries back (delivery id or event id)
+ *   relais connectors describe [--json]
+ *   relais broker [--brokers N] [--topic T] [--partitions P] [--bootstrap-file F]
+ *                                   a standalone embedded Kafka broker (mock cluster)
+ *   relais --version | --help
+ * Read commands find the database through -c FILE (journal.conninfo), or
+ * --db CONNINFO, or the RELAIS_DB environment variable.
+ * Exit codes: 0 ok, 1 failure or invalid input, 2 usage error.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "cli.h"
+#include "config.h"
+#include "hub.h"
+#include "journal.h"
+#include "options.h"
+#include "bus.h"
+
+static volatile sig_atomic_t g_stop;
+static relais_hub *g_running_hub;     /* only for the signal handler of `relais run` */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    g_stop = 1;
+    if (g_running_hub) relais_hub_request_stop(g_running_hub);
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+        "usage: relais <command> [options]\n"
+        "\n"
+        "commands:\n"
+        "  run -c FILE                     run the hub (SIGINT/SIGTERM: graceful stop)\n"
+        "  check -c FILE                   validate a configuration; FILE:LINE: message per error\n"
+        "  trace [-c FILE] [--json] ID     every step of an event, by event id, correlation id\n"
+        "                                  or source record id\n"
+        "  dlq list [-c FILE] [--json]     dead-lettered deliveries\n"
+        "  replay [-c FILE] ID             deliver dead-lettered deliveries again\n"
+        "                                  (ID: a delivery id or an event id)\n"
+        "  connectors describe [--json]    built-in connectors and their options\n"
+        "  broker [--brokers N] [--topic T] [--partitions P] [--bootstrap-file F]\n"
+        "                                  run a standalone embedded Kafka broker\n"
+        "  --version                       print the version\n"
+        "  --help                          this text\n"
+        "\n"
+        "Read commands (trace, dlq, replay) find the journal through -c FILE, --db CONNINFO\n"
+        "or the RELAIS_DB environment variable.\n");
+}
+
+typedef struct cli_opts {
+    const char *config;
+    const char *db;
+    int         json;
+    const char *arg;          /* first positional argument after the command */
+    int         brokers;
+    const char *topic;
+    int         partitions;
+    const char *bootstrap_file;
+} cli_opts;
+
+static int parse_opts(int argc, char **argv, int start, cli_opts *o)
+{
+    for (int i = start; i < argc; i++) {
+        const char *a = argv[i];
+        if ((strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) && i + 1 < argc) o->config = argv[++i];
+        else if (strcmp(a, "--db") == 0 && i + 1 < argc) o->db = argv[++i];
+        else if (strcmp(a, "--json") == 0) o->json = 1;
+        else if (strcmp(a, "--brokers") == 0 && i + 1 < argc) o->brokers = atoi(argv[++i]);
+        else if (strcmp(a, "--topic") == 0 && i + 1 < argc) o->topic = argv[++i];
+        else if (strcmp(a, "--partitions") == 0 && i + 1 < argc) o->partitions = atoi(argv[++i]);
+        else if (strcmp(a, "--bootstrap-file") == 0 && i + 1 < argc) o->bootstrap_file = argv[++i];
+        else if (a[0] == '-' && a[1]) { fprintf(stderr, "relais: unknown option '%s'\n", a); return -1; }
+        else if (!o->arg) o->arg = a;
+        else { fprintf(stderr, "relais: unexpected argument '%s'\n", a); return -1; }
+    }
+    return 0;
+}
+
+static relais_config *load_config_or_report(const char *path)
+{
+    relais_errlist errs;
+    relais_errlist_init(&errs);
+    relais_config *c = relais_config_load(path, &errs);
+    if (!c) relais_errlist_print(&errs, stderr);
+    relais_errlist_free(&errs);
+    return c;
+}
+
+static void set_log_level(const char *lvl)
+{
+    if (!lvl) return;
+    if (strcmp(lvl, "error") == 0) relais_log_set_level(RELAIS_LOG_ERROR);
+    else if (strcmp(lvl, "warn") == 0) relais_log_set_level(RELAIS_LOG_WARN);
+    else if (strcmp(lvl, "debug") == 0) relais_log_set_level(RELAIS_LOG_DEBUG);
+    else relais_log_set_level(RELAIS_LOG_INFO);
+}
+
+static int cmd_check(const cli_opts *o)
+{
+    if (!o->config) { fprintf(stderr, "relais check: -c FILE is required\n"); return 2; }
+    relais_config *c = load_config_or_report(o->config);
+    if (!c) return 1;
+    printf("%s: valid (%zu connector(s), %zu route(s))\n", o->config, c->n_connectors, c->n_routes);
+    relais_config_destroy(c);
+    return 0;
+}
+
+static int cmd_run(const cli_opts *o)
+{
+    if (!o->config) { fprintf(stderr, "relais run: -c FILE is required\n"); return 2; }
+    relais_config *c = load_config_or_report(o->config);
+    if (!c) return 1;
+    set_log_level(c->hub.log_level);
+    char err[1024];
+    relais_hub *h = relais_hub_new(c, err, sizeof err);
+    if (!h) {
+        fprintf(stderr, "relais: %s\n", err);
+        relais_config_destroy(c);
+        return 1;
+    }
+    g_running_hub = h;
+    install_signals();
+    int rc = 0;
+    if (relais_hub_start(h, err, sizeof err) != 0) {
+        fprintf(stderr, "relais: %s\n", err);
+        rc = 1;
+    } else {
+        printf("relais: running; Kafka bootstrap %s%s%s (state in %s)\n",
+               relais_bus_bootstrap(relais_hub_bus(h)),
+               relais_hub_admin_url(h) ? ", admin " : "",
+               relais_hub_admin_url(h) ? relais_hub_admin_url(h) : "", c->hub.state_dir);
+        fflush(stdout);
+        relais_hub_run(h);
+        relais_logf(RELAIS_LOG_INFO, "hub", "stopping");
+    }
+    relais_hub_destroy(h);
+    g_running_hub = NULL;
+    relais_config_destroy(c);
+    if (rc == 0) relais_logf(RELAIS_LOG_INFO, "hub", "stopped");
+    return rc;
+}
+
+static relais_journal *open_reader(const cli_opts *o)
+{
+    const char *conninfo = o->db ? o->db : getenv("RELAIS_DB");
+    relais_config *c = NULL;
+    if (!conninfo && o->config) {
+        c = load_config_or_report(o->config);
+        if (!c) return NULL;
+        conninfo = c->journal.conninfo;
+    }
+    if (!conninfo) {
+        fprintf(stderr, "relais: no journal: give -c FILE, --db CONNINFO or RELAIS_DB\n");
+        return NULL;
+    }
+    char err[512];
+    relais_journal_opts jo = { conninfo, 0, 0, 0, 0 };
+    relais_journal *j = relais_journal_open(&jo, err, sizeof err);
+    if (!j) fprintf(stderr, "relais: journal: %s\n", err);
+    relais_config_destroy(c);
+    return j;
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+    json_t *v = json_object_get(o, k);
+    return json_is_string(v) ? json_string_value(v) : "";
+}
+
+static void print_trace_text(json_t *t)
+{
+    json_t *evs = json_object_get(t, "events");
+    size_t i;
+    json_t *ev;
+    if (json_array_size(evs) == 0 && json_array_size(json_object_get(t, "rejections")) == 0) {
+        printf("nothing known about %s\n", jstr(t, "query"));
+        return;
+    }
+    json_array_foreach(evs, i, ev) {
+        printf("event %s  %s\n", jstr(ev, "id"), jstr(ev, "type"));
+        printf("  source %s  record %s  tenant %s\n", jstr(ev, "source"), jstr(ev, "recordid"), jstr(ev, "tenant"));
+        printf("  subject %s  correlation %s\n", *jstr(ev, "subject") ? jstr(ev, "subject") : "-",
+               jstr(ev, "correlationid"));
+        size_t k;
+        json_t *st;
+        json_array_foreach(json_object_get(ev, "steps"), k, st) {
+            json_t *dst = json_object_get(st, "destination");
+            json_t *att = json_object_get(st, "attempt");
+            json_t *sta = json_object_get(st, "status");
+            char extra[96] = "";
+            if (json_is_integer(att) && json_integer_value(att) > 0)
+                snprintf(extra, sizeof extra, " attempt %lld", (long long)json_integer_value(att));
+            char status[32] = "";
+            if (json_is_integer(sta) && json_integer_value(sta) != 0)
+                snprintf(status, sizeof status, " -> %lld", (long long)json_integer_value(sta));
+            printf("  %s  %-16s %s%s%s%s%s\n", jstr(st, "at"), jstr(st, "step"),
+                   json_is_string(dst) ? json_string_value(dst) : "", extra, status,
+                   *jstr(st, "detail") ? "  " : "", jstr(st, "detail"));
+        }
+        json_t *d;
+        json_array_foreach(json_object_get(ev, "deliveries"), k, d) {
+            printf("  delivery %lld to %s: %s after %lld attempt(s)\n",
+                   (long long)json_integer_value(json_object_get(d, "id")), jstr(d, "destination"),
+                   jstr(d, "status"), (long long)json_integer_value(json_object_get(d, "attempts")));
+        }
+    }
+    json_t *r;
+    json_array_foreach(json_object_get(t, "rejections"), i, r) {
+        printf("rejected %s  source %s  record %s  at %s: %s\n", jstr(r, "at"), jstr(r, "source"),
+               jstr(r, "record_id"), jstr(r, "location"), jstr(r, "reason"));
+    }
+}
+
+static int cmd_trace(const cli_opts *o)
+{
+    if (!o->arg) { fprintf(stderr, "relais trace: an ID is required\n"); return 2; }
+    relais_journal *j = open_reader(o);
+    if (!j) return 1;
+    char err[512];
+    json_t *t = relais_journal_trace(j, o->arg, err, sizeof err);
+    relais_journal_close(j);
+    if (!t) { fprintf(stderr, "relais trace: %s\n", err); return 1; }
+    int found = json_array_size(json_object_get(t, "events")) > 0 ||
+                json_array_size(json_object_get(t, "rejections")) > 0;
+    if (o->json) {
+        char *s = json_dumps(t, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s) { puts(s); free(s); }
+    } else {
+        print_trace_text(t);
+    }
+    json_decref(t);
+    return found ? 0 : 1;
+}
+
+static int cmd_dlq(const cli_opts *o)
+{
+    if (!o->arg || strcmp(o->arg, "list") != 0) { fprintf(stderr, "usage: relais dlq list [-c FILE] [--json]\n"); return 2; }
+    relais_journal *j = open_reader(o);
+    if (!j) return 1;
+    char err[512];
+    json_t *l = relais_journal_dlq_list(j, 1000, err, sizeof err);
+    relais_journal_close(j);
+    if (!l) { fprintf(stderr, "relais dlq: %s\n", err); return 1; }
+    if (o->json) {
+        char *s = json_dumps(l, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s) { puts(s); free(s); }
+    } else {
+        size_t i;
+        json_t *d;
+        printf("%-8s %-36s %-16s %-8s %s\n", "DELIVERY", "EVENT", "DESTINATION", "ATTEMPTS", "LAST ANSWER");
+        json_array_foreach(l, i, d) {
+            printf("%-8lld %-36s %-16s %-8lld %lld %s\n",
+                   (long long)json_integer_value(json_object_get(d, "id")), jstr(d, "event_id"),
+                   jstr(d, "destination"), (long long)json_integer_value(json_object_get(d, "attempts")),
+                   (long long)json_integer_value(json_object_get(d, "last_status")), jstr(d, "last_detail"));
+        }
+        printf("%zu dead-lettered deliver%s\n", json_array_size(l), json_array_size(l) == 1 ? "y" : "ies");
+    }
+    json_decref(l);
+    return 0;
+}
+
+static int cmd_replay(const cli_opts *o)
+{
+    if (!o->arg) { fprintf(stderr, "relais replay: an ID is required\n"); return 2; }
+    relais_journal *j = open_reader(o);
+    if (!j) return 1;
+    char err[512];
+    int count = 0;
+    int rc = relais_journal_replay(j, o->arg, &count, err, sizeof err);
+    relais_journal_close(j);
+    if (rc != 0) { fprintf(stderr, "relais replay: %s\n", err); return 1; }
+    if (count == 0) { fprintf(stderr, "relais replay: no dead-lettered delivery matches %s\n", o->arg); return 1; }
+    printf("replayed %d deliver%s; a running hub delivers %s within its poll interval\n", count,
+           count == 1 ? "y" : "ies", count == 1 ? "it" : "them");
+    return 0;
+}
+
+static int cmd_connectors(const cli_opts *o)
+{
+    if (!o->arg || strcmp(o->arg, "describe") != 0) { fprintf(stderr, "usage: relais connectors describe [--json]\n"); return 2; }
+    size_t n;
+    const relais_connector *const *all = relais_registry_all(&n);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *modes = json_array();
+        if (all[i]->modes & RELAIS_MODE_SOURCE) json_array_append_new(modes, json_string("source"));
+        if (all[i]->modes & RELAIS_MODE_SINK) json_array_append_new(modes, json_string("sink"));
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:i, s:o, s:o}", "name", all[i]->name,
+                                             "description", all[i]->description ? all[i]->description : "",
+                                             "abi_version", all[i]->abi_version, "modes", modes,
+                                             "options", relais_options_describe(all[i]->options)));
+    }
+    if (o->json) {
+        char *s = json_dumps(arr, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (s) { puts(s); free(s); }
+    } else {
+        size_t i;
+        json_t *c;
+        json_array_foreach(arr, i, c) {
+            printf("%s - %s\n  modes:", jstr(c, "name"), jstr(c, "description"));
+            size_t k;
+            json_t *m;
+            json_array_foreach(json_object_get(c, "modes"), k, m) printf(" %s", json_string_value(m));
+            printf("\n  options:\n");
+            json_t *op;
+            json_array_foreach(json_object_get(c, "options"), k, op) {
+                json_t *def = json_object_get(op, "default");
+                printf("    %-20s %-9s %s%s%s%s\n", jstr(op, "name"), jstr(op, "type"),
+                       json_is_true(json_object_get(op, "required")) ? "(required) " : "",
+                       json_is_string(def) ? "(default " : "", json_is_string(def) ? json_string_value(def) : "",
+                       json_is_string(def) ? ") " : "");
+                printf("    %-20s %s\n", "", jstr(op, "desc"));
+            }
+        }
+    }
+    json_decref(arr);
+    return 0;
+}
+
+static int cmd_broker(const cli_opts *o)
+{
+    char err[512];
+    relais_mock_broker *m = relais_mock_broker_start(o->brokers > 0 ? o->brokers : 1,
+                                                     o->topic ? o->topic : "relais.events",
+                                                     o->partitions > 0 ? o->partitions : 6, err, sizeof err);
+    if (!m) { fprintf(stderr, "relais broker: %s\n", err); return 1; }
+    install_signals();
+    const char *bs = relais_mock_broker_bootstrap(m);
+    if (o->bootstrap_file) {
+        char tmp[1024];
+        snprintf(tmp, sizeof tmp, "%s.tmp", o->bootstrap_file);
+        FILE *f = fopen(tmp, "w");
+        if (f) { fprintf(f, "%s\n", bs); fclose(f); rename(tmp, o->bootstrap_file); }
+    }
+    printf("relais broker: bootstrap.servers=%s\n", bs);
+    fflush(stdout);
+    while (!g_stop) {
+        struct timespec ts = { 0, 100 * 1000000L };
+        nanosleep(&ts, NULL);
+    }
+    relais_mock_broker_stop(m);
+    return 0;
+}
+
+int relais_cli_main(int argc, char **argv)
+{
+    if (argc < 2) { usage(stderr); return 2; }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("relais %s\n", RELAIS_VERSION_STRING);
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    cli_opts o;
+    memset(&o, 0, sizeof o);
+    if (parse_opts(argc, argv, 2, &o) != 0) return 2;
+    if (strcmp(cmd, "run") == 0) return cmd_run(&o);
+    if (strcmp(cmd, "check") == 0) return cmd_check(&o);
+    if (strcmp(cmd, "trace") == 0) return cmd_trace(&o);
+    if (strcmp(cmd, "dlq") == 0) return cmd_dlq(&o);
+    if (strcmp(cmd, "replay") == 0) return cmd_replay(&o);
+    if (strcmp(cmd, "connectors") == 0) return cmd_connectors(&o);
+    if (strcmp(cmd, "broker") == 0) return cmd_broker(&o);
+    fprintf(stderr, "relais: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,125 @@
+/*
+ * config.h - the hub's configuration: one YAML file.
+ *
+ *   hub:
+ *     name: relais                 # instance name, used as the Kafka client.id prefix
+ *     tenant: default              # default tenant of connectors that do not name one
+ *     admin_listen: 127.0.0.1:8080 # admin HTTP (/healthz, /metrics); "" or absent: off
+ *     state_dir: .run/relais       # where the hub writes bootstrap.txt, admin.txt
+ *     log_level: info              # error|warn|info|debug
+ *   bus:
+ *     brokers: embedded            # or "host1:9092,host2:9092" (bootstrap.servers)
+ *     embedded_brokers: 1          # mock cluster size when embedded
+ *     topic: relais.events
+ *     partitions: 6
+ *     group: relais-hub            # consumer group shared by every `relais run` on this config
+ *     rdkafka.<property>: <value>  # passed to librdkafka as is (both producer and consumer)
+ *   journal:
+ *     conninfo: "host=/tmp/pg dbname=relais"   # or conninfo: env:RELAIS_PG (secret syntax)
+ *     batch_max: 1000              # most jobs per group commit
+ *     batch_wait: 2ms              # how long the writer waits to fill a batch
+ *   delivery:
+ *     workers: 8                   # delivery threads
+ *     max_attempts: 8              # then dead-letter
+ *     backoff_initial: 500ms
+ *     backoff_max: 5m
+ *     lease: 60s                   # a claimed delivery returns to the pool after this
+ *     poll_interval: 200ms         # how often due retries are looked for
+ *   connectors:
+ *     - name: desk                 # unique; [a-z0-9_-]+
+ *       type: http                 # a registered descriptor
+ *       mode: source               # source | sink
+ *       tenant: ville              # optional, default hub.tenant
+ *       <option>: <value>          # the descriptor's option table
+ *   routes:
+ *     - name: requests
+ *       match: "fr.relais.grc.request.*"   # or a list; '*' matches within one dot segment, '**' any tail
+ *       tenant: ville                      # optional: only this tenant's events
+ *       where:                             # optional, all must hold
+ *         - field: data.category           # dotted path into the event
+ *           equals: voirie                 # or: in: [a, b] / exists: true / not_equals: x
+ *       to: [worksite, archive]            # sink instance names
+ */
+#ifndef RELAIS_CONFIG_H
+#define RELAIS_CONFIG_H
+#include <stddef.h>
+#include "relais/connector.h"
+#include "errlist.h"
+#include "yamltree.h"
+
+typedef struct relais_conn_cfg {
+    char                   *name;
+    char                   *type;
+    unsigned                mode;        /* RELAIS_MODE_SOURCE or RELAIS_MODE_SINK */
+    char                   *tenant;
+    const relais_connector *desc;        /* the registered descriptor */
+    void                   *opts;        /* desc->config_size bytes filled by the option table */
+    long                    max_in_flight; /* sinks: per-destination concurrency (key "max_in_flight", default 4) */
+    int                     line;
+} relais_conn_cfg;
+
+typedef enum { WHERE_EQUALS = 1, WHERE_NOT_EQUALS, WHERE_IN, WHERE_EXISTS } relais_where_op;
+
+typedef struct relais_where {
+    char           *field;      /* dotted path: "data.category", "subject", "type" */
+    relais_where_op op;
+    char          **values;     /* EQUALS/NOT_EQUALS: 1 value; IN: n values; NULL-terminated */
+    int             exists;     /* WHERE_EXISTS: 1 must exist, 0 must not */
+} relais_where;
+
+typedef struct relais_route_cfg {
+    char          *name;
+    char         **match;       /* NULL-terminated type patterns */
+    char          *tenant;      /* NULL: any */
+    relais_where  *where;
+    size_t         n_where;
+    char         **to;          /* NULL-terminated sink names */
+    int            line;
+} relais_route_cfg;
+
+typedef struct relais_config {
+    char *path;
+    struct {
+        char *name;
+        char *tenant;
+        char *admin_listen;
+        char *state_dir;
+        char *log_level;
+    } hub;
+    struct {
+        char      *brokers;          /* "embedded" or bootstrap list */
+        long       embedded_brokers;
+        char      *topic;
+        long       partitions;
+        char      *group;
+        relais_kv *rdkafka;          /* "rdkafka." passthrough */
+    } bus;
+    struct {
+        char *conninfo;              /* resolved (may come from env:/file:) */
+        long  batch_max;
+        long  batch_wait_ms;
+    } journal;
+    struct {
+        long workers;
+        long max_attempts;
+        long backoff_initial_ms;
+        long backoff_max_ms;
+        long lease_ms;
+        long poll_interval_ms;
+    } delivery;
+    relais_conn_cfg  *connectors;
+    size_t            n_connectors;
+    relais_route_cfg *routes;
+    size_t            n_routes;
+} relais_config;
+
+/* Load and validate. Returns NULL when any error was found; every error is in
+ * errs as "FILE:LINE: message" (unknown keys, wrong types, unknown connector
+ * type, route to an unknown or non-sink connector, duplicate names, ...). */
+relais_config *relais_config_load(const char *path, relais_errlist *errs);
+void           relais_config_destroy(relais_config *c);
+
+/* Registry of built-in connector descriptors (hub/registry.c). */
+const relais_connector *relais_registry_find(const char *name);
+const relais_connector *const *relais_registry_all(size_t *n);
+#endif

@@ -1,0 +1,712 @@
+/*
+ * hub.c - the running hub.
+ *
+ * Threads and what each owns:
+ *   main thread     relais_hub_run(): calls receive() of pull sources (file)
+ *                   every poll interval; start/stop of everything.
+ *   bus thread      the only caller of relais_bus_consume()/relais_bus_poll():
+ *                   consumes events, routes them, journals the routing
+ *                   (blocking group commit), stores offsets, queues deliveries.
+ *   scheduler       claims due deliveries from the journal (retries, replays,
+ *                   orphans of a dead hub) and re-publishes events journaled
+ *                   but never routed (a crash between journal and bus).
+ *   workers (N)     take deliveries from the per-destination queues, at most
+ *                   max_in_flight at once per destination, call deliver(),
+ *                   queue the outcome to the journal (async).
+ *   journal writer  inside journal.c; admin HTTP and push sources run their
+ *                   own threads and only call thread-safe functions here.
+ * The delivery queues (dests[], dq_total) are guarded by dq_mu.
+ * Counters are atomics (metrics.h).
+ *
+ * Flow of one record: source -> relais_submit() -> event built -> journal
+ * ingest (inbox dedupe, step "received", durable) -> produce to Kafka keyed
+ * by subject -> bus thread -> router -> journal route (deliveries rows,
+ * steps "routed") -> offsets stored -> workers -> deliver() -> journal
+ * attempt (delivered / retry_scheduled / dead_lettered).
+ * At-least-once on the bus; the journal's unique keys make effects
+ * idempotent, and every destination receives the event id.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "hub.h"
+#include "backoff.h"
+#include "event_int.h"
+#include "instance.h"
+#include "router.h"
+
+#define DQ_HIGH 20000          /* queued deliveries above which the bus thread pauses */
+#define CONSUME_BATCH 1000
+#define SWEEP_INTERVAL_US (15 * 1000000LL)
+#define SWEEP_MIN_AGE_US (60 * 1000000LL)
+
+typedef struct dq_node {
+    relais_delivery  d;
+    struct dq_node  *next;
+} dq_node;
+
+typedef struct dest {
+    relais_instance     *inst;
+    long                 max_in_flight;
+    long                 in_flight;
+    dq_node             *head, *tail;
+    size_t               queued;
+    relais_conn_metrics *m;
+} dest;
+
+struct relais_hub {
+    relais_config   *cfg;
+    relais_journal  *j;
+    relais_bus      *bus;
+    relais_router   *router;
+    relais_metrics  *metrics;
+    relais_admin    *admin;
+    relais_instance **insts;
+    size_t           n_insts;
+
+    dest            *dests;
+    size_t           n_dests;
+    pthread_mutex_t  dq_mu;
+    pthread_cond_t   dq_cv;
+    size_t           dq_total;
+    size_t           dq_rr;
+    int              dq_stop;
+
+    pthread_t       *workers;
+    size_t           n_workers;
+    pthread_t        bus_thread, sched_thread;
+    int              threads_started;
+    atomic_int       stop_requested;
+    atomic_int       bus_stop;
+    atomic_int       sched_stop;
+    int              started;
+    int              stopped;
+    char             owner[160];
+    char             admin_url[80];
+};
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+static int64_t parse_time_us(const char *t)
+{
+    /* 2026-11-25T19:06:30.123456Z */
+    if (!t) return 0;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *rest = strptime(t, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!rest) return 0;
+    int64_t us = (int64_t)timegm(&tm) * 1000000;
+    if (*rest == '.') {
+        long frac = 0;
+        int digits = 0;
+        for (rest++; *rest >= '0' && *rest <= '9'; rest++) {
+            if (digits < 6) { frac = frac * 10 + (*rest - '0'); digits++; }
+        }
+        while (digits++ < 6) frac *= 10;
+        us += frac;
+    }
+    return us;
+}
+
+static dest *find_dest(relais_hub *h, const char *name)
+{
+    for (size_t i = 0; i < h->n_dests; i++)
+        if (strcmp(h->dests[i].inst->name, name) == 0) return &h->dests[i];
+    return NULL;
+}
+
+int relais_hub_accepting(relais_hub *h)
+{
+    return !atomic_load(&h->stop_requested) && relais_journal_healthy(h->j) && relais_bus_healthy(h->bus);
+}
+
+/* ---- source side: relais_instance_ops ---------------------------------------- */
+
+static int op_accepting(void *hubp, const relais_instance *inst)
+{
+    (void)inst;
+    return relais_hub_accepting(hubp);
+}
+
+static int op_reject(void *hubp, relais_instance *inst, const char *record_id, const char *where,
+                     const char *reason, const char *raw, size_t rawlen)
+{
+    relais_hub *h = hubp;
+    relais_conn_metrics *m = relais_metrics_conn(h->metrics, inst->name);
+    if (m) atomic_fetch_add(&m->rejected, 1);
+    relais_logf(RELAIS_LOG_WARN, inst->name, "rejected %s%s%s: %s", where ? where : "input",
+                record_id ? " record " : "", record_id ? record_id : "", reason);
+    return relais_journal_reject(h->j, inst->name, record_id, where, reason, raw, rawlen);
+}
+
+static void publish(relais_hub *h, relais_event *ev)
+{
+    const char *key = relais_event_subject(ev) ? relais_event_subject(ev) : relais_event_id(ev);
+    size_t len;
+    const char *json = relais_event_json(ev, &len);
+    relais_event_ref(ev);    /* released by on_produced */
+    if (relais_bus_produce(h->bus, key, json, len, ev) != 0) {
+        atomic_fetch_add(&h->metrics->publish_errors, 1);
+        relais_logf(RELAIS_LOG_WARN, "hub", "event %s journaled but not published yet; "
+                    "the scheduler will publish it again", relais_event_id(ev));
+        relais_event_unref(ev);
+    }
+}
+
+static int op_submit(void *hubp, relais_instance *inst, const relais_record *recs, size_t n,
+                     relais_submit_result *res)
+{
+    relais_hub *h = hubp;
+    relais_conn_metrics *m = relais_metrics_conn(h->metrics, inst->name);
+    if (!relais_hub_accepting(h)) {
+        for (size_t i = 0; i < n; i++) {
+            res[i].status = RELAIS_SUBMIT_UNAVAILABLE;
+            res[i].event_id[0] = '\0';
+            snprintf(res[i].reason, sizeof res[i].reason, "the hub cannot journal or publish right now");
+        }
+        return -1;
+    }
+    relais_event **evs = calloc(n ? n : 1, sizeof *evs);
+    size_t *slot = calloc(n ? n : 1, sizeof *slot);
+    relais_submit_result *tmp = calloc(n ? n : 1, sizeof *tmp);
+    if (!evs || !slot || !tmp) {
+        free(evs); free(slot); free(tmp);
+        for (size_t i = 0; i < n; i++) res[i].status = RELAIS_SUBMIT_UNAVAILABLE;
+        return -1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        char err[256];
+        memset(&res[i], 0, sizeof res[i]);
+        relais_event *ev = relais_event_build(&recs[i], inst->name, inst->tenant, err, sizeof err);
+        if (!ev) {
+            res[i].status = RELAIS_SUBMIT_REJECTED;
+            snprintf(res[i].reason, sizeof res[i].reason, "%s", err);
+            op_reject(h, inst, recs[i].record_id, "record", err, NULL, 0);
+            continue;
+        }
+        evs[k] = ev;
+        slot[k] = i;
+        k++;
+    }
+    int rc = 0;
+    if (k > 0 && relais_journal_ingest(h->j, evs, k, tmp) != 0) {
+        for (size_t x = 0; x < k; x++) {
+            res[slot[x]].status = RELAIS_SUBMIT_UNAVAILABLE;
+            snprintf(res[slot[x]].reason, sizeof res[slot[x]].reason, "journal unavailable");
+        }
+        rc = -1;
+    } else {
+        for (size_t x = 0; x < k; x++) {
+            res[slot[x]] = tmp[x];
+            if (tmp[x].status == RELAIS_SUBMIT_ACCEPTED) {
+                if (m) atomic_fetch_add(&m->events_in, 1);
+                publish(h, evs[x]);
+            } else if (tmp[x].status == RELAIS_SUBMIT_DUPLICATE) {
+                if (m) atomic_fetch_add(&m->duplicates, 1);
+            }
+        }
+    }
+    for (size_t x = 0; x < k; x++) relais_event_unref(evs[x]);
+    free(evs);
+    free(slot);
+    free(tmp);
+    return rc;
+}
+
+static const relais_instance_ops g_ops = { op_submit, op_reject, op_accepting };
+
+static void on_produced(void *opaque, int err, const char *errstr, void *msg_opaque)
+{
+    relais_hub *h = opaque;
+    relais_event *ev = msg_opaque;
+    if (!ev) return;
+    if (err == 0) {
+        atomic_fetch_add(&h->metrics->published, 1);
+        relais_journal_step(h->j, relais_event_id(ev), "published", NULL, 0, NULL, relais_now_us());
+    } else {
+        atomic_fetch_add(&h->metrics->publish_errors, 1);
+        relais_logf(RELAIS_LOG_WARN, "bus", "event %s not acknowledged by the bus (%s); it will be "
+                    "published again from the journal", relais_event_id(ev), errstr ? errstr : "?");
+    }
+    relais_event_unref(ev);
+}
+
+/* ---- delivery queues --------------------------------------------------------- */
+
+/* Takes ownership of the contents of d[0..n) (the array itself is freed). */
+static void enqueue_deliveries(relais_hub *h, relais_delivery *d, size_t n)
+{
+    pthread_mutex_lock(&h->dq_mu);
+    for (size_t i = 0; i < n; i++) {
+        dest *ds = find_dest(h, d[i].destination);
+        if (!ds) {
+            relais_logf(RELAIS_LOG_WARN, "hub", "delivery %lld to unknown destination '%s' left pending",
+                        (long long)d[i].id, d[i].destination);
+            continue;   /* freed below with the array */
+        }
+        dq_node *nd = calloc(1, sizeof *nd);
+        if (!nd) continue;
+        nd->d = d[i];
+        memset(&d[i], 0, sizeof d[i]);
+        if (ds->tail) ds->tail->next = nd; else ds->head = nd;
+        ds->tail = nd;
+        ds->queued++;
+        atomic_store(&ds->m->queued, (long long)ds->queued);
+        h->dq_total++;
+    }
+    pthread_cond_broadcast(&h->dq_cv);
+    pthread_mutex_unlock(&h->dq_mu);
+    relais_deliveries_free(d, n);
+}
+
+static size_t dq_total(relais_hub *h)
+{
+    pthread_mutex_lock(&h->dq_mu);
+    size_t t = h->dq_total;
+    pthread_mutex_unlock(&h->dq_mu);
+    return t;
+}
+
+static void attempt(relais_hub *h, dest *ds, relais_delivery *d, uint64_t *rng)
+{
+    relais_answer ans;
+    memset(&ans, 0, sizeof ans);
+    const relais_connector *desc = ds->inst->desc;
+    int64_t t0 = relais_now_us();
+    relais_verdict v = desc->deliver(ds->inst->ctx, d->ev, d->local_id, &ans);
+    int64_t t1 = relais_now_us();
+    int attempt_no = d->attempts + 1;
+    atomic_fetch_add(&ds->m->attempts, 1);
+    atomic_store(&ds->m->last_status, ans.status);
+    const relais_config *c = h->cfg;
+    if (v == RELAIS_DELIVER_OK) {
+        relais_journal_attempt(h->j, d, v, &ans, 0, 0, t0, t1);
+        atomic_fetch_add(&ds->m->delivered, 1);
+        relais_metrics_observe_latency(h->metrics, t1 - parse_time_us(relais_event_time(d->ev)));
+    } else if (v == RELAIS_DELIVER_REJECT || attempt_no >= c->delivery.max_attempts) {
+        relais_journal_attempt(h->j, d, v, &ans, 0, 1, t0, t1);
+        atomic_fetch_add(&ds->m->dead_lettered, 1);
+        relais_logf(RELAIS_LOG_WARN, ds->inst->name, "event %s dead-lettered after %d attempt(s): %d %s",
+                    relais_event_id(d->ev), attempt_no, ans.status, ans.detail);
+    } else {
+        long wait = relais_backoff_ms(attempt_no, c->delivery.backoff_initial_ms,
+                                      c->delivery.backoff_max_ms, rng);
+        relais_journal_attempt(h->j, d, v, &ans, wait, 0, t0, t1);
+        atomic_fetch_add(&ds->m->retried, 1);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    relais_hub *h = arg;
+    uint64_t rng = (uint64_t)relais_mono_us() ^ (uint64_t)(uintptr_t)&rng;
+    pthread_mutex_lock(&h->dq_mu);
+    for (;;) {
+        if (h->dq_stop) break;
+        dest *pick = NULL;
+        for (size_t k = 0; k < h->n_dests && !pick; k++) {
+            dest *ds = &h->dests[(h->dq_rr + k) % h->n_dests];
+            if (ds->queued > 0 && ds->in_flight < ds->max_in_flight) pick = ds;
+        }
+        if (!pick) {
+            pthread_cond_wait(&h->dq_cv, &h->dq_mu);
+            continue;
+        }
+        h->dq_rr++;
+        dq_node *nd = pick->head;
+        pick->head = nd->next;
+        if (!pick->head) pick->tail = NULL;
+        pick->queued--;
+        h->dq_total--;
+        pick->in_flight++;
+        atomic_store(&pick->m->queued, (long long)pick->queued);
+        atomic_store(&pick->m->in_flight, pick->in_flight);
+        pthread_mutex_unlock(&h->dq_mu);
+
+        attempt(h, pick, &nd->d, &rng);
+        relais_delivery_clear(&nd->d);
+        free(nd);
+
+        pthread_mutex_lock(&h->dq_mu);
+        pick->in_flight--;
+        atomic_store(&pick->m->in_flight, pick->in_flight);
+        pthread_cond_broadcast(&h->dq_cv);
+    }
+    pthread_mutex_unlock(&h->dq_mu);
+    return NULL;
+}
+
+/* ---- bus thread: consume, route, journal, queue ---------------------------------- */
+
+static void route_batch(relais_hub *h, relais_bus_msg *msgs, int n)
+{
+    relais_event **evs = calloc((size_t)n, sizeof *evs);
+    relais_route_item *items = calloc((size_t)n, sizeof *items);
+    const char **dests = calloc((size_t)n * h->n_dests + 1, sizeof *dests);
+    const char **routes = calloc((size_t)n * h->n_dests + 1, sizeof *routes);
+    if (!evs || !items || !dests || !routes) {
+        free(evs); free(items); free(dests); free(routes);
+        return;   /* offsets not stored: the messages come again */
+    }
+    size_t k = 0, used = 0;
+    for (int i = 0; i < n; i++) {
+        char err[256];
+        relais_event *ev = relais_event_parse(msgs[i].value, msgs[i].len, err, sizeof err);
+        if (!ev) {
+            relais_logf(RELAIS_LOG_ERROR, "bus", "skipping a message that is not a Relais event "
+                        "(partition %d offset %lld): %s", (int)msgs[i].partition,
+                        (long long)msgs[i].offset, err);
+            continue;
+        }
+        size_t nd = relais_router_match(h->router, ev, dests + used, routes + used, h->n_dests);
+        items[k].ev = ev;
+        items[k].dests = dests + used;
+        items[k].routes = routes + used;
+        items[k].ndest = nd;
+        used += nd;
+        evs[k++] = ev;
+    }
+    relais_delivery *out = NULL;
+    size_t nout = 0;
+    long backoff = 100;
+    while (k > 0) {
+        if (relais_journal_route(h->j, items, k, h->owner, h->cfg->delivery.lease_ms, &out, &nout) == 0)
+            break;
+        if (atomic_load(&h->bus_stop)) { k = 0; goto done; }  /* not stored: redelivered later */
+        relais_logf(RELAIS_LOG_WARN, "hub", "journal unavailable while routing; retrying in %ld ms", backoff);
+        sleep_ms(backoff);
+        backoff = backoff < 2000 ? backoff * 2 : 2000;
+    }
+    for (size_t i = 0; i < k; i++) {
+        if (items[i].ndest > 0) atomic_fetch_add(&h->metrics->routed, 1);
+        else atomic_fetch_add(&h->metrics->unrouted, 1);
+    }
+    for (int i = 0; i < n; i++) relais_bus_store_offset(h->bus, &msgs[i]);
+    if (nout > 0) enqueue_deliveries(h, out, nout);
+    else relais_deliveries_free(out, 0);
+done:
+    for (size_t i = 0; i < (size_t)n && evs[i]; i++) relais_event_unref(evs[i]);
+    free(evs);
+    free(items);
+    free(dests);
+    free(routes);
+}
+
+static void *bus_main(void *arg)
+{
+    relais_hub *h = arg;
+    relais_bus_msg *msgs = calloc(CONSUME_BATCH, sizeof *msgs);
+    if (!msgs) return NULL;
+    while (!atomic_load(&h->bus_stop)) {
+        relais_bus_poll(h->bus, 0);
+        if (dq_total(h) > DQ_HIGH) {       /* back-pressure: deliveries are behind */
+            sleep_ms(5);
+            continue;
+        }
+        int n = relais_bus_consume(h->bus, msgs, CONSUME_BATCH, 100);
+        if (n <= 0) continue;
+        route_batch(h, msgs, n);
+        for (int i = 0; i < n; i++) relais_bus_msg_release(&msgs[i]);
+    }
+    free(msgs);
+    return NULL;
+}
+
+/* ---- scheduler: due deliveries and unpublished events ----------------------------- */
+
+static void republish_unrouted(relais_hub *h, int64_t min_age_us)
+{
+    relais_event **evs = NULL;
+    size_t n = 0;
+    if (relais_journal_unrouted(h->j, 5000, &evs, &n) != 0) return;
+    int64_t now = relais_now_us();
+    size_t again = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (now - parse_time_us(relais_event_time(evs[i])) >= min_age_us) {
+            publish(h, evs[i]);
+            again++;
+        }
+        relais_event_unref(evs[i]);
+    }
+    free(evs);
+    if (again) relais_logf(RELAIS_LOG_INFO, "hub", "published again %zu event(s) journaled but not routed", again);
+}
+
+static void *sched_main(void *arg)
+{
+    relais_hub *h = arg;
+    int64_t last_sweep = relais_mono_us();
+    while (!atomic_load(&h->sched_stop)) {
+        long slept = 0;
+        while (slept < h->cfg->delivery.poll_interval_ms && !atomic_load(&h->sched_stop)) {
+            sleep_ms(20);
+            slept += 20;
+        }
+        if (atomic_load(&h->sched_stop)) break;
+        size_t queued = dq_total(h);
+        if (queued < DQ_HIGH / 2) {
+            relais_delivery *d = NULL;
+            size_t n = 0;
+            size_t want = DQ_HIGH / 2 - queued;
+            if (want > 2000) want = 2000;
+            if (relais_journal_claim_due(h->j, h->owner, h->cfg->delivery.lease_ms, want, &d, &n) == 0 && n > 0)
+                enqueue_deliveries(h, d, n);
+            else
+                relais_deliveries_free(d, n);
+        }
+        if (relais_mono_us() - last_sweep > SWEEP_INTERVAL_US) {
+            republish_unrouted(h, SWEEP_MIN_AGE_US);
+            last_sweep = relais_mono_us();
+        }
+    }
+    return NULL;
+}
+
+/* ---- lifecycle ------------------------------------------------------------------ */
+
+static int mkdir_p(const char *path)
+{
+    char tmp[1024];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+static void write_state(const char *dir, const char *name, const char *value)
+{
+    char path[1100], tmp[1100];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", dir, name);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return;
+    fprintf(f, "%s\n", value);
+    fclose(f);
+    rename(tmp, path);
+}
+
+relais_hub *relais_hub_new(relais_config *cfg, char *errstr, size_t errlen)
+{
+    relais_hub *h = calloc(1, sizeof *h);
+    if (!h) { snprintf(errstr, errlen, "out of memory"); return NULL; }
+    h->cfg = cfg;
+    pthread_mutex_init(&h->dq_mu, NULL);
+    pthread_cond_init(&h->dq_cv, NULL);
+    atomic_init(&h->stop_requested, 0);
+    atomic_init(&h->bus_stop, 0);
+    atomic_init(&h->sched_stop, 0);
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    char rnd[37];
+    relais_uuid_v7(rnd);
+    snprintf(h->owner, sizeof h->owner, "%s/%s/%d/%.8s", cfg->hub.name, host, (int)getpid(), rnd + 28);
+
+    const char **names = calloc(cfg->n_connectors + 1, sizeof *names);
+    for (size_t i = 0; names && i < cfg->n_connectors; i++) names[i] = cfg->connectors[i].name;
+    h->metrics = names ? relais_metrics_new(names, cfg->n_connectors) : NULL;
+    free(names);
+    if (!h->metrics) { snprintf(errstr, errlen, "out of memory"); relais_hub_destroy(h); return NULL; }
+
+    char err[512];
+    relais_journal_opts jo = { cfg->journal.conninfo, cfg->journal.batch_max, cfg->journal.batch_wait_ms, 1, 100000 };
+    h->j = relais_journal_open(&jo, err, sizeof err);
+    if (!h->j) { snprintf(errstr, errlen, "journal: %s", err); relais_hub_destroy(h); return NULL; }
+
+    relais_bus_conf bc = {
+        .brokers = cfg->bus.brokers, .embedded_brokers = (int)cfg->bus.embedded_brokers,
+        .topic = cfg->bus.topic, .partitions = (int)cfg->bus.partitions, .group = cfg->bus.group,
+        .client_id = cfg->hub.name, .rdkafka = cfg->bus.rdkafka,
+        .on_produced = on_produced, .opaque = h,
+    };
+    h->bus = relais_bus_new(&bc, err, sizeof err);
+    if (!h->bus) { snprintf(errstr, errlen, "bus: %s", err); relais_hub_destroy(h); return NULL; }
+
+    h->router = relais_router_new(cfg, err, sizeof err);
+    if (!h->router) { snprintf(errstr, errlen, "router: %s", err); relais_hub_destroy(h); return NULL; }
+
+    h->insts = calloc(cfg->n_connectors + 1, sizeof *h->insts);
+    h->dests = calloc(cfg->n_connectors + 1, sizeof *h->dests);
+    if (!h->insts || !h->dests) { snprintf(errstr, errlen, "out of memory"); relais_hub_destroy(h); return NULL; }
+    for (size_t i = 0; i < cfg->n_connectors; i++) {
+        relais_conn_cfg *cc = &cfg->connectors[i];
+        relais_instance *inst = relais_instance_new(cc->name, cc->tenant, cc->mode, cc->desc, cc->opts,
+                                                    &g_ops, h, relais_bus_bootstrap(h->bus));
+        if (!inst) { snprintf(errstr, errlen, "out of memory"); relais_hub_destroy(h); return NULL; }
+        inst->max_in_flight = cc->max_in_flight > 0 ? cc->max_in_flight : 4;
+        h->insts[h->n_insts++] = inst;
+        if (cc->desc->init && cc->desc->init(inst, cc->opts, &inst->ctx, err, sizeof err) != 0) {
+            snprintf(errstr, errlen, "%s:%d: connector '%s' (%s): %s", cfg->path ? cfg->path : "config",
+                     cc->line, cc->name, cc->type, err);
+            inst->ctx = NULL;
+            relais_hub_destroy(h);
+            return NULL;
+        }
+        if (cc->mode & RELAIS_MODE_SINK) {
+            dest *ds = &h->dests[h->n_dests++];
+            ds->inst = inst;
+            ds->max_in_flight = inst->max_in_flight;
+            ds->m = relais_metrics_conn(h->metrics, cc->name);
+        }
+    }
+    return h;
+}
+
+int relais_hub_start(relais_hub *h, char *errstr, size_t errlen)
+{
+    char err[512];
+    const relais_config *c = h->cfg;
+    if (mkdir_p(c->hub.state_dir) != 0) {
+        snprintf(errstr, errlen, "cannot create state_dir %s: %s", c->hub.state_dir, strerror(errno));
+        return -1;
+    }
+    write_state(c->hub.state_dir, "bootstrap.txt", relais_bus_bootstrap(h->bus));
+    if (c->hub.admin_listen && *c->hub.admin_listen) {
+        h->admin = relais_admin_start(h, c->hub.admin_listen, err, sizeof err);
+        if (!h->admin) { snprintf(errstr, errlen, "admin HTTP: %s", err); return -1; }
+        const char *colon = strrchr(c->hub.admin_listen, ':');
+        snprintf(h->admin_url, sizeof h->admin_url, "http://%.*s:%u",
+                 colon ? (int)(colon - c->hub.admin_listen) : 9, colon ? c->hub.admin_listen : "127.0.0.1",
+                 relais_admin_port(h->admin));
+        write_state(c->hub.state_dir, "admin.txt", h->admin_url);
+    }
+    /* Deliveries first, so that sources never feed a hub that cannot deliver. */
+    h->n_workers = (size_t)(c->delivery.workers > 0 ? c->delivery.workers : 1);
+    h->workers = calloc(h->n_workers, sizeof *h->workers);
+    if (!h->workers) { snprintf(errstr, errlen, "out of memory"); return -1; }
+    for (size_t i = 0; i < h->n_workers; i++) pthread_create(&h->workers[i], NULL, worker_main, h);
+    pthread_create(&h->bus_thread, NULL, bus_main, h);
+    pthread_create(&h->sched_thread, NULL, sched_main, h);
+    h->threads_started = 1;
+    /* Anything journaled but never routed (crash between journal and bus, or an
+     * embedded broker whose memory died with the last process). */
+    republish_unrouted(h, 0);
+    for (size_t i = 0; i < h->n_insts; i++) {
+        relais_instance *inst = h->insts[i];
+        if (inst->desc->start && inst->desc->start(inst->ctx, err, sizeof err) != 0) {
+            snprintf(errstr, errlen, "connector '%s': %s", inst->name, err);
+            return -1;
+        }
+    }
+    h->started = 1;
+    relais_logf(RELAIS_LOG_INFO, "hub", "running: bus %s, %zu connector(s), %zu route(s)%s%s",
+                relais_bus_bootstrap(h->bus), h->n_insts, c->n_routes,
+                h->admin ? ", admin " : "", h->admin ? h->admin_url : "");
+    return 0;
+}
+
+int relais_hub_run(relais_hub *h)
+{
+    while (!atomic_load(&h->stop_requested)) {
+        for (size_t i = 0; i < h->n_insts; i++) {
+            relais_instance *inst = h->insts[i];
+            if ((inst->mode & RELAIS_MODE_SOURCE) && inst->desc->receive && relais_hub_accepting(h))
+                inst->desc->receive(inst->ctx);
+        }
+        for (int k = 0; k < 10 && !atomic_load(&h->stop_requested); k++) sleep_ms(20);
+    }
+    return 0;
+}
+
+void relais_hub_request_stop(relais_hub *h)
+{
+    atomic_store(&h->stop_requested, 1);
+}
+
+void relais_hub_stop(relais_hub *h)
+{
+    if (!h || h->stopped) return;
+    h->stopped = 1;
+    atomic_store(&h->stop_requested, 1);
+    /* 1. sources stop accepting */
+    for (size_t i = 0; i < h->n_insts; i++)
+        if ((h->insts[i]->mode & RELAIS_MODE_SOURCE) && h->insts[i]->desc->stop && h->insts[i]->ctx)
+            h->insts[i]->desc->stop(h->insts[i]->ctx);
+    if (h->threads_started) {
+        /* 2. routing and scheduling stop (unstored offsets come again later) */
+        atomic_store(&h->bus_stop, 1);
+        atomic_store(&h->sched_stop, 1);
+        pthread_join(h->bus_thread, NULL);
+        pthread_join(h->sched_thread, NULL);
+        /* 3. deliveries in flight finish; queued ones keep their lease in the
+         * journal and are claimed again when it expires */
+        pthread_mutex_lock(&h->dq_mu);
+        h->dq_stop = 1;
+        pthread_cond_broadcast(&h->dq_cv);
+        pthread_mutex_unlock(&h->dq_mu);
+        for (size_t i = 0; i < h->n_workers; i++) pthread_join(h->workers[i], NULL);
+        h->threads_started = 0;
+    }
+    for (size_t i = 0; i < h->n_dests; i++) {
+        dq_node *nd = h->dests[i].head;
+        while (nd) {
+            dq_node *next = nd->next;
+            relais_delivery_clear(&nd->d);
+            free(nd);
+            nd = next;
+        }
+        h->dests[i].head = h->dests[i].tail = NULL;
+        h->dests[i].queued = 0;
+    }
+    /* 4. sinks stop */
+    for (size_t i = 0; i < h->n_insts; i++)
+        if ((h->insts[i]->mode & RELAIS_MODE_SINK) && h->insts[i]->desc->stop && h->insts[i]->ctx)
+            h->insts[i]->desc->stop(h->insts[i]->ctx);
+    relais_admin_stop(h->admin);
+    h->admin = NULL;
+    /* 5. the bus commits offsets and flushes (delivery reports reach the journal) */
+    relais_bus_destroy(h->bus);
+    h->bus = NULL;
+    relais_journal_close(h->j);
+    h->j = NULL;
+}
+
+void relais_hub_destroy(relais_hub *h)
+{
+    if (!h) return;
+    relais_hub_stop(h);
+    for (size_t i = 0; i < h->n_insts; i++) {
+        relais_instance *inst = h->insts[i];
+        if (inst->desc->destroy && inst->ctx) inst->desc->destroy(inst->ctx);
+        relais_instance_destroy(inst);
+    }
+    free(h->insts);
+    free(h->dests);
+    free(h->workers);
+    relais_router_destroy(h->router);
+    relais_metrics_destroy(h->metrics);
+    pthread_mutex_destroy(&h->dq_mu);
+    pthread_cond_destroy(&h->dq_cv);
+    free(h);
+}
+
+relais_bus *relais_hub_bus(relais_hub *h) { return h->bus; }
+relais_journal *relais_hub_journal(relais_hub *h) { return h->j; }
+relais_metrics *relais_hub_metrics(relais_hub *h) { return h->metrics; }
+const char *relais_hub_admin_url(relais_hub *h) { return h->admin_url[0] ? h->admin_url : NULL; }
+
+relais_instance *relais_hub_instance(relais_hub *h, const char *name)
+{
+    for (size_t i = 0; i < h->n_insts; i++)
+        if (strcmp(h->insts[i]->name, name) == 0) return h->insts[i];
+    return NULL;
+}

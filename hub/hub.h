@@ -1,0 +1,45 @@
+/*
+ * hub.h - the running hub: wires config, journal, bus, router, delivery,
+ * sources and the admin HTTP server. Used by `relais run` and, as a
+ * library, by the runtime tests.
+ */
+#ifndef RELAIS_HUB_H
+#define RELAIS_HUB_H
+#include "config.h"
+#include "bus.h"
+#include "journal.h"
+#include "metrics.h"
+
+typedef struct relais_hub relais_hub;
+
+/* cfg is borrowed and must outlive the hub. Opens the journal (migrations),
+ * the bus (embedded broker when configured), builds the router and every
+ * connector instance (init). Nothing runs yet. NULL with errstr on error. */
+relais_hub *relais_hub_new(relais_config *cfg, char *errstr, size_t errlen);
+/* Start threads, connectors, admin HTTP; re-publish events journaled but
+ * never routed. Writes <state_dir>/bootstrap.txt and admin.txt. */
+int  relais_hub_start(relais_hub *h, char *errstr, size_t errlen);
+/* Block in the main loop (pull sources) until relais_hub_request_stop(). */
+int  relais_hub_run(relais_hub *h);
+/* Async-signal-safe. */
+void relais_hub_request_stop(relais_hub *h);
+/* Graceful stop: sources first, then routing, then deliveries in flight
+ * (bounded wait), then the bus (offsets committed) and the journal. */
+void relais_hub_stop(relais_hub *h);
+void relais_hub_destroy(relais_hub *h);   /* stops when still running; NULL-safe */
+
+relais_bus     *relais_hub_bus(relais_hub *h);
+relais_journal *relais_hub_journal(relais_hub *h);
+relais_metrics *relais_hub_metrics(relais_hub *h);
+int             relais_hub_accepting(relais_hub *h);
+/* The admin HTTP base URL ("http://127.0.0.1:PORT"), or NULL when off. */
+const char     *relais_hub_admin_url(relais_hub *h);
+/* A connector instance by name (for tests). */
+relais_instance *relais_hub_instance(relais_hub *h, const char *name);
+
+/* Admin HTTP server (admin_http.c). */
+typedef struct relais_admin relais_admin;
+relais_admin *relais_admin_start(relais_hub *h, const char *listen, char *errstr, size_t errlen);
+unsigned short relais_admin_port(const relais_admin *a);
+void relais_admin_stop(relais_admin *a);
+#endif

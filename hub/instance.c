@@ -1,0 +1,81 @@
+/*
+ * instance.c - the source API of include/relais/connector.h, dispatched to
+ * the hub through relais_instance_ops.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "instance.h"
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+relais_instance *relais_instance_new(const char *name, const char *tenant, unsigned mode,
+                                     const relais_connector *desc, void *config,
+                                     const relais_instance_ops *ops, void *hub,
+                                     const char *bootstrap)
+{
+    relais_instance *i = calloc(1, sizeof *i);
+    if (!i) return NULL;
+    i->name = dup_or_null(name);
+    i->tenant = dup_or_null(tenant ? tenant : "default");
+    i->mode = mode;
+    i->desc = desc;
+    i->config = config;
+    i->ops = ops;
+    i->hub = hub;
+    i->bootstrap = dup_or_null(bootstrap);
+    i->max_in_flight = 4;
+    return i;
+}
+
+void relais_instance_destroy(relais_instance *inst)
+{
+    if (!inst) return;
+    free(inst->name);
+    free(inst->tenant);
+    free(inst->bootstrap);
+    free(inst);
+}
+
+const char *relais_instance_name(const relais_instance *inst) { return inst->name; }
+const char *relais_instance_tenant(const relais_instance *inst) { return inst->tenant; }
+unsigned relais_instance_mode(const relais_instance *inst) { return inst->mode; }
+const char *relais_instance_bus_bootstrap(const relais_instance *inst) { return inst->bootstrap; }
+
+void relais_instance_log(const relais_instance *inst, relais_log_level lvl, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    relais_logf(lvl, inst && inst->name ? inst->name : "connector", "%s", msg);
+}
+
+int relais_submit(relais_instance *inst, const relais_record *recs, size_t n,
+                  relais_submit_result *results)
+{
+    if (!inst->ops || !inst->ops->submit) {
+        for (size_t k = 0; k < n; k++) {
+            results[k].status = RELAIS_SUBMIT_UNAVAILABLE;
+            results[k].event_id[0] = '\0';
+            snprintf(results[k].reason, sizeof results[k].reason, "hub not running");
+        }
+        return -1;
+    }
+    return inst->ops->submit(inst->hub, inst, recs, n, results);
+}
+
+int relais_reject(relais_instance *inst, const char *record_id, const char *where,
+                  const char *reason, const char *raw, size_t rawlen)
+{
+    if (!inst->ops || !inst->ops->reject) return -1;
+    return inst->ops->reject(inst->hub, inst, record_id, where, reason, raw, rawlen);
+}
+
+int relais_accepting(const relais_instance *inst)
+{
+    if (!inst->ops || !inst->ops->accepting) return 0;
+    return inst->ops->accepting(inst->hub, inst);
+}

@@ -1,0 +1,40 @@
+/*
+ * instance.h - the hub side of a connector instance (relais_instance), and
+ * the operations behind the source API of include/relais/connector.h.
+ *
+ * The hub (hub.c) fills `ops` with its real submit/reject/accepting; tests of
+ * a single connector can build an instance with their own ops
+ * (relais_instance_new) and see exactly what the connector submits.
+ */
+#ifndef RELAIS_INSTANCE_H
+#define RELAIS_INSTANCE_H
+#include "relais/connector.h"
+
+typedef struct relais_instance_ops {
+    int (*submit)(void *hub, relais_instance *inst, const relais_record *recs, size_t n,
+                  relais_submit_result *results);
+    int (*reject)(void *hub, relais_instance *inst, const char *record_id, const char *where,
+                  const char *reason, const char *raw, size_t rawlen);
+    int (*accepting)(void *hub, const relais_instance *inst);
+} relais_instance_ops;
+
+struct relais_instance {
+    char                      *name;
+    char                      *tenant;
+    unsigned                   mode;
+    const relais_connector    *desc;
+    void                      *config;     /* option struct (owned by the config) */
+    void                      *ctx;        /* the connector's context from init() */
+    const relais_instance_ops *ops;
+    void                      *hub;        /* opaque for ops */
+    char                      *bootstrap;  /* bus bootstrap servers */
+    long                       max_in_flight;
+};
+
+/* A stand-alone instance (tests, tools). Strings are copied. */
+relais_instance *relais_instance_new(const char *name, const char *tenant, unsigned mode,
+                                     const relais_connector *desc, void *config,
+                                     const relais_instance_ops *ops, void *hub,
+                                     const char *bootstrap);
+void relais_instance_destroy(relais_instance *inst);   /* does not call desc->destroy */
+#endif

@@ -1,0 +1,157 @@
+/*
+ * journal.h - the PostgreSQL journal: every step of every event, the inbox
+ * (dedupe by source and source record id), the deliveries (the durable retry
+ * queue), the dead-letter queue and the cross-reference store.
+ *
+ * Threads: one writer thread owns the writer connection. Every write goes
+ * through its queue; it takes all queued jobs (up to batch_max, waiting up to
+ * batch_wait for more), runs them in ONE transaction and commits (group
+ * commit: no per-event commit on the hot path), then wakes the callers of
+ * the blocking calls. The read-side calls (trace, dlq, replay, claim,
+ * unrouted, xref_get) use a second connection guarded by a mutex.
+ * When PostgreSQL is down, blocking calls return -1 with
+ * RELAIS_SUBMIT_UNAVAILABLE results, async jobs stay queued and are retried
+ * (bounded queue), and the writer reconnects with backoff.
+ *
+ * Schema: see hub/migrations.c (versioned, applied at open under an advisory lock).
+ *   events(id uuid pk, tenant, source, record_id, type, subject, correlation_id,
+ *          received_at, routed_at, body jsonb)          unique(source, record_id)
+ *   steps(id bigserial, at, event_id, step, destination, attempt, status, detail)
+ *   rejections(id bigserial, at, source, record_id, location, reason, raw)
+ *   deliveries(id bigserial, event_id, destination, route, status pending|delivered|dead,
+ *              attempts, next_attempt_at, lease_owner, lease_until,
+ *              last_status, last_detail, updated_at)     unique(event_id, destination)
+ *   xref(tenant, entity, canonical_id, package, local_id, updated_at)
+ *          pk(tenant, entity, canonical_id, package)
+ *
+ * Step names (stable; the trace shows them): received, duplicate, rejected,
+ * published, routed, unrouted, attempt, delivered, retry_scheduled,
+ * dead_lettered, replayed.
+ */
+#ifndef RELAIS_JOURNAL_H
+#define RELAIS_JOURNAL_H
+#include <stdint.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+#include "relais/connector.h"
+
+typedef struct relais_journal relais_journal;
+
+typedef struct relais_journal_opts {
+    const char *conninfo;
+    long        batch_max;       /* default 1000 */
+    long        batch_wait_ms;   /* default 2 */
+    int         writer;          /* 1: start the writer thread (the hub); 0: read side only (CLI) */
+    long        queue_max;       /* most queued async jobs before blocking calls fail; default 100000 */
+} relais_journal_opts;
+
+/* Connect, apply migrations, start the writer when asked. */
+relais_journal *relais_journal_open(const relais_journal_opts *o, char *errstr, size_t errlen);
+/* Drain the queue (bounded wait), stop the writer, close connections. NULL-safe. */
+void relais_journal_close(relais_journal *j);
+/* 1 when the last transaction or connection check succeeded. */
+int  relais_journal_healthy(relais_journal *j);
+
+/* ---- write side (via the writer thread) ---- */
+
+/* Journal n new events (inbox dedupe on (source instance, record id)).
+ * Steps "received" or "duplicate". Blocks until committed.
+ * out[i].status: ACCEPTED (event_id = evs[i]'s id), DUPLICATE (event_id = the
+ * first event's id) or UNAVAILABLE. Returns -1 when the journal could not commit. */
+int relais_journal_ingest(relais_journal *j, relais_event *const *evs, size_t n,
+                          relais_submit_result *out);
+
+/* Journal an input that could not become an event: rejections row + step
+ * "rejected" (event_id NULL; detail = where + reason). Blocks until committed. */
+int relais_journal_reject(relais_journal *j, const char *source, const char *record_id,
+                          const char *where, const char *reason, const char *raw, size_t rawlen);
+
+/* What the router decided for one event. */
+typedef struct relais_route_item {
+    relais_event      *ev;
+    const char *const *dests;     /* ndest sink instance names */
+    const char *const *routes;    /* ndest route names, parallel to dests */
+    size_t             ndest;
+} relais_route_item;
+
+/* A delivery to attempt: one event to one destination. */
+typedef struct relais_delivery {
+    int64_t       id;
+    relais_event *ev;            /* owned reference */
+    char         *destination;
+    char         *tenant;
+    int           attempts;      /* attempts already made */
+    char         *local_id;      /* xref of the event's subject at this destination, or NULL */
+} relais_delivery;
+
+/* Create the delivery rows (ON CONFLICT DO NOTHING: an event routed twice is
+ * delivered once), set events.routed_at, write steps "routed" (one per
+ * destination, detail = route name) or "unrouted". Blocks until committed.
+ * *out receives the rows actually created, leased to `owner` for lease_ms,
+ * with the xref local id filled. */
+int relais_journal_route(relais_journal *j, const relais_route_item *items, size_t n,
+                         const char *owner, long lease_ms,
+                         relais_delivery **out, size_t *nout);
+/* Frees the contents of d[0..n) and then the array d itself. */
+void relais_deliveries_free(relais_delivery *d, size_t n);
+/* Frees the contents of ONE delivery (not the struct): the strings are plain
+ * malloc()/strdup() allocations and ev a counted reference. Leaves d zeroed. */
+static inline void relais_delivery_clear(relais_delivery *d)
+{
+    relais_event_unref(d->ev);
+    free(d->destination);
+    free(d->tenant);
+    free(d->local_id);
+    memset(d, 0, sizeof *d);
+}
+
+/* Outcome of one attempt (async: queued, committed with the next batch).
+ *   OK           -> delivered; steps attempt + delivered; xref upsert when ans->local_id[0]
+ *   RETRY, !dead -> pending, attempts+1, next_attempt_at = now + retry_in_ms, lease released;
+ *                   steps attempt + retry_scheduled
+ *   dead         -> dead (dead-letter); steps attempt + dead_lettered
+ * `started_us`/`ended_us`: wall-clock bounds of the attempt, the attempt step's time. */
+int relais_journal_attempt(relais_journal *j, const relais_delivery *d, relais_verdict v,
+                           const relais_answer *ans, long retry_in_ms, int dead,
+                           int64_t started_us, int64_t ended_us);
+
+/* A free-form step (async), e.g. "published" from the producer's delivery report. */
+int relais_journal_step(relais_journal *j, const char *event_id, const char *step,
+                        const char *destination, int status, const char *detail, int64_t at_us);
+
+/* ---- read side ---- */
+
+/* Lease up to max due deliveries (pending, next_attempt_at <= now, lease free
+ * or expired) to owner for lease_ms (FOR UPDATE SKIP LOCKED: several hubs can
+ * claim concurrently). */
+int relais_journal_claim_due(relais_journal *j, const char *owner, long lease_ms, size_t max,
+                             relais_delivery **out, size_t *nout);
+
+/* Events journaled but never routed (to re-publish at start), oldest first. */
+int relais_journal_unrouted(relais_journal *j, size_t max, relais_event ***out, size_t *nout);
+
+/* The local id package `package` gave (tenant, entity, canonical_id); 0 found, -1 not. */
+int relais_journal_xref_get(relais_journal *j, const char *tenant, const char *entity,
+                            const char *canonical_id, const char *package, char *out, size_t outlen);
+
+/* Everything known about `id`, which may be an event id, a correlation id or
+ * a source record id:
+ * {"query": id, "events": [{"id","type","source","subject","tenant","correlationid",
+ *   "recordid","received_at", "steps":[{"at","step","destination","attempt","status","detail"}],
+ *   "deliveries":[{"id","destination","status","attempts","last_status","last_detail"}]}],
+ *  "rejections":[{"at","source","record_id","location","reason"}]}
+ * Steps in time order. NULL with errstr on error; "events" empty when unknown. */
+json_t *relais_journal_trace(relais_journal *j, const char *id, char *errstr, size_t errlen);
+
+/* Dead-lettered deliveries, newest first:
+ * [{"id","event_id","type","destination","attempts","last_status","last_detail","updated_at"}] */
+json_t *relais_journal_dlq_list(relais_journal *j, size_t limit, char *errstr, size_t errlen);
+
+/* Put dead deliveries back: `id` is a delivery id (digits) or an event id
+ * (all of its dead deliveries). status pending, attempts 0, due now, step
+ * "replayed". *count = rows replayed. -1 with errstr on error; 0 and count 0
+ * when nothing matched. */
+int relais_journal_replay(relais_journal *j, const char *id, int *count, char *errstr, size_t errlen);
+#endif
