@@ -117,6 +117,9 @@ typedef struct relais_config {
  * errs as "FILE:LINE: message" (unknown keys, wrong types, unknown connector
  * type, route to an unknown or non-sink connector, duplicate names, ...). */
 relais_config *relais_config_load(const char *path, relais_errlist *errs);
+/* Same, from memory (fuzzing, tests); `name` stands for FILE in messages. */
+relais_config *relais_config_load_buffer(const char *name, const char *buf, size_t len,
+                                         relais_errlist *errs);
 void           relais_config_destroy(relais_config *c);
 
 /* Registry of built-in connector descriptors (hub/registry.c). */

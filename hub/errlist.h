@@ -14,7 +14,8 @@ typedef struct relais_errlist {
 } relais_errlist;
 
 void relais_errlist_init(relais_errlist *l);
-/* Adds "FILE:LINE: message" (line <= 0: "FILE: message"). */
+/* Adds "FILE:LINE: message" (line <= 0: "FILE: message"; file NULL: the
+ * message as it is, for text that already carries its place). */
 void relais_errlist_add(relais_errlist *l, const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void relais_errlist_print(const relais_errlist *l, FILE *out);

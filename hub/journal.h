@@ -53,6 +53,11 @@ relais_journal *relais_journal_open(const relais_journal_opts *o, char *errstr, 
 void relais_journal_close(relais_journal *j);
 /* 1 when the last transaction or connection check succeeded. */
 int  relais_journal_healthy(relais_journal *j);
+/* Counters of the writer since open: transactions committed and jobs they
+ * carried (group commit: batches is far below jobs under load). NULL-safe outs. */
+void relais_journal_stats(relais_journal *j, uint64_t *batches, uint64_t *jobs);
+/* Blocking calls (ingest, reject, route) give up after ms (default 30000). */
+void relais_journal_set_block_timeout(relais_journal *j, long ms);
 
 /* ---- write side (via the writer thread) ---- */
 

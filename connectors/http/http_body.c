@@ -1,0 +1,589 @@
+/*
+ * http_body.c - the pure part of the http connector: webhook body -> records,
+ * RFC 6901 JSON pointers, the X-Relais-Signature scheme (HMAC-SHA256 via
+ * OpenSSL's EVP_MAC, constant-time compare), UTF-8-safe excerpts and the
+ * listen-address split. No I/O, no threads, no global state: every function
+ * works on its arguments only, so the webhook threads call them freely and
+ * tests/fuzz/fuzz_webhook.c fuzzes relais_http_parse_body.
+ *
+ * Body forms (see README.md):
+ *   - a JSON object: one record;
+ *   - a JSON array of objects: a batch;
+ *   - Content-Type application/cloudevents+json: one structured CloudEvent;
+ *   - Content-Type application/cloudevents-batch+json: an array of them.
+ * jansson parses with JSON_REJECT_DUPLICATES (and refuses invalid UTF-8 and
+ * \u0000); the nesting depth is checked by a pre-scan before jansson runs,
+ * because jansson's own bound (2048) is far above ours.
+ */
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include "http_int.h"
+
+/* ---- Depth pre-scan ------------------------------------------------------- */
+
+int relais_http_depth_check(const char *buf, size_t len, int max_depth,
+                            int *line, int *column, size_t *position)
+{
+    int depth = 0, in_str = 0, esc = 0;
+    int ln = 1, col = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (c == '\n') {
+            ln++;
+            col = 0;
+        } else {
+            col++;
+        }
+        if (in_str) {
+            if (esc) esc = 0;
+            else if (c == '\\') esc = 1;
+            else if (c == '"') in_str = 0;
+            continue;
+        }
+        if (c == '"') {
+            in_str = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max_depth) {
+                if (line) *line = ln;
+                if (column) *column = col;
+                if (position) *position = i;
+                return -1;
+            }
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return 0;
+}
+
+/* ---- JSON pointers -------------------------------------------------------- */
+
+int relais_http_pointer_valid(const char *p)
+{
+    if (!p) return -1;
+    if (*p == '\0') return 0;
+    if (*p != '/') return -1;
+    for (const char *s = p; *s; s++)
+        if (*s == '~' && s[1] != '0' && s[1] != '1') return -1;
+    return 0;
+}
+
+json_t *relais_http_json_pointer(json_t *root, const char *p)
+{
+    if (!root || relais_http_pointer_valid(p) != 0) return NULL;
+    json_t *cur = root;
+    char tok[256];
+    while (*p == '/') {
+        p++;
+        size_t n = 0;
+        while (*p && *p != '/') {
+            char c = *p++;
+            if (c == '~') {
+                c = (*p == '0') ? '~' : '/';
+                p++;
+            }
+            if (n + 1 >= sizeof tok) return NULL;
+            tok[n++] = c;
+        }
+        tok[n] = '\0';
+        if (json_is_object(cur)) {
+            cur = json_object_get(cur, tok);
+        } else if (json_is_array(cur)) {
+            /* RFC 6901: decimal without leading zeros */
+            if (n == 0 || (n > 1 && tok[0] == '0')) return NULL;
+            size_t idx = 0;
+            for (size_t k = 0; k < n; k++) {
+                if (tok[k] < '0' || tok[k] > '9' || idx > 100000000) return NULL;
+                idx = idx * 10 + (size_t)(tok[k] - '0');
+            }
+            cur = json_array_get(cur, idx);
+        } else {
+            return NULL;
+        }
+        if (!cur) return NULL;
+    }
+    return cur;
+}
+
+int relais_http_pointer_text(json_t *root, const char *pointer, char *buf, size_t len)
+{
+    json_t *v = relais_http_json_pointer(root, pointer);
+    int n;
+    if (json_is_string(v)) {
+        if (json_string_length(v) >= len || json_string_length(v) == 0) return -1;
+        memcpy(buf, json_string_value(v), json_string_length(v) + 1);
+        return 0;
+    }
+    if (json_is_integer(v)) {
+        n = snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return (n > 0 && (size_t)n < len) ? 0 : -1;
+    }
+    return -1;
+}
+
+/* ---- Records -------------------------------------------------------------- */
+
+static int media_is(const char *ct, const char *media)
+{
+    if (!ct) return 0;
+    while (*ct == ' ' || *ct == '\t') ct++;
+    size_t n = strlen(media);
+    if (strncasecmp(ct, media, n) != 0) return 0;
+    ct += n;
+    while (*ct == ' ' || *ct == '\t') ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+/* Optional text at a pointer into `from`: 0 found (in buf), 1 absent or no
+ * pointer, -1 present but not a usable scalar. */
+static int opt_pointer(json_t *from, const char *pointer, char *buf, size_t len)
+{
+    if (!pointer || !*pointer) return 1;
+    json_t *v = relais_http_json_pointer(from, pointer);
+    if (!v || json_is_null(v)) return 1;
+    return relais_http_pointer_text(from, pointer, buf, len) == 0 ? 0 : -1;
+}
+
+static int invalid(relais_http_item *it, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int invalid(relais_http_item *it, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    it->valid = 0;
+    vsnprintf(it->reason, sizeof it->reason, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* A CloudEvent string attribute: 0 absent, 1 present (in *out), -1 invalid. */
+static int ce_attr(relais_http_item *it, json_t *ce, const char *name, const char **out)
+{
+    json_t *v = json_object_get(ce, name);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_string(v) || json_string_length(v) == 0
+        || json_string_length(v) > RELAIS_HTTP_MAX_FIELD) {
+        invalid(it, "CloudEvent attribute '%s' must be a non-empty string of at most 255 bytes",
+                name);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 1;
+}
+
+/* The default record id from the Idempotency-Key header. */
+static void key_record_id(relais_http_item *it, const relais_http_parse_opts *o, int single,
+                          size_t index)
+{
+    if (!o->idempotency_key || !*o->idempotency_key) return;
+    if (single) {
+        it->rec.record_id = o->idempotency_key;
+    } else {
+        snprintf(it->idbuf, sizeof it->idbuf, "%s/%zu", o->idempotency_key, index);
+        it->rec.record_id = it->idbuf;
+    }
+}
+
+static int build_plain(relais_http_item *it, json_t *obj, const relais_http_parse_opts *o,
+                        int single, size_t index)
+{
+    it->rec.data = obj;
+    int r = opt_pointer(obj, o->type_pointer, it->typebuf, sizeof it->typebuf);
+    if (r == 0) it->rec.type = it->typebuf;
+    else if (r < 0) return invalid(it, "type at %s is not a string of at most 255 bytes", o->type_pointer);
+    else if (o->event_type && *o->event_type) it->rec.type = o->event_type;
+    else if (o->type_pointer && *o->type_pointer)
+        return invalid(it, "missing type: nothing at type_pointer %s and no event_type configured",
+                       o->type_pointer);
+    else return invalid(it, "missing type: no event_type or type_pointer configured");
+
+    r = opt_pointer(obj, o->subject_pointer, it->subjbuf, sizeof it->subjbuf);
+    if (r < 0) return invalid(it, "subject at %s is not a string or integer of at most 255 bytes", o->subject_pointer);
+    if (r == 0) it->rec.subject = it->subjbuf;
+
+    r = opt_pointer(obj, o->correlation_pointer, it->corrbuf, sizeof it->corrbuf);
+    if (r < 0) return invalid(it, "correlation id at %s is not a string or integer of at most 255 bytes", o->correlation_pointer);
+    if (r == 0) it->rec.correlation_id = it->corrbuf;
+
+    if (o->record_id_pointer && *o->record_id_pointer) {
+        r = opt_pointer(obj, o->record_id_pointer, it->idbuf, sizeof it->idbuf);
+        if (r != 0) return invalid(it, "no record id (string or integer of at most 255 bytes) at %s", o->record_id_pointer);
+        it->rec.record_id = it->idbuf;
+    } else {
+        key_record_id(it, o, single, index);
+    }
+    it->valid = 1;
+    return 0;
+}
+
+static int build_cloudevent(relais_http_item *it, json_t *ce, const relais_http_parse_opts *o,
+                             int single, size_t index)
+{
+    json_t *sv = json_object_get(ce, "specversion");
+    if (!json_is_string(sv) || strcmp(json_string_value(sv), "1.0") != 0)
+        return invalid(it, "CloudEvent: specversion must be \"1.0\"");
+    if (json_object_get(ce, "data_base64"))
+        return invalid(it, "CloudEvent: data_base64 is not supported, send data as a JSON object");
+    json_t *data = json_object_get(ce, "data");
+    if (!data || json_is_null(data)) {
+        it->data_owned = json_object();
+        if (!it->data_owned) return invalid(it, "out of memory");
+        data = it->data_owned;
+    } else if (!json_is_object(data)) {
+        return invalid(it, "CloudEvent: data must be a JSON object");
+    }
+    it->rec.data = data;
+
+    const char *v = NULL;
+    int r = ce_attr(it, ce, "type", &v);
+    if (r < 0) return -1;
+    if (r == 0) return invalid(it, "CloudEvent: missing type");
+    it->rec.type = v;
+
+    r = ce_attr(it, ce, "subject", &v);
+    if (r < 0) return -1;
+    if (r == 1) {
+        it->rec.subject = v;
+    } else {
+        r = opt_pointer(data, o->subject_pointer, it->subjbuf, sizeof it->subjbuf);
+        if (r < 0) return invalid(it, "subject at %s (in data) is not a string or integer of at most 255 bytes", o->subject_pointer);
+        if (r == 0) it->rec.subject = it->subjbuf;
+    }
+
+    r = ce_attr(it, ce, "correlationid", &v);
+    if (r < 0) return -1;
+    if (r == 1) {
+        it->rec.correlation_id = v;
+    } else {
+        r = opt_pointer(data, o->correlation_pointer, it->corrbuf, sizeof it->corrbuf);
+        if (r < 0) return invalid(it, "correlation id at %s (in data) is not a string or integer of at most 255 bytes", o->correlation_pointer);
+        if (r == 0) it->rec.correlation_id = it->corrbuf;
+    }
+
+    r = ce_attr(it, ce, "traceparent", &v);
+    if (r < 0) return -1;
+    if (r == 1) it->rec.traceparent = v;
+
+    /* record id: recordid, else the sender's CloudEvent id, else the key */
+    r = ce_attr(it, ce, "recordid", &v);
+    if (r < 0) return -1;
+    if (r == 0) {
+        r = ce_attr(it, ce, "id", &v);
+        if (r < 0) return -1;
+    }
+    if (r == 1) it->rec.record_id = v;
+    else key_record_id(it, o, single, index);
+    it->valid = 1;
+    return 0;
+}
+
+static relais_http_body_status malformed(relais_http_batch *b, const char *msg)
+{
+    snprintf(b->error, sizeof b->error, "%s", msg);
+    b->line = 0;
+    b->column = 0;
+    return RELAIS_HTTP_BODY_MALFORMED;
+}
+
+relais_http_body_status relais_http_parse_body(const char *body, size_t len,
+                                               const relais_http_parse_opts *o,
+                                               relais_http_batch *b)
+{
+    memset(b, 0, sizeof *b);
+    if (relais_http_depth_check(body, len, RELAIS_HTTP_MAX_DEPTH, &b->line, &b->column,
+                                &b->position) != 0) {
+        snprintf(b->error, sizeof b->error, "JSON nested deeper than %d levels",
+                 RELAIS_HTTP_MAX_DEPTH);
+        return RELAIS_HTTP_BODY_MALFORMED;
+    }
+    json_error_t err;
+    b->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
+    if (!b->root) {
+        snprintf(b->error, sizeof b->error, "%s", err.text);
+        b->line = err.line > 0 ? err.line : 1;
+        b->column = err.column > 0 ? err.column : 1;
+        b->position = err.position > 0 ? (size_t)err.position : 0;
+        return RELAIS_HTTP_BODY_MALFORMED;
+    }
+    int ce_one = media_is(o->content_type, "application/cloudevents+json");
+    int ce_batch = media_is(o->content_type, "application/cloudevents-batch+json");
+    size_t n;
+    if (json_is_object(b->root)) {
+        if (ce_batch)
+            return malformed(b, "application/cloudevents-batch+json body must be a JSON array");
+        b->single = 1;
+        n = 1;
+    } else {
+        if (ce_one)
+            return malformed(b, "application/cloudevents+json body must be a JSON object");
+        n = json_array_size(b->root);
+    }
+    if (o->max_batch && n > o->max_batch) {
+        snprintf(b->error, sizeof b->error, "batch of %zu records exceeds max_batch %zu", n,
+                 o->max_batch);
+        return RELAIS_HTTP_BODY_TOO_MANY;
+    }
+    if (n > 0) {
+        b->items = calloc(n, sizeof *b->items);
+        if (!b->items) return malformed(b, "out of memory");
+    }
+    b->n = n;
+    for (size_t i = 0; i < n; i++) {
+        relais_http_item *it = &b->items[i];
+        json_t *obj = b->single ? b->root : json_array_get(b->root, i);
+        if (!json_is_object(obj)) {
+            snprintf(it->reason, sizeof it->reason, "element %zu is not a JSON object", i);
+            continue;
+        }
+        if (ce_one || ce_batch) build_cloudevent(it, obj, o, b->single, i);
+        else build_plain(it, obj, o, b->single, i);
+    }
+    return RELAIS_HTTP_BODY_OK;
+}
+
+void relais_http_batch_free(relais_http_batch *b)
+{
+    if (!b) return;
+    for (size_t i = 0; i < b->n; i++)
+        json_decref(b->items[i].data_owned);
+    free(b->items);
+    json_decref(b->root);
+    b->items = NULL;
+    b->root = NULL;
+    b->n = 0;
+}
+
+/* ---- Signatures ----------------------------------------------------------- */
+
+int relais_http_sign(const char *secret, long long ts, const void *body, size_t len,
+                     char out_hex[65])
+{
+    int rc = -1;
+    char tsbuf[32];
+    int tn = snprintf(tsbuf, sizeof tsbuf, "%lld.", ts);
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    if (ctx) {
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
+            OSSL_PARAM_construct_end()
+        };
+        unsigned char md[32];
+        size_t mdlen = 0;
+        if (EVP_MAC_init(ctx, (const unsigned char *)secret, strlen(secret), params) == 1
+            && EVP_MAC_update(ctx, (const unsigned char *)tsbuf, (size_t)tn) == 1
+            && (len == 0 || EVP_MAC_update(ctx, body, len) == 1)
+            && EVP_MAC_final(ctx, md, &mdlen, sizeof md) == 1 && mdlen == sizeof md) {
+            static const char hex[] = "0123456789abcdef";
+            for (size_t i = 0; i < sizeof md; i++) {
+                out_hex[2 * i] = hex[md[i] >> 4];
+                out_hex[2 * i + 1] = hex[md[i] & 15];
+            }
+            out_hex[64] = '\0';
+            rc = 0;
+        }
+    }
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(mac);
+    return rc;
+}
+
+int relais_http_signature_header(const char *secret, long long ts, const void *body,
+                                 size_t len, char *buf, size_t buflen)
+{
+    char hex[65];
+    if (relais_http_sign(secret, ts, body, len, hex) != 0) return -1;
+    int n = snprintf(buf, buflen, "t=%lld,v1=%s", ts, hex);
+    return (n > 0 && (size_t)n < buflen) ? 0 : -1;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+relais_http_sig_status relais_http_verify(const char *secret, const char *header,
+                                          long long now, long tolerance_s,
+                                          const void *body, size_t len)
+{
+    if (!header || !*header) return RELAIS_HTTP_SIG_MISSING;
+    long long ts = -1;
+    int have_v1 = 0;
+    unsigned char cand[8][32];
+    size_t ncand = 0;
+    const char *p = header;
+    while (*p) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *start = p;
+        while (*p && *p != ',') p++;
+        size_t n = (size_t)(p - start);
+        while (n > 0 && start[n - 1] == ' ') n--;
+        if (n > 2 && start[0] == 't' && start[1] == '=') {
+            long long v = 0;
+            if (n - 2 > 12) return RELAIS_HTTP_SIG_MALFORMED;
+            for (size_t k = 2; k < n; k++) {
+                if (start[k] < '0' || start[k] > '9') return RELAIS_HTTP_SIG_MALFORMED;
+                v = v * 10 + (start[k] - '0');
+            }
+            ts = v;
+        } else if (n > 3 && strncmp(start, "v1=", 3) == 0) {
+            have_v1 = 1;
+            if (n - 3 != 64 || ncand == sizeof cand / sizeof cand[0]) continue;
+            int ok = 1;
+            for (size_t k = 0; k < 32; k++) {
+                int hi = hexval(start[3 + 2 * k]), lo = hexval(start[4 + 2 * k]);
+                if (hi < 0 || lo < 0) {
+                    ok = 0;
+                    break;
+                }
+                cand[ncand][k] = (unsigned char)(hi << 4 | lo);
+            }
+            if (ok) ncand++;
+        }
+    }
+    if (ts < 0 || !have_v1) return RELAIS_HTTP_SIG_MALFORMED;
+    long long d = now - ts;
+    if (d < 0) d = -d;
+    if (d > tolerance_s) return RELAIS_HTTP_SIG_STALE;
+    char hex[65];
+    if (relais_http_sign(secret, ts, body, len, hex) != 0) return RELAIS_HTTP_SIG_MISMATCH;
+    unsigned char want[32];
+    for (size_t k = 0; k < 32; k++)
+        want[k] = (unsigned char)(hexval(hex[2 * k]) << 4 | hexval(hex[2 * k + 1]));
+    int match = 0;
+    for (size_t c = 0; c < ncand; c++)
+        match |= CRYPTO_memcmp(cand[c], want, sizeof want) == 0;
+    return match ? RELAIS_HTTP_SIG_OK : RELAIS_HTTP_SIG_MISMATCH;
+}
+
+const char *relais_http_sig_status_text(relais_http_sig_status s)
+{
+    switch (s) {
+    case RELAIS_HTTP_SIG_OK:        return "signature valid";
+    case RELAIS_HTTP_SIG_MISSING:   return "missing " RELAIS_HTTP_SIG_HEADER " header";
+    case RELAIS_HTTP_SIG_MALFORMED: return RELAIS_HTTP_SIG_HEADER " must be t=<unix seconds>,v1=<hex hmac-sha256>";
+    case RELAIS_HTTP_SIG_STALE:     return "signature timestamp outside the accepted tolerance";
+    case RELAIS_HTTP_SIG_MISMATCH:  return "signature does not match the body";
+    }
+    return "signature invalid";
+}
+
+/* ---- Excerpts ------------------------------------------------------------- */
+
+/* Length of the valid UTF-8 sequence at s (n bytes available), 0 if invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    size_t len;
+    unsigned min;
+    unsigned cp;
+    if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; min = 0x80; }
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; min = 0x800; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; min = 0x10000; }
+    else return 0;
+    if (n < len) return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (s[k] & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+size_t relais_http_excerpt(char *dst, size_t dstlen, const char *src, size_t srclen,
+                           size_t max, int oneline)
+{
+    if (dstlen == 0) return 0;
+    size_t o = 0, i = 0;
+    if (max > srclen) max = srclen;
+    while (i < max) {
+        const unsigned char *s = (const unsigned char *)src + i;
+        size_t q = utf8_seq(s, max - i);
+        if (q == 0) {
+            if (o + 1 >= dstlen) break;
+            dst[o++] = '?';
+            i++;
+            continue;
+        }
+        if (o + q >= dstlen) break;
+        if (q == 1) {
+            char c = (char)s[0];
+            if (c == '\0') c = '?';
+            else if (oneline && (s[0] < 0x20 || s[0] == 0x7F)) c = ' ';
+            dst[o++] = c;
+        } else {
+            memcpy(dst + o, s, q);
+            o += q;
+        }
+        i += q;
+    }
+    dst[o] = '\0';
+    return o;
+}
+
+/* ---- Listen addresses ----------------------------------------------------- */
+
+int relais_http_split_listen(const char *listen, char *host, size_t hostlen, int *port,
+                             char *errstr, size_t errlen)
+{
+    const char *colon;
+    const char *h = listen;
+    size_t hl;
+    if (!listen || !*listen) {
+        snprintf(errstr, errlen, "listen: empty address");
+        return -1;
+    }
+    if (listen[0] == '[') {
+        const char *close = strchr(listen, ']');
+        if (!close || close[1] != ':') {
+            snprintf(errstr, errlen, "listen '%s': expected [ipv6]:port", listen);
+            return -1;
+        }
+        h = listen + 1;
+        hl = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(listen, ':');
+        if (!colon) {
+            snprintf(errstr, errlen, "listen '%s': expected host:port", listen);
+            return -1;
+        }
+        hl = (size_t)(colon - listen);
+    }
+    if (hl == 0 || hl >= hostlen) {
+        snprintf(errstr, errlen, "listen '%s': bad host", listen);
+        return -1;
+    }
+    const char *ps = colon + 1;
+    long p = 0;
+    if (!*ps || strlen(ps) > 5) {
+        snprintf(errstr, errlen, "listen '%s': bad port", listen);
+        return -1;
+    }
+    for (const char *c = ps; *c; c++) {
+        if (!isdigit((unsigned char)*c)) {
+            snprintf(errstr, errlen, "listen '%s': bad port", listen);
+            return -1;
+        }
+        p = p * 10 + (*c - '0');
+    }
+    if (p > 65535) {
+        snprintf(errstr, errlen, "listen '%s': port above 65535", listen);
+        return -1;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)p;
+    return 0;
+}

@@ -1,0 +1,185 @@
+/*
+ * http_int.h - internals of the generic `http` connector, shared by its files:
+ *
+ *   http.c         the descriptor, the option table, init/start/stop/destroy
+ *                  dispatching to the source or the sink half
+ *   http_body.c    webhook body parsing (pure: JSON text -> records), the
+ *                  JSON pointer lookup, the X-Relais-Signature scheme and the
+ *                  UTF-8 excerpt helper; no I/O, fuzzed by tests/fuzz/fuzz_webhook.c
+ *   http_source.c  the webhook source (libmicrohttpd)
+ *   http_sink.c    the sink (libcurl)
+ *
+ * No global mutable state: everything lives in the per-instance contexts.
+ */
+#ifndef RELAIS_HTTP_INT_H
+#define RELAIS_HTTP_INT_H
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "relais/connector.h"
+
+/* The struct the option table fills (one per configured instance). */
+typedef struct relais_http_config {
+    /* source */
+    char *listen;              /* "127.0.0.1:8081", "[::1]:8081", port 0 = any free port */
+    char *port_file;           /* where the bound port is written (tests, port 0) */
+    char *path;                /* "/events" */
+    char *event_type;          /* default type when the body does not give one */
+    char *type_pointer;        /* JSON pointer into a plain record giving its type */
+    char *subject_pointer;
+    char *record_id_pointer;
+    char *correlation_pointer;
+    long  hmac_tolerance;      /* ms */
+    long  max_body;            /* bytes */
+    long  max_batch;           /* records per request */
+    long  max_connections;     /* concurrent connections (one thread each) */
+    /* both */
+    char *hmac_secret;
+    /* sink */
+    char *url;
+    long  timeout;             /* ms */
+    long  connect_timeout;     /* ms */
+    char **headers;            /* "Name: value" */
+    char *auth_token;
+    char *id_pointer;
+} relais_http_config;
+
+/* ---- Body parsing (http_body.c) ------------------------------------------- */
+
+/* Deepest nesting of arrays/objects a body may have. */
+#define RELAIS_HTTP_MAX_DEPTH 64
+/* Longest type, subject, record id, correlation id or traceparent taken from
+ * a body (bytes); longer values make the record invalid. */
+#define RELAIS_HTTP_MAX_FIELD 255
+
+typedef struct relais_http_parse_opts {
+    const char *content_type;        /* request Content-Type, may be NULL */
+    const char *idempotency_key;     /* request Idempotency-Key header, may be NULL */
+    const char *event_type;          /* default type, may be NULL */
+    const char *type_pointer;        /* may be NULL */
+    const char *subject_pointer;     /* may be NULL */
+    const char *record_id_pointer;   /* may be NULL */
+    const char *correlation_pointer; /* may be NULL */
+    size_t      max_batch;           /* 0: no limit */
+} relais_http_parse_opts;
+
+typedef struct relais_http_item {
+    relais_record rec;        /* strings point into `root`, into the buffers below
+                                 or into the parse options (event_type, key) */
+    int           valid;      /* 0: rejected before submit, see reason */
+    char          reason[256];
+    json_t       *data_owned; /* a CloudEvent without data gets {} (owned) */
+    char          idbuf[RELAIS_HTTP_MAX_FIELD + 1];   /* made here: numbers, "<key>/<i>" */
+    char          subjbuf[RELAIS_HTTP_MAX_FIELD + 1];
+    char          corrbuf[RELAIS_HTTP_MAX_FIELD + 1];
+    char          typebuf[RELAIS_HTTP_MAX_FIELD + 1];
+} relais_http_item;
+
+typedef enum relais_http_body_status {
+    RELAIS_HTTP_BODY_OK = 0,         /* items filled (each valid or not) */
+    RELAIS_HTTP_BODY_MALFORMED,      /* not JSON, too deep, wrong shape: 400 */
+    RELAIS_HTTP_BODY_TOO_MANY        /* more than max_batch records: 413 */
+} relais_http_body_status;
+
+typedef struct relais_http_batch {
+    json_t           *root;       /* the parsed body (owned) */
+    int               single;     /* 1: the body was one record (object or structured CloudEvent) */
+    size_t            n;
+    relais_http_item *items;      /* n items (owned) */
+    /* when MALFORMED / TOO_MANY: */
+    char              error[256];
+    int               line;       /* 1-based, 0 when not about a position */
+    int               column;
+    size_t            position;   /* byte offset */
+} relais_http_batch;
+
+/* Parse a webhook body. Never reads beyond len; body need not be
+ * NUL-terminated. Fills *out (free with relais_http_batch_free, also after
+ * an error). */
+relais_http_body_status relais_http_parse_body(const char *body, size_t len,
+                                               const relais_http_parse_opts *o,
+                                               relais_http_batch *out);
+void relais_http_batch_free(relais_http_batch *b);
+
+/* Nesting depth check without parsing: 0 when the depth never exceeds
+ * max_depth; -1 otherwise with the 1-based line/column and byte offset of the
+ * bracket that goes too deep. Strings (with escapes) are skipped. */
+int relais_http_depth_check(const char *buf, size_t len, int max_depth,
+                            int *line, int *column, size_t *position);
+
+/* RFC 6901 JSON pointer ("" = the whole document, "/a/0/b", "~0" "~1"
+ * escapes). Borrowed reference or NULL. */
+json_t *relais_http_json_pointer(json_t *root, const char *pointer);
+/* 0 when `pointer` is syntactically valid ("" or starting with '/'). */
+int relais_http_pointer_valid(const char *pointer);
+/* A scalar at pointer as text (string as is, integer in decimal); 0 when
+ * found and it fits, -1 otherwise. */
+int relais_http_pointer_text(json_t *root, const char *pointer, char *buf, size_t len);
+
+/* ---- Signature scheme ------------------------------------------------------
+ * X-Relais-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
+ * Several v1= are allowed (key rotation on the sender side); one must match. */
+
+#define RELAIS_HTTP_SIG_HEADER "X-Relais-Signature"
+
+/* Hex HMAC-SHA256 of "<ts>.<body>". 0 ok, -1 on a crypto library error. */
+int relais_http_sign(const char *secret, long long ts, const void *body, size_t len,
+                     char out_hex[65]);
+/* Full header value "t=<ts>,v1=<hex>". */
+int relais_http_signature_header(const char *secret, long long ts, const void *body,
+                                 size_t len, char *buf, size_t buflen);
+
+typedef enum relais_http_sig_status {
+    RELAIS_HTTP_SIG_OK = 0,
+    RELAIS_HTTP_SIG_MISSING,     /* no header */
+    RELAIS_HTTP_SIG_MALFORMED,   /* no t= or no v1= */
+    RELAIS_HTTP_SIG_STALE,       /* t outside tolerance */
+    RELAIS_HTTP_SIG_MISMATCH     /* no v1 matches (constant-time compare) */
+} relais_http_sig_status;
+
+relais_http_sig_status relais_http_verify(const char *secret, const char *header,
+                                          long long now, long tolerance_s,
+                                          const void *body, size_t len);
+const char *relais_http_sig_status_text(relais_http_sig_status s);
+
+/* Copy at most `max` bytes of `src` to `dst` (size dstlen) as valid UTF-8:
+ * stops at a character boundary, invalid bytes and NUL become '?', and when
+ * `oneline` control characters become ' '. Returns the bytes written. */
+size_t relais_http_excerpt(char *dst, size_t dstlen, const char *src, size_t srclen,
+                           size_t max, int oneline);
+
+/* Split "host:port" / "[v6]:port" into host (no brackets) and port.
+ * 0 ok, -1 invalid (message in errstr). */
+int relais_http_split_listen(const char *listen, char *host, size_t hostlen, int *port,
+                             char *errstr, size_t errlen);
+
+/* ---- Source and sink halves ----------------------------------------------- */
+
+typedef struct relais_http_source relais_http_source;
+typedef struct relais_http_sink relais_http_sink;
+
+relais_http_source *relais_http_source_new(relais_instance *inst, const relais_http_config *cfg,
+                                           char *errstr, size_t errlen);
+int  relais_http_source_start(relais_http_source *s, char *errstr, size_t errlen);
+/* The bound port after start (useful with listen port 0). */
+int  relais_http_source_port(const relais_http_source *s);
+void relais_http_source_stop(relais_http_source *s);
+void relais_http_source_destroy(relais_http_source *s);
+
+relais_http_sink *relais_http_sink_new(relais_instance *inst, const relais_http_config *cfg,
+                                       char *errstr, size_t errlen);
+relais_verdict relais_http_sink_deliver(relais_http_sink *s, const relais_event *ev,
+                                        const char *local_id, relais_answer *ans);
+void relais_http_sink_destroy(relais_http_sink *s);
+
+/* The connector context handed to the hub (void *ctx). */
+typedef struct relais_http_ctx {
+    unsigned            mode;
+    relais_http_source *source;
+    relais_http_sink   *sink;
+} relais_http_ctx;
+
+/* The bound port of a started source instance's context; -1 for a sink. */
+int relais_http_ctx_port(const void *ctx);
+
+#endif

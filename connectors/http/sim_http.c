@@ -1,0 +1,472 @@
+/*
+ * sim_http.c - relais-sim-http: a small HTTP server (libmicrohttpd) that plays
+ * a destination package for the http sink, in tests and in the demo.
+ *
+ *   relais-sim-http --listen 127.0.0.1:PORT [--port-file F] [--hmac-secret S]
+ *                   [--token T] [--keep N] [--quiet]
+ *
+ * Event endpoints: POST /events and POST /in/<anything>. Each path is its own
+ * destination (dedupe and per-path stats), so one simulator can play several
+ * sinks. A delivery is deduped on (path, Idempotency-Key): a new one answers
+ * 201 {"id":"L-<n>"}, a repeat 200 {"id":"<same>","duplicate":true}.
+ * Control API (tests):
+ *   GET  /_sim/stats            {"raw":N,"distinct":M,"duplicates":D,"failed":F,
+ *                                "connections":C,"paths":{"/events":{"raw":..,"distinct":..}}}
+ *   GET  /_sim/events[?path=P]  array of the deliveries received (the last --keep)
+ *   POST /_sim/fail             {"status":500,"count":3} / {"delay_ms":2000} / both;
+ *                               count: how many next deliveries, -1 (default) = until
+ *                               reset or the next /_sim/fail
+ *   POST /_sim/reset            forget everything
+ * One log line per request on stderr (method, path, status; never bodies),
+ * unless --quiet. SIGINT/SIGTERM stop it. See connectors/http/README.md.
+ *
+ * Threads: MHD runs one thread per connection (a delayed answer blocks only
+ * its own client). All simulator state (struct sim) is guarded by sim.lock;
+ * per-request body buffers belong to their connection thread.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <microhttpd.h>
+#include <jansson.h>
+#include "relais/relais.h"
+#include "http_int.h"
+
+#define SIM_MAX_BODY (8L * 1024 * 1024)
+
+struct sim {
+    pthread_mutex_t lock;
+    long   raw, distinct, duplicates, failed;
+    long   connections;  /* TCP connections opened (keep-alive reuse shows here) */
+    long   next_local;
+    json_t *seen;        /* "<path> <key>" -> local id */
+    json_t *events;      /* array of the last `keep` deliveries */
+    json_t *paths;       /* path -> {"raw":n,"distinct":m} */
+    size_t keep;
+    int    fail_status;  /* 0: none */
+    long   fail_delay_ms;
+    long   fail_count;   /* remaining; -1 = until changed */
+    /* read-only after start */
+    const char *hmac_secret;
+    const char *token;
+    int    quiet;
+};
+
+struct req {
+    char  *buf;
+    size_t len;
+    int    too_large;
+};
+
+static void sim_log(const struct sim *sim, const char *method, const char *url, unsigned status,
+                    const char *extra)
+{
+    if (sim->quiet) return;
+    relais_logf(RELAIS_LOG_INFO, "sim-http", "%s %s -> %u%s%s", method, url, status,
+                extra ? " " : "", extra ? extra : "");
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+    json_decref(body);
+    const char *t = text ? text : "{}";
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(t), (void *)t,
+                                                             MHD_RESPMEM_MUST_COPY);
+    free(text);
+    if (!r) return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static json_t *header_or_null(struct MHD_Connection *c, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+    return v ? json_string(v) : json_null();
+}
+
+static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    json_t *o = cls;
+    char name[128];
+    size_t i = 0;
+    for (; key[i] && i + 1 < sizeof name; i++)
+        name[i] = (char)((key[i] >= 'A' && key[i] <= 'Z') ? key[i] - 'A' + 'a' : key[i]);
+    name[i] = '\0';
+    if (strcmp(name, "authorization") == 0) value = "(redacted)";
+    json_object_set_new(o, name, json_string(value ? value : ""));
+    return MHD_YES;
+}
+
+static void bump_path(struct sim *sim, const char *path, const char *field)
+{
+    json_t *p = json_object_get(sim->paths, path);
+    if (!p) {
+        p = json_pack("{s:i,s:i}", "raw", 0, "distinct", 0);
+        json_object_set_new(sim->paths, path, p);
+    }
+    json_object_set_new(p, field, json_integer(json_integer_value(json_object_get(p, field)) + 1));
+}
+
+static void remember(struct sim *sim, json_t *entry)
+{
+    json_array_append_new(sim->events, entry);
+    while (json_array_size(sim->events) > sim->keep) json_array_remove(sim->events, 0);
+}
+
+static enum MHD_Result handle_event(struct sim *sim, struct MHD_Connection *c, const char *url,
+                                    struct req *rq)
+{
+    int status;
+    long delay;
+    pthread_mutex_lock(&sim->lock);
+    sim->raw++;
+    bump_path(sim, url, "raw");
+    long seq = sim->raw;
+    status = 0;
+    delay = 0;
+    if (sim->fail_count != 0) {
+        status = sim->fail_status;
+        delay = sim->fail_delay_ms;
+        if (sim->fail_count > 0) sim->fail_count--;
+    }
+    pthread_mutex_unlock(&sim->lock);
+    if (delay > 0) {
+        struct timespec ts = { delay / 1000, (delay % 1000) * 1000000L };
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+    }
+
+    const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+    json_t *entry = json_pack("{s:I,s:s}", "seq", (json_int_t)seq, "path", url);
+    json_object_set_new(entry, "idempotency_key", key ? json_string(key) : json_null());
+    json_object_set_new(entry, "ce_id", header_or_null(c, "ce-id"));
+    json_object_set_new(entry, "ce_type", header_or_null(c, "ce-type"));
+    json_object_set_new(entry, "traceparent", header_or_null(c, "traceparent"));
+    json_object_set_new(entry, "local_id_header", header_or_null(c, "X-Relais-Local-Id"));
+    json_object_set_new(entry, "content_type", header_or_null(c, MHD_HTTP_HEADER_CONTENT_TYPE));
+    json_object_set_new(entry, "signature", header_or_null(c, RELAIS_HTTP_SIG_HEADER));
+    json_object_set_new(entry, "authorization",
+                        json_boolean(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                                 MHD_HTTP_HEADER_AUTHORIZATION) != NULL));
+    json_t *headers = json_object();
+    MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, headers);
+    json_object_set_new(entry, "headers", headers);
+    json_t *body = rq->buf ? json_loadb(rq->buf, rq->len, 0, NULL) : NULL;
+    json_object_set_new(entry, "event", body ? body : json_null());
+
+    const char *refusal = NULL;
+    if (status == 0 && rq->too_large) {
+        status = MHD_HTTP_CONTENT_TOO_LARGE;
+        refusal = "body too large";
+    }
+    if (status == 0 && sim->token) {
+        const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+                                                       MHD_HTTP_HEADER_AUTHORIZATION);
+        char want[512];
+        snprintf(want, sizeof want, "Bearer %s", sim->token);
+        if (!auth || strcmp(auth, want) != 0) {
+            status = MHD_HTTP_UNAUTHORIZED;
+            refusal = "bad or missing bearer token";
+        }
+    }
+    if (status == 0 && sim->hmac_secret) {
+        relais_http_sig_status st = relais_http_verify(
+            sim->hmac_secret, MHD_lookup_connection_value(c, MHD_HEADER_KIND, RELAIS_HTTP_SIG_HEADER),
+            (long long)time(NULL), 300, rq->buf ? rq->buf : "", rq->len);
+        if (st != RELAIS_HTTP_SIG_OK) {
+            status = MHD_HTTP_UNAUTHORIZED;
+            refusal = relais_http_sig_status_text(st);
+        }
+    }
+    if (status == 0 && !json_is_object(body)) {
+        status = MHD_HTTP_BAD_REQUEST;
+        refusal = "body is not a JSON object";
+    }
+
+    json_t *answer;
+    int duplicate = 0;
+    char local[64] = "";
+    pthread_mutex_lock(&sim->lock);
+    if (status != 0) {
+        sim->failed++;
+        answer = json_pack("{s:s,s:i}", "error", refusal ? refusal : "injected failure",
+                           "status", status);
+    } else {
+        char seenkey[512];
+        const char *prev = NULL;
+        if (key) {
+            snprintf(seenkey, sizeof seenkey, "%s %s", url, key);
+            prev = json_string_value(json_object_get(sim->seen, seenkey));
+        }
+        if (prev) {
+            duplicate = 1;
+            snprintf(local, sizeof local, "%s", prev);
+            sim->duplicates++;
+            status = MHD_HTTP_OK;
+            answer = json_pack("{s:s,s:b}", "id", local, "duplicate", 1);
+        } else {
+            snprintf(local, sizeof local, "L-%ld", ++sim->next_local);
+            sim->distinct++;
+            bump_path(sim, url, "distinct");
+            if (key) json_object_set_new(sim->seen, seenkey, json_string(local));
+            status = MHD_HTTP_CREATED;
+            answer = json_pack("{s:s}", "id", local);
+        }
+        json_object_set_new(entry, "id", json_string(local));
+    }
+    json_object_set_new(entry, "status", json_integer(status));
+    json_object_set_new(entry, "duplicate", json_boolean(duplicate));
+    remember(sim, entry);
+    pthread_mutex_unlock(&sim->lock);
+
+    char extra[256];
+    snprintf(extra, sizeof extra, "key=%s%s%s%s", key ? key : "-", local[0] ? " id=" : "", local,
+             duplicate ? " duplicate" : refusal ? " refused" : status >= 300 ? " injected" : "");
+    sim_log(sim, "POST", url, (unsigned)status, extra);
+    return reply(c, (unsigned)status, answer);
+}
+
+static enum MHD_Result handle_fail(struct sim *sim, struct MHD_Connection *c, struct req *rq)
+{
+    json_error_t err;
+    json_t *o = rq->buf ? json_loadb(rq->buf, rq->len, 0, &err) : NULL;
+    json_t *st = json_object_get(o, "status"), *dl = json_object_get(o, "delay_ms"),
+           *ct = json_object_get(o, "count");
+    if (!json_is_object(o) || (st && !json_is_integer(st)) || (dl && !json_is_integer(dl))
+        || (ct && !json_is_integer(ct))
+        || (st && (json_integer_value(st) < 100 || json_integer_value(st) > 599))) {
+        json_decref(o);
+        sim_log(sim, "POST", "/_sim/fail", 400, NULL);
+        return reply(c, MHD_HTTP_BAD_REQUEST,
+                     json_pack("{s:s}", "error", "expected {\"status\":100..599,\"delay_ms\":N,\"count\":N}"));
+    }
+    pthread_mutex_lock(&sim->lock);
+    sim->fail_status = st ? (int)json_integer_value(st) : 0;
+    sim->fail_delay_ms = dl ? (long)json_integer_value(dl) : 0;
+    sim->fail_count = ct ? (long)json_integer_value(ct) : -1;
+    pthread_mutex_unlock(&sim->lock);
+    json_decref(o);
+    sim_log(sim, "POST", "/_sim/fail", 200, NULL);
+    return reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    struct sim *sim = cls;
+    struct req *rq = *con_cls;
+    if (!rq) {
+        rq = calloc(1, sizeof *rq);
+        if (!rq) return MHD_NO;
+        *con_cls = rq;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (rq->too_large || rq->len + n > (size_t)SIM_MAX_BODY) {
+            rq->too_large = 1;
+            return MHD_YES;
+        }
+        char *nb = realloc(rq->buf, rq->len + n + 1);
+        if (!nb) return MHD_NO;
+        rq->buf = nb;
+        memcpy(rq->buf + rq->len, upload_data, n);
+        rq->len += n;
+        rq->buf[rq->len] = '\0';
+        return MHD_YES;
+    }
+    int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+    int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
+    if (post && (strcmp(url, "/events") == 0 || (strncmp(url, "/in/", 4) == 0 && url[4])))
+        return handle_event(sim, c, url, rq);
+    if (get && strcmp(url, "/_sim/stats") == 0) {
+        pthread_mutex_lock(&sim->lock);
+        json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:O}", "raw", (json_int_t)sim->raw,
+                              "distinct", (json_int_t)sim->distinct,
+                              "duplicates", (json_int_t)sim->duplicates,
+                              "failed", (json_int_t)sim->failed,
+                              "connections", (json_int_t)sim->connections, "paths", sim->paths);
+        pthread_mutex_unlock(&sim->lock);
+        sim_log(sim, method, url, 200, NULL);
+        return reply(c, MHD_HTTP_OK, o);
+    }
+    if (get && strcmp(url, "/_sim/events") == 0) {
+        const char *only = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "path");
+        json_t *out = json_array();
+        pthread_mutex_lock(&sim->lock);
+        size_t i;
+        json_t *e;
+        json_array_foreach(sim->events, i, e) {
+            if (!only || strcmp(json_string_value(json_object_get(e, "path")), only) == 0)
+                json_array_append_new(out, json_deep_copy(e));
+        }
+        pthread_mutex_unlock(&sim->lock);
+        sim_log(sim, method, url, 200, NULL);
+        return reply(c, MHD_HTTP_OK, out);
+    }
+    if (post && strcmp(url, "/_sim/fail") == 0) return handle_fail(sim, c, rq);
+    if (post && strcmp(url, "/_sim/reset") == 0) {
+        pthread_mutex_lock(&sim->lock);
+        sim->raw = sim->distinct = sim->duplicates = sim->failed = sim->connections = 0;
+        sim->next_local = 0;
+        json_object_clear(sim->seen);
+        json_array_clear(sim->events);
+        json_object_clear(sim->paths);
+        sim->fail_status = 0;
+        sim->fail_delay_ms = 0;
+        sim->fail_count = 0;
+        pthread_mutex_unlock(&sim->lock);
+        sim_log(sim, method, url, 200, NULL);
+        return reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+    }
+    sim_log(sim, method, url, 404, NULL);
+    return reply(c, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "error", "not found"));
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct req *rq = *con_cls;
+    if (!rq) return;
+    free(rq->buf);
+    free(rq);
+    *con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct sim *sim = cls;
+    if (toe != MHD_CONNECTION_NOTIFY_STARTED) return;
+    pthread_mutex_lock(&sim->lock);
+    sim->connections++;
+    pthread_mutex_unlock(&sim->lock);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: relais-sim-http --listen HOST:PORT [--port-file FILE] [--hmac-secret S]\n"
+            "                       [--token T] [--keep N] [--quiet]\n"
+            "  a fake destination for the http sink; POST /events or /in/<name>,\n"
+            "  control API under /_sim/ (stats, events, fail, reset); see connectors/http/README.md\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "listen", required_argument, NULL, 'l' },
+        { "port-file", required_argument, NULL, 'p' },
+        { "hmac-secret", required_argument, NULL, 's' },
+        { "token", required_argument, NULL, 't' },
+        { "keep", required_argument, NULL, 'k' },
+        { "quiet", no_argument, NULL, 'q' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *listen = NULL, *port_file = NULL;
+    struct sim sim;
+    memset(&sim, 0, sizeof sim);
+    sim.keep = 10000;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "l:p:s:t:k:qh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'l': listen = optarg; break;
+        case 'p': port_file = optarg; break;
+        case 's': sim.hmac_secret = optarg; break;
+        case 't': sim.token = optarg; break;
+        case 'k': sim.keep = (size_t)strtoul(optarg, NULL, 10); break;
+        case 'q': sim.quiet = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!listen) {
+        usage(stderr);
+        return 2;
+    }
+    char host[256], err[256];
+    int port;
+    if (relais_http_split_listen(listen, host, sizeof host, &port, err, sizeof err) != 0) {
+        fprintf(stderr, "relais-sim-http: %s\n", err);
+        return 2;
+    }
+    char portstr[16];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                              .ai_flags = AI_PASSIVE };
+    struct addrinfo *ai = NULL;
+    int gai = getaddrinfo(host, portstr, &hints, &ai);
+    if (gai != 0 || !ai) {
+        fprintf(stderr, "relais-sim-http: %s: %s\n", listen, gai_strerror(gai));
+        return 2;
+    }
+    pthread_mutex_init(&sim.lock, NULL);
+    sim.seen = json_object();
+    sim.events = json_array();
+    sim.paths = json_object();
+
+    /* block the stop signals in every thread; main waits for them below */
+    sigset_t stopset;
+    sigemptyset(&stopset);
+    sigaddset(&stopset, SIGINT);
+    sigaddset(&stopset, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stopset, NULL);
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
+                     | MHD_USE_ERROR_LOG | MHD_USE_AUTO;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, &sim,
+                                            MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+                                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, &sim,
+                                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, &sim,
+                                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                                            MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!d) {
+        fprintf(stderr, "relais-sim-http: cannot listen on %s\n", listen);
+        return 1;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    int bound = info ? (int)info->port : port;
+    if (port_file) {
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
+        FILE *f = fopen(tmp, "w");
+        int bad = !f;
+        if (f) {
+            bad = fprintf(f, "%d\n", bound) < 0;
+            bad |= fclose(f) != 0;
+        }
+        if (bad || rename(tmp, port_file) != 0) {
+            fprintf(stderr, "relais-sim-http: cannot write %s: %s\n", port_file, strerror(errno));
+            MHD_stop_daemon(d);
+            return 1;
+        }
+    }
+    relais_logf(RELAIS_LOG_INFO, "sim-http", "listening on %s (port %d)", listen, bound);
+
+    int sig = 0;
+    sigwait(&stopset, &sig);
+    relais_logf(RELAIS_LOG_INFO, "sim-http", "stopping on signal %d", sig);
+    MHD_stop_daemon(d);
+    json_decref(sim.seen);
+    json_decref(sim.events);
+    json_decref(sim.paths);
+    pthread_mutex_destroy(&sim.lock);
+    return 0;
+}

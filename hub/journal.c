@@ -1,0 +1,1896 @@
+/*
+ * journal.c - the PostgreSQL journal (API and schema in hub/journal.h,
+ * migrations in hub/migrations.c, design in docs/JOURNAL.md).
+ *
+ * Write side: callers turn each write into a job that owns copies or
+ * references of everything it needs, and queue it. One writer thread takes
+ * every queued job (up to batch_max items, waiting up to batch_wait_ms for
+ * more), runs them in ONE transaction where jobs of one kind are merged into
+ * one statement (a JSON array parameter expanded with jsonb_to_recordset), and
+ * commits. Blocking callers then get their results; async jobs are freed.
+ *
+ * Failures:
+ *   - connection lost (or a server-side condition such as a statement timeout):
+ *     blocking jobs of the batch fail (ingest results UNAVAILABLE), async jobs
+ *     go back to the head of the queue, the writer reconnects with backoff
+ *     100 ms .. 5 s; meanwhile blocking calls fail at once. The async queue is
+ *     bounded by queue_max: when over, the oldest async job is dropped with
+ *     an error log.
+ *   - data error (PostgreSQL refused a value): the batch is re-run job by job,
+ *     an ingest job event by event, so one bad input cannot sink the others.
+ *     A refused event gets REJECTED and a rejections row; a refused async job
+ *     is dropped with an error log.
+ *   - blocking calls give up after block_timeout_ms (default 30 s).
+ *
+ * Threads and ownership:
+ *   writer thread  owns j->wconn, j->next_connect_us, j->backoff_ms and every
+ *                  job it took off the queue until it completes it.
+ *   any thread     queues jobs; j->mu guards the queue (head, tail, counters),
+ *                  job states and results hand-over, stopping, down.
+ *                  A blocking caller waits on its job's condvar; when it gives
+ *                  up on a running job it marks it abandoned and the writer
+ *                  frees it.
+ *   read side      j->rmu guards j->rconn (trace, dlq, replay, claim,
+ *                  unrouted, xref_get), usable from any thread.
+ *   healthy, batches, jobs are atomics.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <libpq-fe.h>
+#include <openssl/evp.h>
+#include "journal.h"
+#include "migrations.h"
+#include "event_int.h"
+
+#define COMP "journal"
+#define DEFAULT_BATCH_MAX      1000
+#define DEFAULT_BATCH_WAIT_MS  2
+#define DEFAULT_QUEUE_MAX      100000
+#define DEFAULT_BLOCK_TIMEOUT  30000
+#define CLOSE_DRAIN_MS         5000
+#define BACKOFF_MIN_MS         100
+#define BACKOFF_MAX_MS         5000
+#define IDLE_PING_MS           2000
+#define TRANSIENT_TRIES        3
+#define RAW_MAX                4096
+
+/* ---- jobs ------------------------------------------------------------------------ */
+
+typedef enum job_kind { JOB_INGEST, JOB_REJECT, JOB_ATTEMPT, JOB_ROUTE, JOB_STEP } job_kind;
+typedef enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_state;
+typedef enum outcome { OUT_OK, OUT_RETRY, OUT_DEAD } outcome;
+
+typedef struct route_in {
+    relais_event *ev;
+    char        **dests;
+    char        **routes;
+    size_t        ndest;
+} route_in;
+
+typedef struct job {
+    struct job *next;
+    job_kind    kind;
+    int         blocking;
+    int         owned;        /* 0 for the writer's temporary sub-jobs: nothing to free */
+    job_state   state;        /* under j->mu */
+    int         rc;           /* under j->mu */
+    int         abandoned;    /* under j->mu: the caller gave up, the writer frees */
+    pthread_cond_t cond;      /* blocking jobs */
+    int64_t     at_us;        /* when the call was made (hub wall clock) */
+    union {
+        struct { relais_event **evs; relais_submit_result *res; size_t n; } ingest;
+        struct { char *source, *record_id, *where, *reason; unsigned char *raw; size_t rawlen; } reject;
+        struct { route_in *items; size_t n; char *owner; long lease_ms;
+                 relais_delivery *out; size_t nout; } route;
+        struct { int64_t delivery_id; char event_id[40]; char *destination, *tenant, *subject;
+                 char entity[128]; int attempt; outcome out; relais_verdict v; long retry_ms;
+                 int status; char *detail, *local_id; int64_t started_us, ended_us; } attempt;
+        struct { char event_id[40]; char *step, *destination, *detail; int status; } step;
+    } u;
+} job;
+
+struct relais_journal {
+    char *conninfo;
+    long  batch_max, batch_wait_ms, queue_max, block_timeout_ms;
+    int   writer;
+
+    pthread_mutex_t rmu;          /* read side */
+    PGconn         *rconn;
+
+    pthread_mutex_t mu;           /* queue */
+    pthread_cond_t  wake;         /* the writer waits here */
+    job            *head, *tail;
+    size_t          qasync;       /* queued async jobs */
+    size_t          qitems;       /* items (events, rows) of the queued jobs */
+    int             stopping;
+    int64_t         stop_deadline_us;
+    int             down;         /* writer disconnected: blocking calls fail at once */
+    uint64_t        dropped;
+    pthread_t       thread;
+    int             thread_started;
+    PGcancel       *wcancel;      /* cancel handle of the writer connection (close uses it) */
+
+    atomic_int      healthy;
+    _Atomic uint64_t batches, jobs;
+
+    /* writer thread only */
+    job   **batch;                /* batch_max slots */
+    PGconn *wconn;
+    int64_t next_connect_us;
+    long    backoff_ms;
+};
+
+/* ---- small helpers ------------------------------------------------------------- */
+
+static int64_t mono_us(void) { return relais_mono_us(); }
+
+static void cond_init_mono(pthread_cond_t *c)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &a);
+    pthread_condattr_destroy(&a);
+}
+
+/* Wait on c until the monotonic deadline; returns ETIMEDOUT when passed. */
+static int cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, int64_t deadline_us)
+{
+    struct timespec ts = { (time_t)(deadline_us / 1000000), (long)(deadline_us % 1000000) * 1000 };
+    return pthread_cond_timedwait(c, m, &ts);
+}
+
+static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
+
+static int is_uuid(const char *s)
+{
+    if (!s || strlen(s) != 36) return 0;
+    for (int i = 0; i < 36; i++) {
+        char ch = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (ch != '-') return 0;
+        } else if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int is_digits(const char *s)
+{
+    if (!s || !*s || strlen(s) > 18) return 0;
+    for (const char *p = s; *p; p++) if (*p < '0' || *p > '9') return 0;
+    return 1;
+}
+
+/* A JSON string; invalid UTF-8 (a body excerpt cut mid-character...) has its
+ * non-ASCII bytes replaced by '?' rather than failing the whole batch. */
+static json_t *jstr(const char *s)
+{
+    if (!s) return json_null();
+    json_t *v = json_string(s);
+    if (v) return v;
+    char *copy = strdup(s);
+    if (!copy) return json_null();
+    for (char *p = copy; *p; p++) if ((unsigned char)*p >= 0x80) *p = '?';
+    v = json_string(copy);
+    free(copy);
+    return v ? v : json_null();
+}
+
+static json_t *jtime(int64_t us)
+{
+    char buf[48];
+    relais_time_rfc3339(us, buf, sizeof buf);
+    return json_string(buf);
+}
+
+static void set_opt(json_t *o, const char *k, const char *v)
+{
+    if (v) json_object_set_new(o, k, jstr(v));
+}
+
+/* PostgreSQL's message (primary text when the server sent one), one line. */
+static void pg_message(PGconn *c, const PGresult *r, char *buf, size_t len)
+{
+    const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    if (!m || !*m) m = r ? PQresultErrorMessage(r) : NULL;
+    if (!m || !*m) m = c ? PQerrorMessage(c) : NULL;
+    snprintf(buf, len, "%s", m && *m ? m : "unknown error");
+    buf[strcspn(buf, "\n")] = '\0';
+}
+
+/* Connect with a connect timeout and UTF-8; the conninfo may be key=value or
+ * a URI. errstr names host, port and database, never the password. */
+static PGconn *pg_connect(const char *conninfo, const char *app, char *errstr, size_t errlen)
+{
+    const char *kw[] = { "connect_timeout", "fallback_application_name", "dbname", "client_encoding", NULL };
+    const char *vals[] = { "10", app, conninfo, "UTF8", NULL };
+    PGconn *c = PQconnectdbParams(kw, vals, 1);
+    if (!c) {
+        snprintf(errstr, errlen, "cannot connect to PostgreSQL: out of memory");
+        return NULL;
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+        char msg[512];
+        pg_message(c, NULL, msg, sizeof msg);
+        const char *h = PQhost(c), *p = PQport(c), *d = PQdb(c);
+        snprintf(errstr, errlen, "cannot connect to PostgreSQL (host=%s port=%s dbname=%s): %s",
+                 h && *h ? h : "default", p && *p ? p : "default", d && *d ? d : "default", msg);
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* ---- job lifetime -------------------------------------------------------------- */
+
+static job *job_new(job_kind kind, int blocking)
+{
+    job *jb = calloc(1, sizeof *jb);
+    if (!jb) return NULL;
+    jb->kind = kind;
+    jb->blocking = blocking;
+    jb->owned = 1;
+    jb->at_us = relais_now_us();
+    if (blocking) cond_init_mono(&jb->cond);
+    return jb;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    if (!v) return;
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+static void route_out_clear(job *jb)
+{
+    relais_deliveries_free(jb->u.route.out, jb->u.route.nout);
+    jb->u.route.out = NULL;
+    jb->u.route.nout = 0;
+}
+
+static void job_free(job *jb)
+{
+    if (!jb || !jb->owned) return;
+    switch (jb->kind) {
+    case JOB_INGEST:
+        for (size_t i = 0; i < jb->u.ingest.n; i++) relais_event_unref(jb->u.ingest.evs[i]);
+        free(jb->u.ingest.evs);
+        free(jb->u.ingest.res);
+        break;
+    case JOB_REJECT:
+        free(jb->u.reject.source);
+        free(jb->u.reject.record_id);
+        free(jb->u.reject.where);
+        free(jb->u.reject.reason);
+        free(jb->u.reject.raw);
+        break;
+    case JOB_ROUTE:
+        for (size_t i = 0; i < jb->u.route.n; i++) {
+            route_in *it = &jb->u.route.items[i];
+            relais_event_unref(it->ev);
+            free_strv(it->dests, it->ndest);
+            free_strv(it->routes, it->ndest);
+        }
+        free(jb->u.route.items);
+        free(jb->u.route.owner);
+        route_out_clear(jb);
+        break;
+    case JOB_ATTEMPT:
+        free(jb->u.attempt.destination);
+        free(jb->u.attempt.tenant);
+        free(jb->u.attempt.subject);
+        free(jb->u.attempt.detail);
+        free(jb->u.attempt.local_id);
+        break;
+    case JOB_STEP:
+        free(jb->u.step.step);
+        free(jb->u.step.destination);
+        free(jb->u.step.detail);
+        break;
+    }
+    if (jb->blocking) pthread_cond_destroy(&jb->cond);
+    free(jb);
+}
+
+static size_t job_items(const job *jb)
+{
+    if (jb->kind == JOB_INGEST) return jb->u.ingest.n;
+    if (jb->kind == JOB_ROUTE) {
+        size_t k = 0;
+        for (size_t i = 0; i < jb->u.route.n; i++) k += jb->u.route.items[i].ndest ? jb->u.route.items[i].ndest : 1;
+        return k;
+    }
+    return 1;
+}
+
+static const char *kind_name(job_kind k)
+{
+    switch (k) {
+    case JOB_INGEST: return "ingest";
+    case JOB_REJECT: return "reject";
+    case JOB_ATTEMPT: return "attempt";
+    case JOB_ROUTE: return "route";
+    case JOB_STEP: return "step";
+    }
+    return "?";
+}
+
+/* Results a job carries before (and after a failed) transaction. */
+static void job_reset_results(job *jb, const char *reason)
+{
+    if (jb->kind == JOB_INGEST) {
+        for (size_t i = 0; i < jb->u.ingest.n; i++) {
+            relais_submit_result *r = &jb->u.ingest.res[i];
+            r->status = RELAIS_SUBMIT_UNAVAILABLE;
+            r->event_id[0] = '\0';
+            snprintf(r->reason, sizeof r->reason, "%s", reason);
+        }
+    } else if (jb->kind == JOB_ROUTE) {
+        route_out_clear(jb);
+    }
+}
+
+/* ---- the queue (caller holds j->mu) ----------------------------------------------- */
+
+static void q_push_tail(relais_journal *j, job *jb)
+{
+    jb->next = NULL;
+    jb->state = JOB_QUEUED;
+    if (j->tail) j->tail->next = jb; else j->head = jb;
+    j->tail = jb;
+    if (!jb->blocking) j->qasync++;
+    j->qitems += job_items(jb);
+}
+
+static void q_unlink(relais_journal *j, job *prev, job *jb)
+{
+    if (prev) prev->next = jb->next; else j->head = jb->next;
+    if (j->tail == jb) j->tail = prev;
+    jb->next = NULL;
+    if (!jb->blocking) j->qasync--;
+    j->qitems -= job_items(jb);
+}
+
+static int q_remove(relais_journal *j, job *jb)
+{
+    job *prev = NULL;
+    for (job *p = j->head; p; prev = p, p = p->next) {
+        if (p == jb) { q_unlink(j, prev, p); return 0; }
+    }
+    return -1;
+}
+
+/* Mark done and hand over; frees async and abandoned jobs. */
+static void complete_locked(job *jb, int rc)
+{
+    jb->rc = rc;
+    jb->state = JOB_DONE;
+    if (!jb->blocking || jb->abandoned) job_free(jb);
+    else pthread_cond_signal(&jb->cond);
+}
+
+/* Keep the async queue within queue_max: drop the oldest async jobs. */
+static void q_bound_locked(relais_journal *j)
+{
+    while (j->qasync > (size_t)j->queue_max) {
+        job *prev = NULL, *p = j->head;
+        while (p && p->blocking) { prev = p; p = p->next; }
+        if (!p) break;
+        q_unlink(j, prev, p);
+        j->dropped++;
+        relais_logf(RELAIS_LOG_ERROR, COMP, "queue full (%ld async jobs waiting for PostgreSQL): "
+                    "dropped the oldest %s job%s%s (%llu dropped so far)", j->queue_max, kind_name(p->kind),
+                    p->kind == JOB_ATTEMPT || p->kind == JOB_STEP ? " of event " : "",
+                    p->kind == JOB_ATTEMPT ? p->u.attempt.event_id : p->kind == JOB_STEP ? p->u.step.event_id : "",
+                    (unsigned long long)j->dropped);
+        complete_locked(p, -1);
+    }
+}
+
+/* Fail every queued blocking job (the writer is disconnected). */
+static void q_fail_blocking_locked(relais_journal *j, const char *reason)
+{
+    job *prev = NULL, *p = j->head;
+    while (p) {
+        job *next = p->next;
+        if (p->blocking) {
+            q_unlink(j, prev, p);
+            job_reset_results(p, reason);
+            complete_locked(p, -1);
+        } else {
+            prev = p;
+        }
+        p = next;
+    }
+}
+
+static int submit_async(relais_journal *j, job *jb)
+{
+    pthread_mutex_lock(&j->mu);
+    if (j->stopping || !j->writer) {
+        pthread_mutex_unlock(&j->mu);
+        relais_logf(RELAIS_LOG_ERROR, COMP, "%s job refused: the journal is %s", kind_name(jb->kind),
+                    j->writer ? "closing" : "open without a writer");
+        job_free(jb);
+        return -1;
+    }
+    q_push_tail(j, jb);
+    q_bound_locked(j);
+    pthread_cond_signal(&j->wake);
+    pthread_mutex_unlock(&j->mu);
+    return 0;
+}
+
+/* Queue a blocking job and wait for it. Returns the job's rc, or -1 when it
+ * could not run. *abandoned = 1 when the writer still holds the job (the
+ * caller must not touch or free it), else the caller frees it. */
+static int submit_blocking(relais_journal *j, job *jb, int *abandoned)
+{
+    *abandoned = 0;
+    job_reset_results(jb, "journal unavailable");
+    pthread_mutex_lock(&j->mu);
+    const char *why = NULL;
+    if (!j->writer) why = "the journal is open without a writer";
+    else if (j->stopping) why = "the journal is closing";
+    else if (j->down) why = "PostgreSQL is unreachable";
+    else if (j->qasync >= (size_t)j->queue_max) why = "the journal queue is full";
+    if (why) {
+        pthread_mutex_unlock(&j->mu);
+        char reason[128];
+        snprintf(reason, sizeof reason, "journal unavailable: %s", why);
+        job_reset_results(jb, reason);
+        return -1;
+    }
+    q_push_tail(j, jb);
+    pthread_cond_signal(&j->wake);
+    int64_t deadline = mono_us() + j->block_timeout_ms * 1000;
+    while (jb->state != JOB_DONE) {
+        if (cond_wait_until(&jb->cond, &j->mu, deadline) == ETIMEDOUT && jb->state != JOB_DONE) break;
+    }
+    int rc;
+    if (jb->state == JOB_DONE) {
+        rc = jb->rc;
+    } else {
+        rc = -1;
+        relais_logf(RELAIS_LOG_ERROR, COMP, "%s call timed out after %ld ms waiting for PostgreSQL",
+                    kind_name(jb->kind), j->block_timeout_ms);
+        if (jb->state == JOB_QUEUED) {
+            q_remove(j, jb);
+        } else {
+            jb->abandoned = 1;
+            *abandoned = 1;
+        }
+    }
+    pthread_mutex_unlock(&j->mu);
+    if (rc != 0 && !*abandoned && jb->state != JOB_DONE) job_reset_results(jb, "journal timed out");
+    return rc;
+}
+
+/* ---- the writer's statements -------------------------------------------------------- */
+
+/* Every statement takes its rows as ONE JSON array ($1) expanded server side. */
+static const struct { const char *name; const char *sql; } g_stmts[] = {
+    { "ingest",
+      "WITH m AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS m(n int, id uuid, tenant text,"
+      "   source text, record_id text, type text, subject text, corr text, at timestamptz)),"
+      " b AS (SELECT (o - 1)::int AS n, body FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS b(body, o)),"
+      " ins AS (INSERT INTO events (id, tenant, source, record_id, type, subject, correlation_id, received_at, body)"
+      "   SELECT DISTINCT ON (m.source, m.record_id) m.id, m.tenant, m.source, m.record_id, m.type,"
+      "          m.subject, m.corr, m.at, b.body"
+      "   FROM m JOIN b USING (n) ORDER BY m.source, m.record_id, m.n"
+      "   ON CONFLICT (source, record_id) DO NOTHING RETURNING id)"
+      " SELECT DISTINCT ON (ins.id) m.n FROM ins JOIN m USING (id) ORDER BY ins.id, m.n" },
+    { "ingest_dups",
+      "SELECT k.n, e.id FROM jsonb_to_recordset($1::jsonb) AS k(n int, source text, record_id text)"
+      " JOIN events e ON e.source = k.source AND e.record_id = k.record_id" },
+    { "reject",
+      "INSERT INTO rejections (at, source, record_id, location, reason, raw)"
+      " SELECT x.at, x.source, x.record_id, x.location, x.reason, decode(x.raw, 'base64')"
+      " FROM jsonb_to_recordset($1::jsonb) AS x(at timestamptz, source text, record_id text,"
+      "   location text, reason text, raw text)" },
+    { "attempt",
+      "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(n int, id bigint, outcome text,"
+      "   retry_ms bigint, status int, detail text, tenant text, entity text, subject text,"
+      "   destination text, local_id text)),"
+      " upd AS (UPDATE deliveries d SET"
+      "   status = CASE x.outcome WHEN 'ok' THEN 'delivered' WHEN 'dead' THEN 'dead' ELSE 'pending' END,"
+      "   attempts = d.attempts + 1,"
+      "   next_attempt_at = CASE WHEN x.outcome = 'retry'"
+      "                     THEN now() + x.retry_ms * interval '1 millisecond' ELSE d.next_attempt_at END,"
+      "   lease_owner = NULL, lease_until = NULL, last_status = x.status, last_detail = x.detail,"
+      "   updated_at = now()"
+      "   FROM x WHERE d.id = x.id AND d.status = 'pending' RETURNING d.id)"
+      " INSERT INTO xref (tenant, entity, canonical_id, package, local_id, updated_at)"
+      " SELECT DISTINCT ON (tenant, entity, subject, destination) tenant, entity, subject, destination,"
+      "        local_id, now()"
+      " FROM x WHERE x.outcome = 'ok' AND x.local_id <> '' AND x.subject IS NOT NULL"
+      " ORDER BY tenant, entity, subject, destination, n DESC"
+      " ON CONFLICT (tenant, entity, canonical_id, package)"
+      " DO UPDATE SET local_id = EXCLUDED.local_id, updated_at = EXCLUDED.updated_at" },
+    { "route",
+      "WITH x AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(n int, event_id uuid, destination text,"
+      "   route text, tenant text, entity text, subject text, at timestamptz)),"
+      " xd AS (SELECT DISTINCT ON (event_id, destination) * FROM x WHERE destination IS NOT NULL"
+      "   ORDER BY event_id, destination, n),"
+      " xe AS (SELECT DISTINCT ON (event_id) * FROM x ORDER BY event_id, n),"
+      " ins AS (INSERT INTO deliveries (event_id, destination, route, status, attempts, next_attempt_at,"
+      "   lease_owner, lease_until, updated_at)"
+      "   SELECT event_id, destination, route, 'pending', 0, now(), $2,"
+      "          now() + $3::bigint * interval '1 millisecond', now() FROM xd"
+      "   ON CONFLICT (event_id, destination) DO NOTHING RETURNING id, event_id, destination),"
+      " upd AS (UPDATE events e SET routed_at = xe.at FROM xe"
+      "   WHERE e.id = xe.event_id AND e.routed_at IS NULL RETURNING e.id)"
+      " SELECT 'd', ins.id, xd.n, xr.local_id FROM ins JOIN xd USING (event_id, destination)"
+      "   LEFT JOIN xref xr ON xr.tenant = xd.tenant AND xr.entity = xd.entity"
+      "                    AND xr.canonical_id = xd.subject AND xr.package = xd.destination"
+      " UNION ALL SELECT 'e', NULL, xe.n, NULL FROM upd JOIN xe ON xe.event_id = upd.id" },
+    { "steps",
+      "INSERT INTO steps (at, event_id, step, destination, attempt, status, detail)"
+      " SELECT x.at, x.event_id, x.step, x.destination, x.attempt, x.status, x.detail"
+      " FROM jsonb_to_recordset($1::jsonb) AS x(at timestamptz, event_id uuid, step text,"
+      "   destination text, attempt int, status int, detail text)" },
+};
+
+typedef enum brc { B_OK = 0, B_DATA, B_TRANSIENT, B_CONN } brc;
+typedef struct berr { char msg[512]; char state[8]; } berr;
+
+static brc classify(PGconn *c, const PGresult *r, berr *e)
+{
+    pg_message(c, r, e->msg, sizeof e->msg);
+    const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    snprintf(e->state, sizeof e->state, "%s", st ? st : "");
+    if (!c || PQstatus(c) != CONNECTION_OK) return B_CONN;
+    if (!st) return B_TRANSIENT;                     /* client side: out of memory... */
+    if (!strncmp(st, "08", 2)) return B_CONN;        /* connection exception */
+    if (!strncmp(st, "40", 2) || !strncmp(st, "53", 2) || !strncmp(st, "57", 2) ||
+        !strncmp(st, "58", 2) || !strncmp(st, "XX", 2)) return B_TRANSIENT;
+    return B_DATA;                                   /* PostgreSQL refused a value */
+}
+
+static brc wexec(relais_journal *j, const char *stmt, int n, const char *const *vals,
+                 PGresult **out, berr *e)
+{
+    PGresult *r = PQexecPrepared(j->wconn, stmt, n, vals, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+        if (out) *out = r; else PQclear(r);
+        return B_OK;
+    }
+    brc c = classify(j->wconn, r, e);
+    PQclear(r);
+    return c;
+}
+
+static brc wexec_plain(relais_journal *j, const char *sql, berr *e)
+{
+    PGresult *r = PQexec(j->wconn, sql);
+    ExecStatusType st = PQresultStatus(r);
+    brc c = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? B_OK : classify(j->wconn, r, e);
+    PQclear(r);
+    return c;
+}
+
+/* Run a statement with one JSON array parameter (plus extra text ones). */
+static brc wexec_json(relais_journal *j, const char *stmt, json_t *arr, const char *p2, const char *p3,
+                      PGresult **out, berr *e)
+{
+    char *js = json_dumps(arr, JSON_COMPACT);
+    if (!js) {
+        snprintf(e->msg, sizeof e->msg, "out of memory serialising %s rows", stmt);
+        e->state[0] = '\0';
+        return B_TRANSIENT;
+    }
+    const char *vals[3] = { js, p2, p3 };
+    brc c = wexec(j, stmt, p3 ? 3 : p2 ? 2 : 1, vals, out, e);
+    free(js);
+    return c;
+}
+
+static void add_step(json_t *steps, int64_t at_us, const char *event_id, const char *step,
+                     const char *dest, int attempt, int status, const char *detail)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "at", jtime(at_us));
+    if (event_id && *event_id) json_object_set_new(o, "event_id", json_string(event_id));
+    json_object_set_new(o, "step", json_string(step));
+    set_opt(o, "destination", dest);
+    if (attempt > 0) json_object_set_new(o, "attempt", json_integer(attempt));
+    if (status) json_object_set_new(o, "status", json_integer(status));
+    if (detail && *detail) set_opt(o, "detail", detail);
+    json_array_append_new(steps, o);
+}
+
+/* ---- one batch, one transaction ------------------------------------------------------ */
+
+typedef struct ingest_ref { relais_event *ev; relais_submit_result *res; int64_t at_us; } ingest_ref;
+
+static brc batch_ingest(relais_journal *j, job **b, size_t n, json_t *steps, berr *e)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) if (b[i]->kind == JOB_INGEST) total += b[i]->u.ingest.n;
+    if (!total) return B_OK;
+    brc rc = B_TRANSIENT;
+    ingest_ref *it = calloc(total, sizeof *it);
+    unsigned char *inserted = calloc(total, 1);
+    json_t *meta = json_array(), *keys = NULL;
+    char *bodies = NULL;
+    size_t blen = 0;
+    FILE *f = open_memstream(&bodies, &blen);
+    PGresult *r = NULL;
+    snprintf(e->msg, sizeof e->msg, "out of memory building the ingest batch");
+    e->state[0] = '\0';
+    if (!it || !inserted || !meta || !f) goto out;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (b[i]->kind != JOB_INGEST) continue;
+        for (size_t x = 0; x < b[i]->u.ingest.n; x++, k++) {
+            it[k] = (ingest_ref){ b[i]->u.ingest.evs[x], &b[i]->u.ingest.res[x], b[i]->at_us };
+        }
+    }
+    fputc('[', f);
+    for (k = 0; k < total; k++) {
+        relais_event *ev = it[k].ev;
+        const char *rid = relais_event_record_id(ev);
+        json_t *o = json_object();
+        json_object_set_new(o, "n", json_integer((json_int_t)k));
+        json_object_set_new(o, "id", jstr(relais_event_id(ev)));
+        json_object_set_new(o, "tenant", jstr(relais_event_tenant(ev) ? relais_event_tenant(ev) : ""));
+        json_object_set_new(o, "source", jstr(relais_event_source_instance(ev) ? relais_event_source_instance(ev) : ""));
+        json_object_set_new(o, "record_id", jstr(rid ? rid : relais_event_id(ev)));
+        json_object_set_new(o, "type", jstr(relais_event_type(ev)));
+        set_opt(o, "subject", relais_event_subject(ev));
+        json_object_set_new(o, "corr", jstr(relais_event_correlation(ev) ? relais_event_correlation(ev)
+                                                                         : relais_event_id(ev)));
+        json_object_set_new(o, "at", jtime(it[k].at_us));
+        json_array_append_new(meta, o);
+        size_t len;
+        const char *js = relais_event_json(ev, &len);
+        if (k) fputc(',', f);
+        fwrite(js, 1, len, f);
+    }
+    fputc(']', f);
+    if (fclose(f) != 0) { f = NULL; goto out; }
+    f = NULL;
+
+    char *mjs = json_dumps(meta, JSON_COMPACT);
+    if (!mjs) goto out;
+    const char *vals[2] = { mjs, bodies };
+    rc = wexec(j, "ingest", 2, vals, &r, e);
+    free(mjs);
+    if (rc != B_OK) goto out;
+    for (int row = 0; row < PQntuples(r); row++) {
+        long nn = strtol(PQgetvalue(r, row, 0), NULL, 10);
+        if (nn >= 0 && (size_t)nn < total) inserted[nn] = 1;
+    }
+    PQclear(r);
+    r = NULL;
+
+    size_t ndup = 0;
+    for (k = 0; k < total; k++) {
+        relais_event *ev = it[k].ev;
+        if (!inserted[k]) { ndup++; continue; }
+        it[k].res->status = RELAIS_SUBMIT_ACCEPTED;
+        snprintf(it[k].res->event_id, sizeof it[k].res->event_id, "%s", relais_event_id(ev));
+        it[k].res->reason[0] = '\0';
+        add_step(steps, it[k].at_us, relais_event_id(ev), "received", NULL, 0, 0,
+                 relais_event_source_instance(ev));
+    }
+    if (ndup) {
+        keys = json_array();
+        for (k = 0; k < total; k++) {
+            if (inserted[k]) continue;
+            const char *rid = relais_event_record_id(it[k].ev);
+            json_t *o = json_object();
+            json_object_set_new(o, "n", json_integer((json_int_t)k));
+            json_object_set_new(o, "source", jstr(relais_event_source_instance(it[k].ev) ? relais_event_source_instance(it[k].ev) : ""));
+            json_object_set_new(o, "record_id", jstr(rid ? rid : relais_event_id(it[k].ev)));
+            json_array_append_new(keys, o);
+        }
+        rc = wexec_json(j, "ingest_dups", keys, NULL, NULL, &r, e);
+        if (rc != B_OK) goto out;
+        for (int row = 0; row < PQntuples(r); row++) {
+            long nn = strtol(PQgetvalue(r, row, 0), NULL, 10);
+            if (nn < 0 || (size_t)nn >= total || inserted[nn]) continue;
+            ingest_ref *d = &it[nn];
+            d->res->status = RELAIS_SUBMIT_DUPLICATE;
+            snprintf(d->res->event_id, sizeof d->res->event_id, "%s", PQgetvalue(r, row, 1));
+            snprintf(d->res->reason, sizeof d->res->reason, "record %.100s from %.100s was received before",
+                     relais_event_record_id(d->ev) ? relais_event_record_id(d->ev) : "?",
+                     relais_event_source_instance(d->ev) ? relais_event_source_instance(d->ev) : "?");
+            char detail[160];
+            snprintf(detail, sizeof detail, "sent again as event %s (not kept)", relais_event_id(d->ev));
+            add_step(steps, d->at_us, d->res->event_id, "duplicate", NULL, 0, 0, detail);
+        }
+        for (k = 0; k < total; k++) {
+            if (!inserted[k] && it[k].res->status != RELAIS_SUBMIT_DUPLICATE) {
+                relais_logf(RELAIS_LOG_ERROR, COMP, "event %s neither inserted nor found as a duplicate",
+                            relais_event_id(it[k].ev));
+            }
+        }
+    }
+    rc = B_OK;
+out:
+    if (f) fclose(f);
+    PQclear(r);
+    free(bodies);
+    json_decref(meta);
+    json_decref(keys);
+    free(inserted);
+    free(it);
+    return rc;
+}
+
+static brc batch_reject(relais_journal *j, job **b, size_t n, json_t *steps, berr *e)
+{
+    json_t *rows = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (b[i]->kind != JOB_REJECT) continue;
+        if (!rows) rows = json_array();
+        const job *jb = b[i];
+        json_t *o = json_object();
+        json_object_set_new(o, "at", jtime(jb->at_us));
+        json_object_set_new(o, "source", jstr(jb->u.reject.source));
+        set_opt(o, "record_id", jb->u.reject.record_id);
+        set_opt(o, "location", jb->u.reject.where);
+        json_object_set_new(o, "reason", jstr(jb->u.reject.reason));
+        if (jb->u.reject.raw && jb->u.reject.rawlen) {
+            char *b64 = malloc(4 * ((jb->u.reject.rawlen + 2) / 3) + 1);
+            if (b64) {
+                EVP_EncodeBlock((unsigned char *)b64, jb->u.reject.raw, (int)jb->u.reject.rawlen);
+                json_object_set_new(o, "raw", json_string(b64));
+                free(b64);
+            }
+        }
+        json_array_append_new(rows, o);
+        char detail[1024];
+        snprintf(detail, sizeof detail, "%s%s%s: %s", jb->u.reject.where ? jb->u.reject.where : "input",
+                 jb->u.reject.record_id ? " record " : "", jb->u.reject.record_id ? jb->u.reject.record_id : "",
+                 jb->u.reject.reason);
+        add_step(steps, jb->at_us, NULL, "rejected", NULL, 0, 0, detail);
+    }
+    if (!rows) return B_OK;
+    brc rc = wexec_json(j, "reject", rows, NULL, NULL, NULL, e);
+    json_decref(rows);
+    return rc;
+}
+
+typedef struct attempt_ord { int64_t id; size_t pos; } attempt_ord;
+
+static int cmp_attempt_ord(const void *a, const void *b)
+{
+    const attempt_ord *x = a, *y = b;
+    if (x->id != y->id) return x->id < y->id ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+static brc batch_attempt(relais_journal *j, job **b, size_t n, json_t *steps, berr *e)
+{
+    size_t na = 0;
+    for (size_t i = 0; i < n; i++) if (b[i]->kind == JOB_ATTEMPT) na++;
+    if (!na) return B_OK;
+    /* Two outcomes for one delivery in a batch go to separate statements
+     * ("rounds"), in queue order: one UPDATE cannot change a row twice. */
+    attempt_ord *ord = calloc(na, sizeof *ord);
+    size_t *round = calloc(n, sizeof *round);
+    if (!ord || !round) {
+        free(ord);
+        free(round);
+        snprintf(e->msg, sizeof e->msg, "out of memory");
+        e->state[0] = '\0';
+        return B_TRANSIENT;
+    }
+    size_t k = 0, nrounds = 1;
+    for (size_t i = 0; i < n; i++) if (b[i]->kind == JOB_ATTEMPT) ord[k++] = (attempt_ord){ b[i]->u.attempt.delivery_id, i };
+    qsort(ord, na, sizeof *ord, cmp_attempt_ord);
+    for (k = 1; k < na; k++) {
+        if (ord[k].id == ord[k - 1].id) {
+            round[ord[k].pos] = round[ord[k - 1].pos] + 1;
+            if (round[ord[k].pos] + 1 > nrounds) nrounds = round[ord[k].pos] + 1;
+        }
+    }
+    free(ord);
+    brc rc = B_OK;
+    for (size_t rd = 0; rd < nrounds && rc == B_OK; rd++) {
+        json_t *rows = json_array();
+        for (size_t i = 0; i < n; i++) {
+            if (b[i]->kind != JOB_ATTEMPT || round[i] != rd) continue;
+            const job *jb = b[i];
+            const char *oc = jb->u.attempt.out == OUT_OK ? "ok" : jb->u.attempt.out == OUT_DEAD ? "dead" : "retry";
+            json_t *o = json_object();
+            json_object_set_new(o, "n", json_integer((json_int_t)i));
+            json_object_set_new(o, "id", json_integer((json_int_t)jb->u.attempt.delivery_id));
+            json_object_set_new(o, "outcome", json_string(oc));
+            json_object_set_new(o, "retry_ms", json_integer(jb->u.attempt.retry_ms));
+            json_object_set_new(o, "status", json_integer(jb->u.attempt.status));
+            set_opt(o, "detail", jb->u.attempt.detail);
+            set_opt(o, "tenant", jb->u.attempt.tenant);
+            json_object_set_new(o, "entity", jstr(jb->u.attempt.entity));
+            set_opt(o, "subject", jb->u.attempt.subject);
+            set_opt(o, "destination", jb->u.attempt.destination);
+            set_opt(o, "local_id", jb->u.attempt.local_id);
+            json_array_append_new(rows, o);
+        }
+        rc = wexec_json(j, "attempt", rows, NULL, NULL, NULL, e);
+        json_decref(rows);
+    }
+    free(round);
+    if (rc != B_OK) return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (b[i]->kind != JOB_ATTEMPT) continue;
+        const job *jb = b[i];
+        const char *eid = jb->u.attempt.event_id, *dest = jb->u.attempt.destination;
+        int no = jb->u.attempt.attempt;
+        add_step(steps, jb->u.attempt.started_us, eid, "attempt", dest, no, jb->u.attempt.status,
+                 jb->u.attempt.detail);
+        char detail[256];
+        if (jb->u.attempt.out == OUT_OK) {
+            if (jb->u.attempt.local_id && *jb->u.attempt.local_id)
+                snprintf(detail, sizeof detail, "local id %s", jb->u.attempt.local_id);
+            else
+                detail[0] = '\0';
+            add_step(steps, jb->u.attempt.ended_us, eid, "delivered", dest, no, 0, detail);
+        } else if (jb->u.attempt.out == OUT_RETRY) {
+            snprintf(detail, sizeof detail, "next attempt in %ld ms", jb->u.attempt.retry_ms);
+            add_step(steps, jb->u.attempt.ended_us, eid, "retry_scheduled", dest, no, 0, detail);
+        } else {
+            if (jb->u.attempt.v == RELAIS_DELIVER_REJECT)
+                snprintf(detail, sizeof detail, "refused by the destination");
+            else
+                snprintf(detail, sizeof detail, "gave up after %d attempt%s", no, no > 1 ? "s" : "");
+            add_step(steps, jb->u.attempt.ended_us, eid, "dead_lettered", dest, no, 0, detail);
+        }
+    }
+    return B_OK;
+}
+
+typedef struct route_ref { job *jb; size_t item; size_t dest; } route_ref;
+#define NO_DEST ((size_t)-1)
+
+static brc batch_route(relais_journal *j, job **b, size_t n, json_t *steps, berr *e)
+{
+    size_t total = 0;
+    const job *first = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (b[i]->kind != JOB_ROUTE) continue;
+        total += job_items(b[i]);
+        if (!first) first = b[i];
+    }
+    if (!total) return B_OK;
+    /* Lease owner and duration are per job; a batch normally holds one hub's
+     * jobs, all with the same ones. Jobs with another owner/lease get their
+     * own statement. */
+    brc rc = B_OK;
+    route_ref *refs = calloc(total, sizeof *refs);
+    unsigned char *doneflag = calloc(n, 1);
+    if (!refs || !doneflag) {
+        free(refs);
+        free(doneflag);
+        snprintf(e->msg, sizeof e->msg, "out of memory");
+        e->state[0] = '\0';
+        return B_TRANSIENT;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (b[i]->kind != JOB_ROUTE) continue;
+        job *jb = b[i];
+        size_t cap = job_items(jb);
+        jb->u.route.out = calloc(cap, sizeof *jb->u.route.out);
+        jb->u.route.nout = 0;
+        if (!jb->u.route.out) {
+            rc = B_TRANSIENT;
+            snprintf(e->msg, sizeof e->msg, "out of memory");
+            e->state[0] = '\0';
+            break;
+        }
+    }
+    for (size_t lead = 0; lead < n && rc == B_OK; lead++) {
+        if (b[lead]->kind != JOB_ROUTE || doneflag[lead]) continue;
+        const char *owner = b[lead]->u.route.owner;
+        long lease = b[lead]->u.route.lease_ms;
+        json_t *rows = json_array();
+        size_t nr = 0;
+        for (size_t i = lead; i < n; i++) {
+            job *jb = b[i];
+            if (jb->kind != JOB_ROUTE || doneflag[i]) continue;
+            if (strcmp(jb->u.route.owner, owner) != 0 || jb->u.route.lease_ms != lease) continue;
+            doneflag[i] = 1;
+            for (size_t t = 0; t < jb->u.route.n; t++) {
+                route_in *it = &jb->u.route.items[t];
+                char entity[128];
+                relais_event_entity(it->ev, entity, sizeof entity);
+                size_t nd = it->ndest ? it->ndest : 1;
+                for (size_t d = 0; d < nd; d++) {
+                    refs[nr] = (route_ref){ jb, t, it->ndest ? d : NO_DEST };
+                    json_t *o = json_object();
+                    json_object_set_new(o, "n", json_integer((json_int_t)nr));
+                    json_object_set_new(o, "event_id", jstr(relais_event_id(it->ev)));
+                    if (it->ndest) {
+                        json_object_set_new(o, "destination", jstr(it->dests[d]));
+                        set_opt(o, "route", it->routes ? it->routes[d] : NULL);
+                    }
+                    json_object_set_new(o, "tenant", jstr(relais_event_tenant(it->ev) ? relais_event_tenant(it->ev) : ""));
+                    json_object_set_new(o, "entity", jstr(entity));
+                    set_opt(o, "subject", relais_event_subject(it->ev));
+                    json_object_set_new(o, "at", jtime(jb->at_us));
+                    json_array_append_new(rows, o);
+                    nr++;
+                }
+            }
+        }
+        char lease_s[32];
+        snprintf(lease_s, sizeof lease_s, "%ld", lease);
+        PGresult *r = NULL;
+        rc = wexec_json(j, "route", rows, owner, lease_s, &r, e);
+        json_decref(rows);
+        if (rc != B_OK) break;
+        for (int row = 0; row < PQntuples(r); row++) {
+            const char *kind = PQgetvalue(r, row, 0);
+            long nn = strtol(PQgetvalue(r, row, 2), NULL, 10);
+            if (nn < 0 || (size_t)nn >= nr) continue;
+            route_ref *ref = &refs[nn];
+            route_in *it = &ref->jb->u.route.items[ref->item];
+            if (kind[0] == 'd' && ref->dest != NO_DEST) {
+                relais_delivery *dv = &ref->jb->u.route.out[ref->jb->u.route.nout++];
+                dv->id = strtoll(PQgetvalue(r, row, 1), NULL, 10);
+                dv->ev = relais_event_ref(it->ev);
+                dv->destination = xstrdup(it->dests[ref->dest]);
+                dv->tenant = xstrdup(relais_event_tenant(it->ev) ? relais_event_tenant(it->ev) : "");
+                dv->attempts = 0;
+                dv->local_id = PQgetisnull(r, row, 3) ? NULL : xstrdup(PQgetvalue(r, row, 3));
+                add_step(steps, ref->jb->at_us, relais_event_id(it->ev), "routed", it->dests[ref->dest], 0, 0,
+                         it->routes ? it->routes[ref->dest] : NULL);
+            } else if (kind[0] == 'e' && ref->dest == NO_DEST) {
+                add_step(steps, ref->jb->at_us, relais_event_id(it->ev), "unrouted", NULL, 0, 0,
+                         "no route matched");
+            }
+        }
+        PQclear(r);
+    }
+    free(refs);
+    free(doneflag);
+    return rc;
+}
+
+static void batch_steps(job **b, size_t n, json_t *steps)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (b[i]->kind != JOB_STEP) continue;
+        const job *jb = b[i];
+        add_step(steps, jb->at_us, jb->u.step.event_id, jb->u.step.step, jb->u.step.destination, 0,
+                 jb->u.step.status, jb->u.step.detail);
+    }
+}
+
+/* Run jobs b[0..n) in one transaction. Results land in the jobs only when the
+ * transaction committed. */
+static brc run_batch(relais_journal *j, job **b, size_t n, berr *e)
+{
+    for (size_t i = 0; i < n; i++) job_reset_results(b[i], "journal unavailable");
+    json_t *steps = json_array();
+    if (!steps) {
+        snprintf(e->msg, sizeof e->msg, "out of memory");
+        return B_TRANSIENT;
+    }
+    brc rc = wexec_plain(j, "BEGIN", e);
+    if (rc == B_OK) rc = batch_ingest(j, b, n, steps, e);
+    if (rc == B_OK) rc = batch_reject(j, b, n, steps, e);
+    if (rc == B_OK) rc = batch_attempt(j, b, n, steps, e);   /* before route: xref for it */
+    if (rc == B_OK) rc = batch_route(j, b, n, steps, e);
+    if (rc == B_OK) batch_steps(b, n, steps);
+    if (rc == B_OK && json_array_size(steps) > 0) rc = wexec_json(j, "steps", steps, NULL, NULL, NULL, e);
+    if (rc == B_OK) rc = wexec_plain(j, "COMMIT", e);
+    json_decref(steps);
+    if (rc == B_OK) {
+        atomic_fetch_add(&j->batches, 1);
+        return B_OK;
+    }
+    if (PQstatus(j->wconn) == CONNECTION_OK) {
+        berr ignored;
+        if (wexec_plain(j, "ROLLBACK", &ignored) != B_OK) rc = B_CONN;
+    } else {
+        rc = B_CONN;
+    }
+    for (size_t i = 0; i < n; i++) job_reset_results(b[i], "journal unavailable");
+    return rc;
+}
+
+/* ---- the writer thread ---------------------------------------------------------------- */
+
+static void finish_ok(relais_journal *j, job **b, size_t n)
+{
+    atomic_fetch_add(&j->jobs, n);
+    atomic_store(&j->healthy, 1);
+    pthread_mutex_lock(&j->mu);
+    for (size_t i = 0; i < n; i++) complete_locked(b[i], 0);
+    pthread_mutex_unlock(&j->mu);
+}
+
+/* Install (c != NULL) or drop the writer connection; the cancel handle is
+ * published under j->mu for relais_journal_close. */
+static void set_writer_conn(relais_journal *j, PGconn *c)
+{
+    PGcancel *cancel = c ? PQgetCancel(c) : NULL;
+    pthread_mutex_lock(&j->mu);
+    PGcancel *old = j->wcancel;
+    j->wcancel = cancel;
+    j->down = c ? 0 : 1;
+    pthread_mutex_unlock(&j->mu);
+    PQfreeCancel(old);
+    if (!c) PQfinish(j->wconn);
+    j->wconn = c;
+}
+
+static void disconnect_writer(relais_journal *j)
+{
+    set_writer_conn(j, NULL);
+    atomic_store(&j->healthy, 0);
+    j->next_connect_us = mono_us() + (int64_t)j->backoff_ms * 1000;
+}
+
+/* The transaction could not run: fail the blocking jobs, put the async ones
+ * back at the head of the queue (in order), reconnect with backoff. */
+static void outage(relais_journal *j, job **b, size_t n, const berr *e)
+{
+    size_t kept = 0, failed = 0;
+    char reason[256];
+    snprintf(reason, sizeof reason, "journal unavailable: %.200s", e->msg);
+    disconnect_writer(j);
+    pthread_mutex_lock(&j->mu);
+    job *chain = NULL, *ctail = NULL;
+    for (size_t i = 0; i < n; i++) {
+        job *jb = b[i];
+        if (jb->blocking) {
+            job_reset_results(jb, reason);
+            complete_locked(jb, -1);
+            failed++;
+            continue;
+        }
+        jb->state = JOB_QUEUED;
+        jb->next = NULL;
+        if (ctail) ctail->next = jb; else chain = jb;
+        ctail = jb;
+        j->qasync++;
+        j->qitems += job_items(jb);
+        kept++;
+    }
+    if (chain) {
+        ctail->next = j->head;
+        if (!j->head) j->tail = ctail;
+        j->head = chain;
+    }
+    q_bound_locked(j);
+    pthread_mutex_unlock(&j->mu);
+    relais_logf(RELAIS_LOG_WARN, COMP, "transaction failed (%s%s%s): %zu blocking call(s) failed, %zu async "
+                "job(s) kept for retry; reconnecting in %ld ms", e->state[0] ? e->state : "", e->state[0] ? ": " : "",
+                e->msg, failed, kept, j->backoff_ms);
+}
+
+static brc run_with_retries(relais_journal *j, job **b, size_t n, berr *e)
+{
+    brc rc = B_OK;
+    for (int t = 0; t < TRANSIENT_TRIES; t++) {
+        rc = run_batch(j, b, n, e);
+        if (rc != B_TRANSIENT) break;
+    }
+    return rc;
+}
+
+/* A job refused by PostgreSQL alone: events one by one, the rest fail or drop. */
+static brc refuse_job(relais_journal *j, job *jb, const berr *e0, berr *eout)
+{
+    if (jb->kind != JOB_INGEST) {
+        if (jb->blocking) {
+            relais_logf(RELAIS_LOG_ERROR, COMP, "%s refused by PostgreSQL: %s", kind_name(jb->kind), e0->msg);
+            job_reset_results(jb, e0->msg);
+            pthread_mutex_lock(&j->mu);
+            complete_locked(jb, -1);
+            pthread_mutex_unlock(&j->mu);
+        } else {
+            relais_logf(RELAIS_LOG_ERROR, COMP, "dropped %s job%s%s: PostgreSQL refused it: %s",
+                        kind_name(jb->kind), jb->kind == JOB_ATTEMPT ? " of event " : "",
+                        jb->kind == JOB_ATTEMPT ? jb->u.attempt.event_id : "", e0->msg);
+            pthread_mutex_lock(&j->mu);
+            j->dropped++;
+            complete_locked(jb, -1);
+            pthread_mutex_unlock(&j->mu);
+        }
+        return B_OK;
+    }
+    /* Ingest: each event in its own transaction; a refused one is REJECTED and
+     * recorded in rejections. */
+    size_t n = jb->u.ingest.n;
+    relais_submit_result *res = calloc(n, sizeof *res);
+    if (!res) {
+        snprintf(eout->msg, sizeof eout->msg, "out of memory");
+        eout->state[0] = '\0';
+        return B_TRANSIENT;
+    }
+    for (size_t x = 0; x < n; x++) {
+        job sub;
+        memset(&sub, 0, sizeof sub);
+        sub.kind = JOB_INGEST;
+        sub.at_us = jb->at_us;
+        sub.u.ingest.evs = &jb->u.ingest.evs[x];
+        sub.u.ingest.res = &res[x];
+        sub.u.ingest.n = 1;
+        job *sp = &sub;
+        berr e;
+        brc rc = run_with_retries(j, &sp, 1, &e);
+        if (rc == B_OK) continue;
+        if (rc != B_DATA) { *eout = e; free(res); return rc; }
+        relais_event *ev = jb->u.ingest.evs[x];
+        res[x].status = RELAIS_SUBMIT_REJECTED;
+        res[x].event_id[0] = '\0';
+        snprintf(res[x].reason, sizeof res[x].reason, "the journal refused the event: %.200s", e.msg);
+        relais_logf(RELAIS_LOG_ERROR, COMP, "event %s refused by PostgreSQL: %s", relais_event_id(ev), e.msg);
+        job rj;
+        memset(&rj, 0, sizeof rj);
+        rj.kind = JOB_REJECT;
+        rj.at_us = jb->at_us;
+        size_t len;
+        const char *js = relais_event_json(ev, &len);
+        rj.u.reject.source = (char *)(relais_event_source_instance(ev) ? relais_event_source_instance(ev) : "unknown");
+        rj.u.reject.record_id = (char *)relais_event_record_id(ev);
+        rj.u.reject.where = "journal";
+        rj.u.reject.reason = res[x].reason;
+        rj.u.reject.raw = (unsigned char *)js;
+        rj.u.reject.rawlen = len > RAW_MAX ? RAW_MAX : len;
+        job *rp = &rj;
+        berr e2;
+        rc = run_with_retries(j, &rp, 1, &e2);
+        if (rc == B_CONN || rc == B_TRANSIENT) { *eout = e2; free(res); return rc; }
+        if (rc != B_OK) relais_logf(RELAIS_LOG_ERROR, COMP, "cannot record the rejection of event %s: %s",
+                                    relais_event_id(ev), e2.msg);
+    }
+    memcpy(jb->u.ingest.res, res, n * sizeof *res);
+    free(res);
+    atomic_fetch_add(&j->jobs, 1);
+    pthread_mutex_lock(&j->mu);
+    complete_locked(jb, 0);
+    pthread_mutex_unlock(&j->mu);
+    return B_OK;
+}
+
+static void isolate(relais_journal *j, job **b, size_t n, const berr *e0)
+{
+    relais_logf(RELAIS_LOG_WARN, COMP, "a batch of %zu job(s) was refused (%s%s%s); running its jobs one by one",
+                n, e0->state, e0->state[0] ? ": " : "", e0->msg);
+    for (size_t i = 0; i < n; i++) {
+        berr e;
+        brc rc = run_with_retries(j, &b[i], 1, &e);
+        if (rc == B_OK) { finish_ok(j, &b[i], 1); continue; }
+        if (rc == B_DATA) {
+            berr e2 = e;
+            rc = refuse_job(j, b[i], &e, &e2);
+            e = e2;
+        }
+        if (rc != B_OK) {
+            outage(j, b + i, n - i, &e);
+            return;
+        }
+    }
+}
+
+static void process(relais_journal *j, job **b, size_t n)
+{
+    berr e;
+    brc rc = run_with_retries(j, b, n, &e);
+    if (rc == B_OK) finish_ok(j, b, n);
+    else if (rc == B_DATA) isolate(j, b, n, &e);
+    else outage(j, b, n, &e);
+}
+
+static int prepare_all(PGconn *c, char *errstr, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof g_stmts / sizeof g_stmts[0]; i++) {
+        PGresult *r = PQprepare(c, g_stmts[i].name, g_stmts[i].sql, 0, NULL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            char msg[512];
+            pg_message(c, r, msg, sizeof msg);
+            snprintf(errstr, errlen, "cannot prepare statement %s: %s", g_stmts[i].name, msg);
+            PQclear(r);
+            return -1;
+        }
+        PQclear(r);
+    }
+    return 0;
+}
+
+static PGconn *connect_writer(relais_journal *j, char *errstr, size_t errlen)
+{
+    PGconn *c = pg_connect(j->conninfo, "relais-journal-writer", errstr, errlen);
+    if (c && prepare_all(c, errstr, errlen) != 0) {
+        PQfinish(c);
+        c = NULL;
+    }
+    return c;
+}
+
+/* Take queued jobs up to batch_max items (at least one job). Holds j->mu. */
+static size_t take_batch(relais_journal *j, job **b, size_t cap)
+{
+    size_t n = 0, items = 0;
+    while (j->head && n < cap) {
+        job *jb = j->head;
+        size_t k = job_items(jb);
+        if (n > 0 && items + k > (size_t)j->batch_max) break;
+        q_unlink(j, NULL, jb);
+        jb->state = JOB_RUNNING;
+        b[n++] = jb;
+        items += k;
+    }
+    return n;
+}
+
+static void *writer_main(void *arg)
+{
+    relais_journal *j = arg;
+    size_t cap = (size_t)j->batch_max;
+    job **batch = j->batch;
+    int64_t last_activity = mono_us();
+    int warned = 0;
+    pthread_mutex_lock(&j->mu);
+    for (;;) {
+        int64_t now = mono_us();
+        if (j->stopping && (!j->head || now >= j->stop_deadline_us)) break;
+        if (!j->wconn) {
+            if (now < j->next_connect_us) {
+                q_fail_blocking_locked(j, "journal unavailable: PostgreSQL is unreachable");
+                int64_t until = j->next_connect_us;
+                if (j->stopping && j->stop_deadline_us < until) until = j->stop_deadline_us;
+                cond_wait_until(&j->wake, &j->mu, until);
+                continue;
+            }
+            pthread_mutex_unlock(&j->mu);
+            char err[512];
+            PGconn *c = connect_writer(j, err, sizeof err);
+            if (c) {
+                set_writer_conn(j, c);
+                j->backoff_ms = BACKOFF_MIN_MS;
+                atomic_store(&j->healthy, 1);
+                relais_logf(RELAIS_LOG_INFO, COMP, "writer connected to PostgreSQL again");
+                warned = 0;
+            } else {
+                if (!warned) relais_logf(RELAIS_LOG_WARN, COMP, "writer: %s; retrying with backoff", err);
+                warned = 1;
+                atomic_store(&j->healthy, 0);
+                j->next_connect_us = mono_us() + (int64_t)j->backoff_ms * 1000;
+                j->backoff_ms = j->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : j->backoff_ms * 2;
+            }
+            pthread_mutex_lock(&j->mu);
+            if (!c) q_fail_blocking_locked(j, "journal unavailable: PostgreSQL is unreachable");
+            last_activity = mono_us();
+            continue;
+        }
+        if (!j->head) {
+            if (j->stopping) break;
+            cond_wait_until(&j->wake, &j->mu, now + IDLE_PING_MS * 1000);
+            if (!j->head && !j->stopping && mono_us() - last_activity >= IDLE_PING_MS * 1000) {
+                /* idle: check the connection so that healthy() tells the truth */
+                pthread_mutex_unlock(&j->mu);
+                berr e;
+                if (wexec_plain(j, "SELECT 1", &e) != B_OK) {
+                    relais_logf(RELAIS_LOG_WARN, COMP, "writer connection lost: %s", e.msg);
+                    disconnect_writer(j);
+                } else {
+                    atomic_store(&j->healthy, 1);
+                }
+                last_activity = mono_us();
+                pthread_mutex_lock(&j->mu);
+            }
+            continue;
+        }
+        if (j->qitems < (size_t)j->batch_max && j->batch_wait_ms > 0 && !j->stopping) {
+            int64_t deadline = now + j->batch_wait_ms * 1000;
+            while (j->qitems < (size_t)j->batch_max && !j->stopping &&
+                   cond_wait_until(&j->wake, &j->mu, deadline) != ETIMEDOUT) {
+            }
+        }
+        size_t n = take_batch(j, batch, cap);
+        pthread_mutex_unlock(&j->mu);
+        process(j, batch, n);
+        last_activity = mono_us();
+        pthread_mutex_lock(&j->mu);
+    }
+    /* closing: whatever is left could not be written in time */
+    size_t lost = 0;
+    while (j->head) {
+        job *jb = j->head;
+        q_unlink(j, NULL, jb);
+        if (!jb->blocking) lost++;
+        job_reset_results(jb, "the journal is closing");
+        complete_locked(jb, -1);
+    }
+    pthread_mutex_unlock(&j->mu);
+    if (lost) relais_logf(RELAIS_LOG_ERROR, COMP, "closing: %zu async job(s) could not be written and are lost", lost);
+    return NULL;
+}
+
+/* ---- open / close ------------------------------------------------------------------------- */
+
+relais_journal *relais_journal_open(const relais_journal_opts *o, char *errstr, size_t errlen)
+{
+    if (!o || !o->conninfo) {
+        snprintf(errstr, errlen, "journal: no conninfo");
+        return NULL;
+    }
+    relais_journal *j = calloc(1, sizeof *j);
+    if (!j) { snprintf(errstr, errlen, "journal: out of memory"); return NULL; }
+    j->conninfo = strdup(o->conninfo);
+    j->batch_max = o->batch_max > 0 ? o->batch_max : DEFAULT_BATCH_MAX;
+    j->batch_wait_ms = o->batch_wait_ms > 0 ? o->batch_wait_ms : o->batch_wait_ms < 0 ? 0 : DEFAULT_BATCH_WAIT_MS;
+    j->queue_max = o->queue_max > 0 ? o->queue_max : DEFAULT_QUEUE_MAX;
+    j->block_timeout_ms = DEFAULT_BLOCK_TIMEOUT;
+    j->writer = o->writer ? 1 : 0;
+    j->backoff_ms = BACKOFF_MIN_MS;
+    pthread_mutex_init(&j->rmu, NULL);
+    pthread_mutex_init(&j->mu, NULL);
+    cond_init_mono(&j->wake);
+    atomic_init(&j->healthy, 0);
+    atomic_init(&j->batches, 0);
+    atomic_init(&j->jobs, 0);
+    if (!j->conninfo) { snprintf(errstr, errlen, "journal: out of memory"); goto fail; }
+
+    char err[600];
+    j->rconn = pg_connect(j->conninfo, "relais-journal", err, sizeof err);
+    if (!j->rconn) { snprintf(errstr, errlen, "journal: %s", err); goto fail; }
+    PGresult *r = PQexec(j->rconn, "SHOW server_encoding");
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "UTF8") != 0) {
+        relais_logf(RELAIS_LOG_WARN, COMP, "database encoding is %s, not UTF8: events with characters "
+                    "outside it will be refused", PQgetvalue(r, 0, 0));
+    }
+    PQclear(r);
+    int applied = 0;
+    if (relais_migrations_apply(j->rconn, &applied, err, sizeof err) != 0) {
+        snprintf(errstr, errlen, "journal: %s", err);
+        goto fail;
+    }
+    if (applied) relais_logf(RELAIS_LOG_INFO, COMP, "applied %d migration(s); schema at version %d",
+                             applied, relais_migrations_latest());
+    if (j->writer) {
+        j->batch = calloc((size_t)j->batch_max, sizeof *j->batch);
+        if (!j->batch) { snprintf(errstr, errlen, "journal: out of memory"); goto fail; }
+        PGconn *wc = connect_writer(j, err, sizeof err);
+        if (!wc) { snprintf(errstr, errlen, "journal: %s", err); goto fail; }
+        set_writer_conn(j, wc);
+        if (pthread_create(&j->thread, NULL, writer_main, j) != 0) {
+            snprintf(errstr, errlen, "journal: cannot start the writer thread");
+            goto fail;
+        }
+        j->thread_started = 1;
+    }
+    atomic_store(&j->healthy, 1);
+    return j;
+fail:
+    relais_journal_close(j);
+    return NULL;
+}
+
+void relais_journal_close(relais_journal *j)
+{
+    if (!j) return;
+    if (j->thread_started) {
+        pthread_mutex_lock(&j->mu);
+        j->stopping = 1;
+        j->stop_deadline_us = mono_us() + (int64_t)CLOSE_DRAIN_MS * 1000;
+        pthread_cond_signal(&j->wake);
+        pthread_mutex_unlock(&j->mu);
+        /* A writer stuck in a statement (a table locked by someone else) is
+         * cancelled once the drain time is over, as often as needed. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += CLOSE_DRAIN_MS / 1000 + 1;
+        while (pthread_timedjoin_np(j->thread, NULL, &ts) == ETIMEDOUT) {
+            char err[256];
+            pthread_mutex_lock(&j->mu);
+            if (j->wcancel) PQcancel(j->wcancel, err, sizeof err);
+            pthread_mutex_unlock(&j->mu);
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        }
+    }
+    PQfreeCancel(j->wcancel);
+    PQfinish(j->wconn);
+    free(j->batch);
+    PQfinish(j->rconn);
+    pthread_cond_destroy(&j->wake);
+    pthread_mutex_destroy(&j->mu);
+    pthread_mutex_destroy(&j->rmu);
+    free(j->conninfo);
+    free(j);
+}
+
+int relais_journal_healthy(relais_journal *j)
+{
+    return j ? atomic_load(&j->healthy) : 0;
+}
+
+void relais_journal_set_block_timeout(relais_journal *j, long ms)
+{
+    if (!j) return;
+    pthread_mutex_lock(&j->mu);
+    j->block_timeout_ms = ms > 0 ? ms : DEFAULT_BLOCK_TIMEOUT;
+    pthread_mutex_unlock(&j->mu);
+}
+
+void relais_journal_stats(relais_journal *j, uint64_t *batches, uint64_t *jobs)
+{
+    if (batches) *batches = j ? atomic_load(&j->batches) : 0;
+    if (jobs) *jobs = j ? atomic_load(&j->jobs) : 0;
+}
+
+/* ---- write API ------------------------------------------------------------------------------ */
+
+int relais_journal_ingest(relais_journal *j, relais_event *const *evs, size_t n,
+                          relais_submit_result *out)
+{
+    if (!out || (n && !evs)) return -1;
+    for (size_t i = 0; i < n; i++) {
+        memset(&out[i], 0, sizeof out[i]);
+        out[i].status = RELAIS_SUBMIT_UNAVAILABLE;
+        snprintf(out[i].reason, sizeof out[i].reason, "journal unavailable");
+    }
+    if (!j) return -1;
+    if (n == 0) return 0;
+    job *jb = job_new(JOB_INGEST, 1);
+    if (!jb) return -1;
+    jb->u.ingest.evs = calloc(n, sizeof *jb->u.ingest.evs);
+    jb->u.ingest.res = calloc(n, sizeof *jb->u.ingest.res);
+    if (!jb->u.ingest.evs || !jb->u.ingest.res) { job_free(jb); return -1; }
+    for (size_t i = 0; i < n; i++) jb->u.ingest.evs[i] = relais_event_ref(evs[i]);
+    jb->u.ingest.n = n;
+    int abandoned;
+    int rc = submit_blocking(j, jb, &abandoned);
+    if (abandoned) {
+        for (size_t i = 0; i < n; i++) snprintf(out[i].reason, sizeof out[i].reason, "journal timed out");
+        return -1;
+    }
+    memcpy(out, jb->u.ingest.res, n * sizeof *out);
+    job_free(jb);
+    return rc;
+}
+
+int relais_journal_reject(relais_journal *j, const char *source, const char *record_id,
+                          const char *where, const char *reason, const char *raw, size_t rawlen)
+{
+    if (!j) return -1;
+    job *jb = job_new(JOB_REJECT, 1);
+    if (!jb) return -1;
+    jb->u.reject.source = strdup(source && *source ? source : "unknown");
+    jb->u.reject.record_id = xstrdup(record_id);
+    jb->u.reject.where = xstrdup(where);
+    jb->u.reject.reason = strdup(reason && *reason ? reason : "rejected");
+    if (raw && rawlen) {
+        if (rawlen > RAW_MAX) rawlen = RAW_MAX;
+        jb->u.reject.raw = malloc(rawlen);
+        if (jb->u.reject.raw) {
+            memcpy(jb->u.reject.raw, raw, rawlen);
+            jb->u.reject.rawlen = rawlen;
+        }
+    }
+    if (!jb->u.reject.source || !jb->u.reject.reason) { job_free(jb); return -1; }
+    int abandoned;
+    int rc = submit_blocking(j, jb, &abandoned);
+    if (!abandoned) job_free(jb);
+    return rc;
+}
+
+static char **dup_strv(const char *const *v, size_t n, int *fail)
+{
+    if (!v || !n) return NULL;
+    char **o = calloc(n, sizeof *o);
+    if (!o) { *fail = 1; return NULL; }
+    for (size_t i = 0; i < n; i++) {
+        o[i] = xstrdup(v[i]);
+        if (v[i] && !o[i]) *fail = 1;
+    }
+    return o;
+}
+
+int relais_journal_route(relais_journal *j, const relais_route_item *items, size_t n,
+                         const char *owner, long lease_ms,
+                         relais_delivery **out, size_t *nout)
+{
+    if (out) *out = NULL;
+    if (nout) *nout = 0;
+    if (!j || !out || !nout || (n && !items)) return -1;
+    if (n == 0) return 0;
+    job *jb = job_new(JOB_ROUTE, 1);
+    if (!jb) return -1;
+    int fail = 0;
+    jb->u.route.items = calloc(n, sizeof *jb->u.route.items);
+    jb->u.route.owner = strdup(owner ? owner : "");
+    jb->u.route.lease_ms = lease_ms > 0 ? lease_ms : 0;
+    if (!jb->u.route.items || !jb->u.route.owner) { job_free(jb); return -1; }
+    jb->u.route.n = n;
+    for (size_t i = 0; i < n; i++) {
+        route_in *it = &jb->u.route.items[i];
+        it->ev = relais_event_ref(items[i].ev);
+        it->ndest = items[i].dests ? items[i].ndest : 0;
+        it->dests = dup_strv(items[i].dests, it->ndest, &fail);
+        it->routes = dup_strv(items[i].routes, it->ndest, &fail);
+        for (size_t d = 0; d < it->ndest; d++) if (!it->dests[d]) fail = 1;
+        if (!it->ev) fail = 1;
+    }
+    if (fail) {
+        relais_logf(RELAIS_LOG_ERROR, COMP, "route: invalid item (no event or no destination name)");
+        job_free(jb);
+        return -1;
+    }
+    int abandoned;
+    int rc = submit_blocking(j, jb, &abandoned);
+    if (abandoned) return -1;
+    if (rc == 0 && jb->u.route.nout > 0) {
+        *out = jb->u.route.out;
+        *nout = jb->u.route.nout;
+        jb->u.route.out = NULL;
+        jb->u.route.nout = 0;
+    }
+    job_free(jb);
+    return rc;
+}
+
+void relais_deliveries_free(relais_delivery *d, size_t n)
+{
+    if (!d) return;
+    for (size_t i = 0; i < n; i++) relais_delivery_clear(&d[i]);
+    free(d);
+}
+
+int relais_journal_attempt(relais_journal *j, const relais_delivery *d, relais_verdict v,
+                           const relais_answer *ans, long retry_in_ms, int dead,
+                           int64_t started_us, int64_t ended_us)
+{
+    if (!j || !d || !d->ev || !d->destination) return -1;
+    job *jb = job_new(JOB_ATTEMPT, 0);
+    if (!jb) return -1;
+    const relais_event *ev = d->ev;
+    jb->u.attempt.delivery_id = d->id;
+    snprintf(jb->u.attempt.event_id, sizeof jb->u.attempt.event_id, "%s", relais_event_id(ev));
+    jb->u.attempt.destination = strdup(d->destination);
+    jb->u.attempt.tenant = strdup(d->tenant ? d->tenant : relais_event_tenant(ev) ? relais_event_tenant(ev) : "");
+    jb->u.attempt.subject = xstrdup(relais_event_subject(ev));
+    relais_event_entity(ev, jb->u.attempt.entity, sizeof jb->u.attempt.entity);
+    jb->u.attempt.attempt = d->attempts + 1;
+    jb->u.attempt.v = v;
+    jb->u.attempt.out = v == RELAIS_DELIVER_OK ? OUT_OK
+                      : (dead || v == RELAIS_DELIVER_REJECT) ? OUT_DEAD : OUT_RETRY;
+    jb->u.attempt.retry_ms = retry_in_ms > 0 ? retry_in_ms : 0;
+    jb->u.attempt.status = ans ? ans->status : 0;
+    jb->u.attempt.detail = xstrdup(ans && ans->detail[0] ? ans->detail : NULL);
+    jb->u.attempt.local_id = xstrdup(ans && ans->local_id[0] ? ans->local_id : NULL);
+    jb->u.attempt.started_us = started_us ? started_us : relais_now_us();
+    jb->u.attempt.ended_us = ended_us ? ended_us : jb->u.attempt.started_us;
+    if (!jb->u.attempt.destination || !jb->u.attempt.tenant) { job_free(jb); return -1; }
+    return submit_async(j, jb);
+}
+
+int relais_journal_step(relais_journal *j, const char *event_id, const char *step,
+                        const char *destination, int status, const char *detail, int64_t at_us)
+{
+    if (!j || !step || !*step) return -1;
+    if (event_id && !is_uuid(event_id)) {
+        relais_logf(RELAIS_LOG_ERROR, COMP, "step %s refused: '%.60s' is not an event id", step, event_id);
+        return -1;
+    }
+    job *jb = job_new(JOB_STEP, 0);
+    if (!jb) return -1;
+    if (event_id) snprintf(jb->u.step.event_id, sizeof jb->u.step.event_id, "%s", event_id);
+    jb->u.step.step = strdup(step);
+    jb->u.step.destination = xstrdup(destination);
+    jb->u.step.detail = xstrdup(detail);
+    jb->u.step.status = status;
+    if (at_us) jb->at_us = at_us;
+    if (!jb->u.step.step) { job_free(jb); return -1; }
+    return submit_async(j, jb);
+}
+
+/* ---- read side ------------------------------------------------------------------------------ */
+
+/* Run one statement on the read connection (caller holds j->rmu); reconnects
+ * a broken connection and retries once. NULL with errstr on failure. */
+static PGresult *rexec(relais_journal *j, const char *sql, int n, const char *const *vals,
+                       char *errstr, size_t errlen)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!j->rconn) {
+            char err[600];
+            j->rconn = pg_connect(j->conninfo, "relais-journal", err, sizeof err);
+            if (!j->rconn) {
+                snprintf(errstr, errlen, "journal: %s", err);
+                if (!j->writer) atomic_store(&j->healthy, 0);
+                return NULL;
+            }
+        } else if (PQstatus(j->rconn) != CONNECTION_OK) {
+            PQreset(j->rconn);
+            if (PQstatus(j->rconn) != CONNECTION_OK) {
+                char msg[512];
+                pg_message(j->rconn, NULL, msg, sizeof msg);
+                snprintf(errstr, errlen, "journal: cannot reconnect to PostgreSQL: %s", msg);
+                if (!j->writer) atomic_store(&j->healthy, 0);
+                return NULL;
+            }
+        }
+        PGresult *r = PQexecParams(j->rconn, sql, n, NULL, vals, NULL, NULL, 0);
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+            if (!j->writer) atomic_store(&j->healthy, 1);
+            return r;
+        }
+        char msg[512];
+        pg_message(j->rconn, r, msg, sizeof msg);
+        PQclear(r);
+        if (PQstatus(j->rconn) != CONNECTION_OK && attempt == 0) continue;
+        snprintf(errstr, errlen, "journal: %s", msg);
+        if (!j->writer && PQstatus(j->rconn) != CONNECTION_OK) atomic_store(&j->healthy, 0);
+        return NULL;
+    }
+    return NULL;
+}
+
+/* Fill local_id of deliveries from xref (one query for all). Holds j->rmu. */
+static int fill_xref(relais_journal *j, relais_delivery *d, size_t n, char *errstr, size_t errlen)
+{
+    json_t *keys = json_array();
+    for (size_t i = 0; i < n; i++) {
+        const char *subject = relais_event_subject(d[i].ev);
+        if (!subject) continue;
+        char entity[128];
+        relais_event_entity(d[i].ev, entity, sizeof entity);
+        json_t *o = json_object();
+        json_object_set_new(o, "n", json_integer((json_int_t)i));
+        json_object_set_new(o, "tenant", jstr(d[i].tenant));
+        json_object_set_new(o, "entity", jstr(entity));
+        json_object_set_new(o, "subject", jstr(subject));
+        json_object_set_new(o, "package", jstr(d[i].destination));
+        json_array_append_new(keys, o);
+    }
+    if (json_array_size(keys) == 0) { json_decref(keys); return 0; }
+    char *js = json_dumps(keys, JSON_COMPACT);
+    json_decref(keys);
+    if (!js) { snprintf(errstr, errlen, "journal: out of memory"); return -1; }
+    const char *vals[1] = { js };
+    PGresult *r = rexec(j, "SELECT k.n, x.local_id FROM jsonb_to_recordset($1::jsonb)"
+                           " AS k(n int, tenant text, entity text, subject text, package text)"
+                           " JOIN xref x ON x.tenant = k.tenant AND x.entity = k.entity"
+                           " AND x.canonical_id = k.subject AND x.package = k.package",
+                        1, vals, errstr, errlen);
+    free(js);
+    if (!r) return -1;
+    for (int row = 0; row < PQntuples(r); row++) {
+        long i = strtol(PQgetvalue(r, row, 0), NULL, 10);
+        if (i >= 0 && (size_t)i < n && !d[i].local_id) d[i].local_id = strdup(PQgetvalue(r, row, 1));
+    }
+    PQclear(r);
+    return 0;
+}
+
+int relais_journal_claim_due(relais_journal *j, const char *owner, long lease_ms, size_t max,
+                             relais_delivery **out, size_t *nout)
+{
+    if (out) *out = NULL;
+    if (nout) *nout = 0;
+    if (!j || !out || !nout || !owner) return -1;
+    if (max == 0) return 0;
+    char lease_s[32], max_s[32], err[600];
+    snprintf(lease_s, sizeof lease_s, "%ld", lease_ms > 0 ? lease_ms : 0);
+    snprintf(max_s, sizeof max_s, "%zu", max);
+    const char *vals[3] = { owner, lease_s, max_s };
+    pthread_mutex_lock(&j->rmu);
+    PGresult *r = rexec(j,
+        "WITH c AS (UPDATE deliveries SET lease_owner = $1,"
+        "   lease_until = now() + $2::bigint * interval '1 millisecond'"
+        "  WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()"
+        "     AND (lease_until IS NULL OR lease_until < now())"
+        "     ORDER BY next_attempt_at LIMIT $3::bigint FOR UPDATE SKIP LOCKED)"
+        "  RETURNING id, event_id, destination, attempts, next_attempt_at)"
+        " SELECT c.id, c.destination, c.attempts, e.tenant, e.body::text"
+        " FROM c JOIN events e ON e.id = c.event_id ORDER BY c.next_attempt_at, c.id",
+        3, vals, err, sizeof err);
+    if (!r) {
+        pthread_mutex_unlock(&j->rmu);
+        relais_logf(RELAIS_LOG_WARN, COMP, "claim: %s", err);
+        return -1;
+    }
+    int rows = PQntuples(r);
+    relais_delivery *d = calloc(rows ? (size_t)rows : 1, sizeof *d);
+    size_t k = 0;
+    for (int row = 0; d && row < rows; row++) {
+        char perr[256];
+        const char *body = PQgetvalue(r, row, 4);
+        relais_event *ev = relais_event_parse(body, strlen(body), perr, sizeof perr);
+        if (!ev) {
+            relais_logf(RELAIS_LOG_ERROR, COMP, "delivery %s: journaled event cannot be parsed (%s); skipped",
+                        PQgetvalue(r, row, 0), perr);
+            continue;
+        }
+        d[k].id = strtoll(PQgetvalue(r, row, 0), NULL, 10);
+        d[k].ev = ev;
+        d[k].destination = strdup(PQgetvalue(r, row, 1));
+        d[k].attempts = atoi(PQgetvalue(r, row, 2));
+        d[k].tenant = strdup(PQgetvalue(r, row, 3));
+        k++;
+    }
+    PQclear(r);
+    if (!d) {
+        pthread_mutex_unlock(&j->rmu);
+        return -1;
+    }
+    if (k && fill_xref(j, d, k, err, sizeof err) != 0) {
+        relais_logf(RELAIS_LOG_WARN, COMP, "claim: cross-references not read: %s", err);
+    }
+    pthread_mutex_unlock(&j->rmu);
+    if (k == 0) { free(d); d = NULL; }
+    *out = d;
+    *nout = k;
+    return 0;
+}
+
+int relais_journal_unrouted(relais_journal *j, size_t max, relais_event ***out, size_t *nout)
+{
+    if (out) *out = NULL;
+    if (nout) *nout = 0;
+    if (!j || !out || !nout) return -1;
+    if (max == 0) return 0;
+    char max_s[32], err[600];
+    snprintf(max_s, sizeof max_s, "%zu", max);
+    const char *vals[1] = { max_s };
+    pthread_mutex_lock(&j->rmu);
+    PGresult *r = rexec(j, "SELECT body::text FROM events WHERE routed_at IS NULL"
+                           " ORDER BY received_at, id LIMIT $1::bigint", 1, vals, err, sizeof err);
+    pthread_mutex_unlock(&j->rmu);
+    if (!r) {
+        relais_logf(RELAIS_LOG_WARN, COMP, "unrouted: %s", err);
+        return -1;
+    }
+    int rows = PQntuples(r);
+    relais_event **evs = calloc(rows ? (size_t)rows : 1, sizeof *evs);
+    size_t k = 0;
+    for (int row = 0; evs && row < rows; row++) {
+        char perr[256];
+        const char *body = PQgetvalue(r, row, 0);
+        relais_event *ev = relais_event_parse(body, strlen(body), perr, sizeof perr);
+        if (ev) evs[k++] = ev;
+        else relais_logf(RELAIS_LOG_ERROR, COMP, "unrouted: journaled event cannot be parsed: %s", perr);
+    }
+    PQclear(r);
+    if (!evs) return -1;
+    if (k == 0) { free(evs); evs = NULL; }
+    *out = evs;
+    *nout = k;
+    return 0;
+}
+
+int relais_journal_xref_get(relais_journal *j, const char *tenant, const char *entity,
+                            const char *canonical_id, const char *package, char *out, size_t outlen)
+{
+    if (!j || !tenant || !entity || !canonical_id || !package) return -1;
+    char err[600];
+    const char *vals[4] = { tenant, entity, canonical_id, package };
+    pthread_mutex_lock(&j->rmu);
+    PGresult *r = rexec(j, "SELECT local_id FROM xref WHERE tenant = $1 AND entity = $2"
+                           " AND canonical_id = $3 AND package = $4", 4, vals, err, sizeof err);
+    pthread_mutex_unlock(&j->rmu);
+    if (!r) {
+        relais_logf(RELAIS_LOG_WARN, COMP, "xref: %s", err);
+        return -1;
+    }
+    int found = PQntuples(r) == 1;
+    if (found && out && outlen) snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return found ? 0 : -1;
+}
+
+/* Run a query whose single value is a JSON document. */
+static json_t *read_json(relais_journal *j, const char *sql, int n, const char *const *vals,
+                         char *errstr, size_t errlen)
+{
+    pthread_mutex_lock(&j->rmu);
+    PGresult *r = rexec(j, sql, n, vals, errstr, errlen);
+    pthread_mutex_unlock(&j->rmu);
+    if (!r) return NULL;
+    json_t *doc = NULL;
+    if (PQntuples(r) == 1) {
+        json_error_t je;
+        doc = json_loads(PQgetvalue(r, 0, 0), 0, &je);
+        if (!doc) snprintf(errstr, errlen, "journal: bad JSON from PostgreSQL: %s", je.text);
+    } else {
+        snprintf(errstr, errlen, "journal: no result");
+    }
+    PQclear(r);
+    return doc;
+}
+
+json_t *relais_journal_trace(relais_journal *j, const char *id, char *errstr, size_t errlen)
+{
+    if (!j || !id || !*id) {
+        snprintf(errstr, errlen, "trace: no id given");
+        return NULL;
+    }
+    const char *vals[2] = { id, is_uuid(id) ? id : NULL };
+    return read_json(j,
+        "WITH ev AS (SELECT * FROM events e"
+        "   WHERE e.id = $2::uuid OR e.correlation_id = $1 OR e.record_id = $1)"
+        " SELECT json_build_object("
+        "  'query', $1::text,"
+        "  'events', coalesce((SELECT json_agg(json_build_object("
+        "     'id', ev.id, 'type', ev.type, 'source', ev.source, 'subject', ev.subject,"
+        "     'tenant', ev.tenant, 'correlationid', ev.correlation_id, 'recordid', ev.record_id,"
+        "     'received_at', relais_rfc3339(ev.received_at), 'routed_at', relais_rfc3339(ev.routed_at),"
+        "     'steps', coalesce((SELECT json_agg(json_build_object("
+        "         'at', relais_rfc3339(s.at), 'step', s.step, 'destination', s.destination,"
+        "         'attempt', s.attempt, 'status', s.status, 'detail', s.detail) ORDER BY s.at, s.id)"
+        "       FROM steps s WHERE s.event_id = ev.id), '[]'::json),"
+        "     'deliveries', coalesce((SELECT json_agg(json_build_object("
+        "         'id', d.id, 'destination', d.destination, 'route', d.route, 'status', d.status,"
+        "         'attempts', d.attempts, 'last_status', d.last_status, 'last_detail', d.last_detail,"
+        "         'next_attempt_at', relais_rfc3339(d.next_attempt_at),"
+        "         'updated_at', relais_rfc3339(d.updated_at)) ORDER BY d.id)"
+        "       FROM deliveries d WHERE d.event_id = ev.id), '[]'::json)"
+        "   ) ORDER BY ev.received_at, ev.id) FROM ev), '[]'::json),"
+        "  'rejections', coalesce((SELECT json_agg(json_build_object("
+        "     'at', relais_rfc3339(r.at), 'source', r.source, 'record_id', r.record_id,"
+        "     'location', r.location, 'reason', r.reason) ORDER BY r.at, r.id)"
+        "   FROM rejections r WHERE r.record_id = $1), '[]'::json))::text",
+        2, vals, errstr, errlen);
+}
+
+json_t *relais_journal_dlq_list(relais_journal *j, size_t limit, char *errstr, size_t errlen)
+{
+    if (!j) {
+        snprintf(errstr, errlen, "dlq: no journal");
+        return NULL;
+    }
+    char lim[32];
+    snprintf(lim, sizeof lim, "%zu", limit ? limit : 1000);
+    const char *vals[1] = { lim };
+    return read_json(j,
+        "SELECT coalesce(json_agg(json_build_object("
+        "   'id', d.id, 'event_id', d.event_id, 'type', e.type, 'destination', d.destination,"
+        "   'attempts', d.attempts, 'last_status', d.last_status, 'last_detail', d.last_detail,"
+        "   'updated_at', relais_rfc3339(d.updated_at)) ORDER BY d.updated_at DESC, d.id DESC), '[]'::json)::text"
+        " FROM (SELECT * FROM deliveries WHERE status = 'dead'"
+        "       ORDER BY updated_at DESC, id DESC LIMIT $1::bigint) d"
+        " JOIN events e ON e.id = d.event_id",
+        1, vals, errstr, errlen);
+}
+
+int relais_journal_replay(relais_journal *j, const char *id, int *count, char *errstr, size_t errlen)
+{
+    if (count) *count = 0;
+    if (!j || !id) {
+        snprintf(errstr, errlen, "replay: no id given");
+        return -1;
+    }
+    int digits = is_digits(id), uuid = is_uuid(id);
+    if (!digits && !uuid) {
+        snprintf(errstr, errlen, "replay: '%.80s' is neither a delivery id (digits) nor an event id (UUID)", id);
+        return -1;
+    }
+    char at[48];
+    relais_time_rfc3339(relais_now_us(), at, sizeof at);
+    const char *vals[3] = { digits ? id : NULL, uuid ? id : NULL, at };
+    pthread_mutex_lock(&j->rmu);
+    PGresult *r = rexec(j,
+        "WITH r AS (UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(),"
+        "   lease_owner = NULL, lease_until = NULL, updated_at = now()"
+        "  WHERE status = 'dead' AND (id = $1::bigint OR event_id = $2::uuid)"
+        "  RETURNING id, event_id, destination)"
+        " INSERT INTO steps (at, event_id, step, destination, detail)"
+        " SELECT $3::timestamptz, r.event_id, 'replayed', r.destination, 'delivery ' || r.id FROM r"
+        " RETURNING 1",
+        3, vals, errstr, errlen);
+    pthread_mutex_unlock(&j->rmu);
+    if (!r) return -1;
+    if (count) *count = PQntuples(r);
+    PQclear(r);
+    return 0;
+}

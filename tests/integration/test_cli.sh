@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The command line itself: version, help, connector descriptions, usage errors.
+. "$(dirname "$0")/lib.sh"
+"$RELAIS_BIN" --version | grep -qE '^relais [0-9]+\.[0-9]+\.[0-9]+$' || fail "--version"
+"$RELAIS_BIN" --help | grep -q "trace \[-c FILE\] \[--json\] ID" || fail "--help lacks trace"
+"$RELAIS_BIN" connectors describe >"$T/d.txt"
+for c in http file kafka; do grep -q "^$c - " "$T/d.txt" || fail "describe lacks $c"; done
+"$RELAIS_BIN" connectors describe --json | python3 -c '
+import json,sys
+cs={c["name"]:c for c in json.load(sys.stdin)}
+assert set(cs)>={"http","file","kafka"}, cs.keys()
+opts={o["name"] for o in cs["http"]["options"]}
+assert {"listen","url","hmac_secret"}<=opts, opts
+assert all(c["abi_version"]==1 for c in cs.values())
+' || fail "describe --json"
+set +e
+"$RELAIS_BIN" frobnicate >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown command must exit 2"
+"$RELAIS_BIN" trace >/dev/null 2>&1; [ $? -eq 2 ] || fail "trace without ID must exit 2"
+"$RELAIS_BIN" trace --db "host=/nonexistent-dir port=1 dbname=x" some-id >/dev/null 2>"$T/e"; rc=$?
+set -e
+[ $rc -eq 1 ] && grep -qi "journal" "$T/e" || fail "trace with an unreachable journal: rc $rc"
+pass "relais --version, --help, connectors describe, usage errors"

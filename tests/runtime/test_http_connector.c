@@ -1,0 +1,1296 @@
+/*
+ * test_http_connector.c - the generic http connector, without PostgreSQL.
+ *
+ * Source: an instance built with relais_instance_new() and fake hub ops that
+ * record what the webhook submits (and validate it with the real event
+ * builder), driven with libcurl on loopback.
+ * Sink: deliveries to relais-sim-http started as a child process (found via
+ * RELAIS_BUILD_DIR, set by ctest); its control API tells what it received.
+ * Plus the pure parts: JSON pointers, depth pre-scan, signature scheme.
+ *
+ * Threads: the fake hub's state (struct fake) is written by the webhook's
+ * connection threads under fake.lock and read by the test thread under it.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include "testsupport.h"
+#include "instance.h"
+#include "event_int.h"
+#include "options.h"
+#include "yamltree.h"
+#include "errlist.h"
+#include "../../connectors/http/http_int.h"
+
+extern const relais_connector relais_connector_http;
+
+/* ---- Fake hub ------------------------------------------------------------- */
+
+enum fake_mode { FAKE_NORMAL = 0, FAKE_UNAVAILABLE };
+
+static struct fake {
+    pthread_mutex_t lock;
+    int     accepting;
+    int     mode;
+    int     nsubmit;       /* calls to submit */
+    json_t *recs;          /* every record submitted */
+    json_t *rejects;       /* every relais_reject */
+    json_t *seen;          /* record id -> event id (dedupe like the hub) */
+} F = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static json_t *str_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+
+static int fake_submit(void *hub, relais_instance *inst, const relais_record *recs, size_t n,
+                       relais_submit_result *res)
+{
+    pthread_mutex_lock(&F.lock);
+    F.nsubmit++;
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        memset(&res[i], 0, sizeof res[i]);
+        json_array_append_new(F.recs, json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}",
+            "record_id", str_or_null(recs[i].record_id), "type", str_or_null(recs[i].type),
+            "subject", str_or_null(recs[i].subject),
+            "correlation_id", str_or_null(recs[i].correlation_id),
+            "traceparent", str_or_null(recs[i].traceparent), "data", json_deep_copy(recs[i].data)));
+        if (F.mode == FAKE_UNAVAILABLE) {
+            res[i].status = RELAIS_SUBMIT_UNAVAILABLE;
+            snprintf(res[i].reason, sizeof res[i].reason, "journal down");
+            rc = -1;
+            continue;
+        }
+        char err[256];
+        relais_event *ev = relais_event_build(&recs[i], relais_instance_name(inst), "ville",
+                                              err, sizeof err);
+        if (!ev) {
+            res[i].status = RELAIS_SUBMIT_REJECTED;
+            snprintf(res[i].reason, sizeof res[i].reason, "%s", err);
+            continue;
+        }
+        const char *first = json_string_value(json_object_get(F.seen, relais_event_record_id(ev)));
+        if (first) {
+            res[i].status = RELAIS_SUBMIT_DUPLICATE;
+            snprintf(res[i].event_id, sizeof res[i].event_id, "%s", first);
+        } else {
+            res[i].status = RELAIS_SUBMIT_ACCEPTED;
+            snprintf(res[i].event_id, sizeof res[i].event_id, "%s", relais_event_id(ev));
+            json_object_set_new(F.seen, relais_event_record_id(ev), json_string(relais_event_id(ev)));
+        }
+        relais_event_unref(ev);
+    }
+    pthread_mutex_unlock(&F.lock);
+    return rc;
+}
+
+static int fake_reject(void *hub, relais_instance *inst, const char *record_id, const char *where,
+                       const char *reason, const char *raw, size_t rawlen)
+{
+    pthread_mutex_lock(&F.lock);
+    json_array_append_new(F.rejects, json_pack("{s:o,s:s,s:s,s:s%}", "record_id",
+                                               str_or_null(record_id), "where", where, "reason",
+                                               reason, "raw", raw ? raw : "", raw ? rawlen : 0));
+    pthread_mutex_unlock(&F.lock);
+    return 0;
+}
+
+static int fake_accepting(void *hub, const relais_instance *inst)
+{
+    pthread_mutex_lock(&F.lock);
+    int a = F.accepting;
+    pthread_mutex_unlock(&F.lock);
+    return a;
+}
+
+static const relais_instance_ops fake_ops = { fake_submit, fake_reject, fake_accepting };
+
+static void fake_reset(void)
+{
+    pthread_mutex_lock(&F.lock);
+    json_decref(F.recs);
+    json_decref(F.rejects);
+    json_decref(F.seen);
+    F.recs = json_array();
+    F.rejects = json_array();
+    F.seen = json_object();
+    F.accepting = 1;
+    F.mode = FAKE_NORMAL;
+    F.nsubmit = 0;
+    pthread_mutex_unlock(&F.lock);
+}
+
+static size_t fake_count(json_t **arr)
+{
+    pthread_mutex_lock(&F.lock);
+    size_t n = json_array_size(*arr);
+    pthread_mutex_unlock(&F.lock);
+    return n;
+}
+
+/* ---- Config from YAML through the option table ----------------------------- */
+
+static relais_http_config *cfg_yaml(const char *yaml, unsigned mode, relais_errlist *errs)
+{
+    char err[256];
+    yt_node *n = yt_load_buffer("test.yaml", yaml, strlen(yaml), err, sizeof err);
+    if (!n) fail_msg("yaml: %s", err);
+    relais_http_config *cfg = calloc(1, relais_connector_http.config_size);
+    relais_errlist_init(errs);
+    relais_options_apply(relais_connector_http.options, cfg, mode, n, NULL, "test.yaml", errs);
+    yt_free(n);
+    return cfg;
+}
+
+static void cfg_free(relais_http_config *cfg)
+{
+    if (!cfg) return;
+    relais_options_free(relais_connector_http.options, cfg);
+    free(cfg);
+}
+
+/* ---- A running webhook source ---------------------------------------------- */
+
+typedef struct src {
+    relais_http_config *cfg;
+    relais_instance    *inst;
+    void               *ctx;
+    int                 port;
+} src;
+
+static void src_start(src *s, const char *yaml)
+{
+    relais_errlist errs;
+    s->cfg = cfg_yaml(yaml, RELAIS_MODE_SOURCE, &errs);
+    if (errs.count) fail_msg("options: %s", errs.msgs[0]);
+    relais_errlist_free(&errs);
+    s->inst = relais_instance_new("hook", "ville", RELAIS_MODE_SOURCE, &relais_connector_http,
+                                  s->cfg, &fake_ops, NULL, NULL);
+    char err[256] = "";
+    if (relais_connector_http.init(s->inst, s->cfg, &s->ctx, err, sizeof err) != 0)
+        fail_msg("init: %s", err);
+    s->inst->ctx = s->ctx;
+    if (relais_connector_http.start(s->ctx, err, sizeof err) != 0) fail_msg("start: %s", err);
+    s->port = relais_http_ctx_port(s->ctx);
+    assert_true(s->port > 0);
+}
+
+static void src_stop(src *s)
+{
+    relais_connector_http.stop(s->ctx);
+    relais_connector_http.destroy(s->ctx);
+    relais_instance_destroy(s->inst);
+    cfg_free(s->cfg);
+    memset(s, 0, sizeof *s);
+}
+
+#define BASIC "listen: 127.0.0.1:0\nevent_type: fr.relais.test.thing.created\n"
+
+/* ---- HTTP client ------------------------------------------------------------ */
+
+typedef struct resp {
+    long    status;
+    char    body[65536];
+    size_t  len;
+    char    retry_after[32];
+    char    allow[64];
+    json_t *json;
+} resp;
+
+static size_t on_write(char *p, size_t sz, size_t n, void *ud)
+{
+    resp *r = ud;
+    size_t t = sz * n;
+    if (r->len + t >= sizeof r->body) t = sizeof r->body - 1 - r->len;
+    memcpy(r->body + r->len, p, t);
+    r->len += t;
+    r->body[r->len] = '\0';
+    return sz * n;
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *ud)
+{
+    resp *r = ud;
+    size_t t = sz * n;
+    char line[256];
+    size_t k = t < sizeof line - 1 ? t : sizeof line - 1;
+    memcpy(line, p, k);
+    line[k] = '\0';
+    char *e = line + strcspn(line, "\r\n");
+    *e = '\0';
+    if (strncasecmp(line, "Retry-After:", 12) == 0)
+        snprintf(r->retry_after, sizeof r->retry_after, "%s", line + 12 + strspn(line + 12, " "));
+    if (strncasecmp(line, "Allow:", 6) == 0)
+        snprintf(r->allow, sizeof r->allow, "%s", line + 6 + strspn(line + 6, " "));
+    return t;
+}
+
+struct chunk_src { const char *p; size_t left; };
+
+static size_t on_read(char *buf, size_t sz, size_t n, void *ud)
+{
+    struct chunk_src *c = ud;
+    size_t t = sz * n;
+    if (t > 1000) t = 1000;
+    if (t > c->left) t = c->left;
+    memcpy(buf, c->p, t);
+    c->p += t;
+    c->left -= t;
+    return t;
+}
+
+/* headers: NULL-terminated "Name: value" list or NULL. chunked: no Content-Length. */
+static resp *http_req(int port, const char *method, const char *path, const char *const *headers,
+                      const char *body, size_t len, int chunked)
+{
+    resp *r = calloc(1, sizeof *r);
+    CURL *h = curl_easy_init();
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    struct curl_slist *hl = curl_slist_append(NULL, "Expect:");
+    for (const char *const *x = headers; x && *x; x++) hl = curl_slist_append(hl, *x);
+    struct chunk_src cs = { body, len };
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 10000L);
+    if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        if (chunked) {
+            hl = curl_slist_append(hl, "Transfer-Encoding: chunked");
+            curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+            curl_easy_setopt(h, CURLOPT_READDATA, &cs);
+        } else {
+            curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
+            curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+        }
+    } else {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    CURLcode rc = curl_easy_perform(h);
+    if (rc != CURLE_OK) fail_msg("%s %s: %s", method, url, curl_easy_strerror(rc));
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(h);
+    r->json = json_loadb(r->body, r->len, 0, NULL);
+    return r;
+}
+
+static resp *post(int port, const char *body, const char *const *headers)
+{
+    return http_req(port, "POST", "/events", headers, body, strlen(body), 0);
+}
+
+static void resp_free(resp *r)
+{
+    if (!r) return;
+    json_decref(r->json);
+    free(r);
+}
+
+static const char *jstr(json_t *o, const char *path)
+{
+    json_t *v = relais_http_json_pointer(o, path);
+    return json_string_value(v);
+}
+
+/* ---- Source tests ----------------------------------------------------------- */
+
+static int source_setup(void **state) { fake_reset(); return 0; }
+
+static void test_single_record(void **state)
+{
+    src s;
+    src_start(&s, BASIC "subject_pointer: /request/id\ncorrelation_pointer: /case\n");
+    const char *hd[] = { "Idempotency-Key: K-1", "Content-Type: application/json", NULL };
+    resp *r = post(s.port, "{\"request\":{\"id\":\"R-17\"},\"case\":42,\"x\":\"é\"}", hd);
+    assert_int_equal(r->status, 202);
+    assert_string_equal(jstr(r->json, "/status"), "accepted");
+    assert_int_equal(strlen(jstr(r->json, "/event_id")), 36);
+    assert_int_equal(F.nsubmit, 1);
+    assert_int_equal(json_array_size(F.recs), 1);
+    json_t *rec = json_array_get(F.recs, 0);
+    assert_string_equal(jstr(rec, "/type"), "fr.relais.test.thing.created");
+    assert_string_equal(jstr(rec, "/subject"), "R-17");
+    assert_string_equal(jstr(rec, "/correlation_id"), "42");
+    assert_string_equal(jstr(rec, "/record_id"), "K-1");
+    assert_string_equal(jstr(rec, "/data/x"), "é");
+    assert_true(json_is_null(json_object_get(rec, "traceparent")));
+    char first[64];
+    snprintf(first, sizeof first, "%s", jstr(r->json, "/event_id"));
+    resp_free(r);
+
+    /* the same key again: the hub says duplicate, with the first event id */
+    r = post(s.port, "{\"request\":{\"id\":\"R-17\"},\"case\":42,\"x\":\"é\"}", hd);
+    assert_int_equal(r->status, 202);
+    assert_string_equal(jstr(r->json, "/status"), "duplicate");
+    assert_string_equal(jstr(r->json, "/event_id"), first);
+    resp_free(r);
+    src_stop(&s);
+}
+
+static void test_batch(void **state)
+{
+    src s;
+    src_start(&s, BASIC "subject_pointer: /id\n");
+    const char *hd[] = { "Idempotency-Key: B", NULL };
+    resp *r = post(s.port, "[{\"id\":\"a\"},{\"id\":\"b\"},{\"id\":\"c\"}]", hd);
+    assert_int_equal(r->status, 202);
+    json_t *res = json_object_get(r->json, "results");
+    assert_int_equal(json_array_size(res), 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(res, i), "status")),
+                            "accepted");
+    assert_int_equal(F.nsubmit, 1);   /* one submit for the whole batch */
+    assert_string_equal(jstr(F.recs, "/0/record_id"), "B/0");
+    assert_string_equal(jstr(F.recs, "/2/record_id"), "B/2");
+    assert_string_equal(jstr(F.recs, "/1/subject"), "b");
+    resp_free(r);
+    src_stop(&s);
+}
+
+static void test_batch_bad_element(void **state)
+{
+    src s;
+    src_start(&s, "listen: 127.0.0.1:0\ntype_pointer: /kind\n");
+    resp *r = post(s.port,
+                   "[{\"kind\":\"fr.relais.test.a.created\"},42,{\"nokind\":1},"
+                   "{\"kind\":\"Not A Type\"},{\"kind\":\"fr.relais.test.b.created\"}]", NULL);
+    assert_int_equal(r->status, 202);
+    json_t *res = json_object_get(r->json, "results");
+    assert_int_equal(json_array_size(res), 5);
+    assert_string_equal(jstr(res, "/0/status"), "accepted");
+    assert_string_equal(jstr(res, "/1/status"), "rejected");
+    assert_non_null(strstr(jstr(res, "/1/reason"), "element 1 is not a JSON object"));
+    assert_string_equal(jstr(res, "/2/status"), "rejected");
+    assert_non_null(strstr(jstr(res, "/2/reason"), "missing type"));
+    assert_string_equal(jstr(res, "/3/status"), "rejected");   /* refused by the hub */
+    assert_string_equal(jstr(res, "/4/status"), "accepted");
+    assert_null(json_object_get(json_array_get(res, 1), "event_id"));
+    /* the two elements refused before submit were journaled as rejections */
+    assert_int_equal(json_array_size(F.rejects), 2);
+    assert_string_equal(jstr(F.rejects, "/0/where"), "body element 1");
+    assert_string_equal(jstr(F.rejects, "/0/raw"), "42");
+    assert_string_equal(jstr(F.rejects, "/1/where"), "body element 2");
+    assert_int_equal(json_array_size(F.recs), 3);   /* 0, 3, 4 went to the hub */
+    resp_free(r);
+    src_stop(&s);
+}
+
+static void test_single_rejected(void **state)
+{
+    src s;
+    src_start(&s, "listen: 127.0.0.1:0\n");   /* no event_type: a plain record has no type */
+    resp *r = post(s.port, "{\"a\":1}", NULL);
+    assert_int_equal(r->status, 422);
+    assert_string_equal(jstr(r->json, "/status"), "rejected");
+    assert_non_null(strstr(jstr(r->json, "/reason"), "missing type"));
+    assert_int_equal(json_array_size(F.rejects), 1);
+    assert_string_equal(jstr(F.rejects, "/0/where"), "body");
+    assert_int_equal(F.nsubmit, 0);
+    resp_free(r);
+    src_stop(&s);
+}
+
+static void test_malformed_json(void **state)
+{
+    src s;
+    src_start(&s, BASIC);
+    resp *r = post(s.port, "{\"a\": 1,\n  \"b\": }", NULL);
+    assert_int_equal(r->status, 400);
+    assert_non_null(jstr(r->json, "/error"));
+    assert_int_equal(json_integer_value(json_object_get(r->json, "line")), 2);
+    assert_true(json_integer_value(json_object_get(r->json, "column")) >= 7);
+    assert_int_equal(json_array_size(F.rejects), 1);
+    char where[64];
+    snprintf(where, sizeof where, "body line 2 column %lld",
+             (long long)json_integer_value(json_object_get(r->json, "column")));
+    assert_string_equal(jstr(F.rejects, "/0/where"), where);
+    assert_string_equal(jstr(F.rejects, "/0/raw"), "{\"a\": 1,\n  \"b\": }");
+    assert_int_equal(F.nsubmit, 0);
+    resp_free(r);
+
+    /* a scalar is valid JSON but not a record */
+    r = post(s.port, "\"text\"", NULL);
+    assert_int_equal(r->status, 400);
+    assert_int_equal(json_array_size(F.rejects), 2);
+    resp_free(r);
+    src_stop(&s);
+}
+
+static void test_duplicate_keys(void **state)
+{
+    src s;
+    src_start(&s, BASIC);
+    resp *r = post(s.port, "{\"a\":1,\"a\":2}", NULL);
+    assert_int_equal(r->status, 400);
+    assert_non_null(strstr(jstr(r->json, "/error"), "duplicate"));
+    assert_int_equal(json_array_size(F.rejects), 1);
+    assert_int_equal(F.nsubmit, 0);
+    resp_free(r);
+    src_stop(&s);
+}
+
+static char *nested(int arrays)
+{
+    /* {"a": [[...]]} : depth = 1 + arrays */
+    char *b = malloc((size_t)arrays * 2 + 16);
+    size_t o = 0;
+    o += (size_t)snprintf(b, 16, "{\"a\":");
+    for (int i = 0; i < arrays; i++) b[o++] = '[';
+    for (int i = 0; i < arrays; i++) b[o++] = ']';
+    b[o++] = '}';
+    b[o] = '\0';
+    return b;
+}
+
+static void test_deep_nesting(void **state)
+{
+    src s;
+    src_start(&s, BASIC);
+    char *ok = nested(63), *deep = nested(64);
+    resp *r = post(s.port, ok, NULL);
+    assert_int_equal(r->status, 202);   /* 64 levels: the limit */
+    resp_free(r);
+    r = post(s.port, deep, NULL);        /* 65 levels */
+    assert_int_equal(r->status, 400);
+    assert_non_null(strstr(jstr(r->json, "/error"), "deeper than 64"));
+    assert_int_equal(json_integer_value(json_object_get(r->json, "column")), 5 + 64);
+    assert_int_equal(json_array_size(F.rejects), 1);
+    resp_free(r);
+    free(ok);
+    free(deep);
+    src_stop(&s);
+}
+
+static void test_oversized(void **state)
+{
+    src s;
+    src_start(&s, BASIC "max_body: 1KB\n");
+    char big[3000];
+    memset(big, ' ', sizeof big);
+    memcpy(big, "{\"a\":1}", 7);
+    big[sizeof big - 1] = '\0';
+    resp *r = post(s.port, big, NULL);   /* Content-Length: refused before reading */
+    assert_int_equal(r->status, 413);
+    resp_free(r);
+    r = http_req(s.port, "POST", "/events", NULL, big, strlen(big), 1);   /* chunked */
+    assert_int_equal(r->status, 413);
+    assert_non_null(strstr(jstr(r->json, "/error"), "max_body"));
+    resp_free(r);
+    /* just under the cap, chunked: accepted */
+    r = http_req(s.port, "POST", "/events", NULL, big, 1000, 1);
+    assert_int_equal(r->status, 202);
+    resp_free(r);
+    assert_int_equal(F.nsubmit, 1);
+    src_stop(&s);
+}
+
+static void test_max_batch(void **state)
+{
+    src s;
+    src_start(&s, BASIC "max_batch: 2\n");
+    resp *r = post(s.port, "[{},{},{}]", NULL);
+    assert_int_equal(r->status, 413);
+    assert_non_null(strstr(jstr(r->json, "/error"), "max_batch"));
+    assert_int_equal(F.nsubmit, 0);
+    assert_int_equal(json_array_size(F.rejects), 1);
+    resp_free(r);
+    r = post(s.port, "[{},{}]", NULL);
+    assert_int_equal(r->status, 202);
+    resp_free(r);
+    src_stop(&s);
+}
+
+static void test_invalid_utf8(void **state)
+{
+    src s;
+    src_start(&s, BASIC);
+    resp *r = post(s.port, "{\"name\":\"Z\xe9lie\"}", NULL);   /* Latin-1 é */
+    assert_int_equal(r->status, 400);
+    assert_non_null(jstr(r->json, "/error"));
+    assert_int_equal(json_array_size(F.rejects), 1);
+    /* the journaled excerpt is valid UTF-8 (the bad byte replaced) */
+    assert_string_equal(jstr(F.rejects, "/0/raw"), "{\"name\":\"Z?lie\"}");
+    assert_int_equal(F.nsubmit, 0);
+    resp_free(r);
+    src_stop(&s);
+}
+
+static void test_hmac(void **state)
+{
+    src s;
+    src_start(&s, BASIC "hmac_secret: env:HTTP_TEST_SECRET\nhmac_tolerance: 60s\n");
+    const char *body = "{\"a\":1}";
+    char sig[160], hdr[200];
+
+    resp *r = post(s.port, body, NULL);
+    assert_int_equal(r->status, 401);
+    assert_non_null(strstr(jstr(r->json, "/error"), "missing"));
+    resp_free(r);
+
+    long long now = (long long)time(NULL);
+    assert_int_equal(relais_http_signature_header("s3cret", now, body, strlen(body), sig, sizeof sig), 0);
+    snprintf(hdr, sizeof hdr, "X-Relais-Signature: %s", sig);
+    const char *good[] = { hdr, NULL };
+    r = post(s.port, body, good);
+    assert_int_equal(r->status, 202);
+    resp_free(r);
+
+    r = post(s.port, "{\"a\":2}", good);   /* body changed after signing */
+    assert_int_equal(r->status, 401);
+    assert_non_null(strstr(jstr(r->json, "/error"), "does not match"));
+    resp_free(r);
+
+    relais_http_signature_header("wrong", now, body, strlen(body), sig, sizeof sig);
+    snprintf(hdr, sizeof hdr, "X-Relais-Signature: %s", sig);
+    r = post(s.port, body, good);
+    assert_int_equal(r->status, 401);
+    resp_free(r);
+
+    relais_http_signature_header("s3cret", now - 120, body, strlen(body), sig, sizeof sig);
+    snprintf(hdr, sizeof hdr, "X-Relais-Signature: %s", sig);
+    r = post(s.port, body, good);
+    assert_int_equal(r->status, 401);
+    assert_non_null(strstr(jstr(r->json, "/error"), "tolerance"));
+    resp_free(r);
+
+    snprintf(hdr, sizeof hdr, "X-Relais-Signature: v1=abc");
+    r = post(s.port, body, good);
+    assert_int_equal(r->status, 401);
+    resp_free(r);
+
+    assert_int_equal(F.nsubmit, 1);
+    assert_int_equal(json_array_size(F.rejects), 0);   /* unauthenticated: not journaled */
+    src_stop(&s);
+}
+
+static void test_unavailable(void **state)
+{
+    src s;
+    src_start(&s, BASIC);
+    F.accepting = 0;
+    resp *r = post(s.port, "{\"a\":1}", NULL);
+    assert_int_equal(r->status, 503);
+    assert_string_equal(r->retry_after, "1");
+    assert_int_equal(F.nsubmit, 0);
+    resp_free(r);
+
+    F.accepting = 1;
+    F.mode = FAKE_UNAVAILABLE;
+    r = post(s.port, "[{\"a\":1},{\"a\":2}]", NULL);
+    assert_int_equal(r->status, 503);
+    assert_string_equal(r->retry_after, "1");
+    assert_null(strstr(r->body, "accepted"));
+    assert_int_equal(F.nsubmit, 1);
+    resp_free(r);
+
+    /* a batch with an invalid element: not journaled as rejected while unavailable */
+    r = post(s.port, "[{\"a\":1},7]", NULL);
+    assert_int_equal(r->status, 503);
+    assert_int_equal(json_array_size(F.rejects), 0);
+    resp_free(r);
+    src_stop(&s);
+}
+
+static void test_path_and_method(void **state)
+{
+    src s;
+    src_start(&s, BASIC "path: /hooks/desk\n");
+    resp *r = http_req(s.port, "POST", "/events", NULL, "{}", 2, 0);
+    assert_int_equal(r->status, 404);
+    resp_free(r);
+    r = http_req(s.port, "GET", "/hooks/desk", NULL, NULL, 0, 0);
+    assert_int_equal(r->status, 405);
+    assert_string_equal(r->allow, "POST");
+    resp_free(r);
+    r = http_req(s.port, "PUT", "/hooks/desk", NULL, "{}", 2, 0);
+    assert_int_equal(r->status, 405);
+    resp_free(r);
+    r = http_req(s.port, "POST", "/hooks/desk", NULL, "{}", 2, 0);
+    assert_int_equal(r->status, 202);
+    resp_free(r);
+    assert_int_equal(F.nsubmit, 1);
+    src_stop(&s);
+}
+
+static void test_cloudevent(void **state)
+{
+    src s;
+    src_start(&s, BASIC);
+    const char *hd[] = { "Content-Type: application/cloudevents+json; charset=utf-8", NULL };
+    resp *r = post(s.port,
+                   "{\"specversion\":\"1.0\",\"id\":\"ce-1\",\"source\":\"/desk\","
+                   "\"type\":\"fr.relais.grc.request.created\",\"subject\":\"request/9\","
+                   "\"correlationid\":\"case-3\","
+                   "\"traceparent\":\"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\","
+                   "\"recordid\":\"GRC-9\",\"data\":{\"n\":9}}", hd);
+    assert_int_equal(r->status, 202);
+    assert_string_equal(jstr(r->json, "/status"), "accepted");
+    json_t *rec = json_array_get(F.recs, 0);
+    assert_string_equal(jstr(rec, "/type"), "fr.relais.grc.request.created");
+    assert_string_equal(jstr(rec, "/subject"), "request/9");
+    assert_string_equal(jstr(rec, "/correlation_id"), "case-3");
+    assert_string_equal(jstr(rec, "/traceparent"),
+                        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    assert_string_equal(jstr(rec, "/record_id"), "GRC-9");
+    assert_int_equal(json_integer_value(relais_http_json_pointer(rec, "/data/n")), 9);
+    assert_null(json_object_get(json_object_get(rec, "data"), "specversion"));
+    resp_free(r);
+
+    /* without recordid the sender's id is the dedupe key; no data -> {} */
+    r = post(s.port, "{\"specversion\":\"1.0\",\"id\":\"ce-2\",\"source\":\"/desk\","
+                     "\"type\":\"fr.relais.grc.request.closed\"}", hd);
+    assert_int_equal(r->status, 202);
+    assert_string_equal(jstr(F.recs, "/1/record_id"), "ce-2");
+    assert_int_equal(json_object_size(json_object_get(json_array_get(F.recs, 1), "data")), 0);
+    resp_free(r);
+
+    /* wrong specversion: rejected */
+    r = post(s.port, "{\"specversion\":\"0.3\",\"id\":\"x\",\"type\":\"fr.relais.a.b\"}", hd);
+    assert_int_equal(r->status, 422);
+    assert_non_null(strstr(jstr(r->json, "/reason"), "specversion"));
+    resp_free(r);
+
+    /* a batch of CloudEvents */
+    const char *hb[] = { "Content-Type: application/cloudevents-batch+json", NULL };
+    r = post(s.port, "[{\"specversion\":\"1.0\",\"id\":\"b1\",\"type\":\"fr.relais.a.b\"},"
+                     "{\"specversion\":\"1.0\",\"id\":\"b2\"}]", hb);
+    assert_int_equal(r->status, 202);
+    assert_string_equal(jstr(r->json, "/results/0/status"), "accepted");
+    assert_string_equal(jstr(r->json, "/results/1/status"), "rejected");
+    assert_non_null(strstr(jstr(r->json, "/results/1/reason"), "missing type"));
+    resp_free(r);
+    src_stop(&s);
+}
+
+static void test_record_id_pointer(void **state)
+{
+    src s;
+    src_start(&s, BASIC "record_id_pointer: /meta/id\n");
+    const char *hd[] = { "Idempotency-Key: ignored", NULL };
+    resp *r = post(s.port, "[{\"meta\":{\"id\":1234}},{\"meta\":{}}]", hd);
+    assert_int_equal(r->status, 202);
+    assert_string_equal(jstr(r->json, "/results/0/status"), "accepted");
+    assert_string_equal(jstr(r->json, "/results/1/status"), "rejected");
+    assert_non_null(strstr(jstr(r->json, "/results/1/reason"), "/meta/id"));
+    assert_string_equal(jstr(F.recs, "/0/record_id"), "1234");
+    resp_free(r);
+
+    /* no key, no pointer: the hub hashes the data (record_id NULL) */
+    src_stop(&s);
+    src_start(&s, BASIC);
+    r = post(s.port, "{\"z\":1}", NULL);
+    assert_int_equal(r->status, 202);
+    assert_true(json_is_null(json_object_get(json_array_get(F.recs, 1), "record_id")));
+    resp_free(r);
+    r = post(s.port, "{\"z\":1}", NULL);
+    assert_string_equal(jstr(r->json, "/status"), "duplicate");
+    resp_free(r);
+    src_stop(&s);
+}
+
+static void test_port_file(void **state)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/relais-http-port-%d", (int)getpid());
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, BASIC "port_file: %s\n", path);
+    src s;
+    src_start(&s, yaml);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int port = 0;
+    assert_int_equal(fscanf(f, "%d", &port), 1);
+    fclose(f);
+    assert_int_equal(port, s.port);
+    resp *r = post(port, "{}", NULL);
+    assert_int_equal(r->status, 202);
+    resp_free(r);
+    src_stop(&s);
+    unlink(path);
+}
+
+static void test_concurrent_posts(void **state);
+
+/* ---- Options ------------------------------------------------------------- */
+
+static void test_options(void **state)
+{
+    relais_errlist errs;
+    relais_http_config *c = cfg_yaml("listen: 127.0.0.1:0\n", RELAIS_MODE_SOURCE, &errs);
+    assert_int_equal(errs.count, 0);
+    assert_string_equal(c->path, "/events");
+    assert_int_equal(c->max_body, 1024 * 1024);
+    assert_int_equal(c->max_batch, 1000);
+    assert_int_equal(c->hmac_tolerance, 5 * 60 * 1000);
+    assert_null(c->hmac_secret);
+    relais_errlist_free(&errs);
+    cfg_free(c);
+
+    c = cfg_yaml("url: http://127.0.0.1:1/x\nheaders: [\"X-Town: Lyon\"]\n", RELAIS_MODE_SINK, &errs);
+    assert_int_equal(errs.count, 0);
+    assert_int_equal(c->timeout, 10000);
+    assert_int_equal(c->connect_timeout, 3000);
+    assert_string_equal(c->headers[0], "X-Town: Lyon");
+    relais_errlist_free(&errs);
+    cfg_free(c);
+
+    c = cfg_yaml("path: /x\n", RELAIS_MODE_SOURCE, &errs);
+    assert_true(errs.count >= 1);
+    assert_non_null(strstr(errs.msgs[0], "listen"));
+    relais_errlist_free(&errs);
+    cfg_free(c);
+
+    c = cfg_yaml("timeout: 1s\n", RELAIS_MODE_SINK, &errs);
+    assert_true(errs.count >= 1);
+    assert_non_null(strstr(errs.msgs[0], "url"));
+    relais_errlist_free(&errs);
+    cfg_free(c);
+
+    /* init refuses what the table cannot see */
+    const char *bad[][2] = {
+        { "url: ftp://example.org/x\n", "http:// or https://" },
+        { "url: http://127.0.0.1/x\nid_pointer: id\n", "id_pointer" },
+        { "url: http://127.0.0.1/x\nheaders: [\"NoColon\"]\n", "headers[0]" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        c = cfg_yaml(bad[i][0], RELAIS_MODE_SINK, &errs);
+        assert_int_equal(errs.count, 0);
+        relais_errlist_free(&errs);
+        relais_instance *inst = relais_instance_new("out", NULL, RELAIS_MODE_SINK,
+                                                    &relais_connector_http, c, NULL, NULL, NULL);
+        void *ctx = NULL;
+        char err[256] = "";
+        assert_int_equal(relais_connector_http.init(inst, c, &ctx, err, sizeof err), -1);
+        assert_non_null(strstr(err, bad[i][1]));
+        relais_instance_destroy(inst);
+        cfg_free(c);
+    }
+    c = cfg_yaml("listen: 127.0.0.1\n", RELAIS_MODE_SOURCE, &errs);
+    relais_errlist_free(&errs);
+    relais_instance *inst = relais_instance_new("in", NULL, RELAIS_MODE_SOURCE,
+                                                &relais_connector_http, c, NULL, NULL, NULL);
+    void *ctx = NULL;
+    char err[256] = "";
+    assert_int_equal(relais_connector_http.init(inst, c, &ctx, err, sizeof err), -1);
+    assert_non_null(strstr(err, "host:port"));
+    relais_instance_destroy(inst);
+    cfg_free(c);
+
+    assert_int_equal(relais_connector_http.abi_version, RELAIS_CONNECTOR_ABI);
+    assert_string_equal(relais_connector_http.name, "http");
+    assert_int_equal(relais_connector_http.modes, RELAIS_MODE_SOURCE | RELAIS_MODE_SINK);
+}
+
+/* ---- Pure parts ------------------------------------------------------------ */
+
+static void test_json_pointer(void **state)
+{
+    json_t *d = json_loads("{\"a/b\":{\"m~n\":[10,{\"x\":\"y\"}]},\"\":5}", 0, NULL);
+    assert_int_equal(json_integer_value(relais_http_json_pointer(d, "/a~1b/m~0n/0")), 10);
+    assert_string_equal(json_string_value(relais_http_json_pointer(d, "/a~1b/m~0n/1/x")), "y");
+    assert_int_equal(json_integer_value(relais_http_json_pointer(d, "/")), 5);
+    assert_ptr_equal(relais_http_json_pointer(d, ""), d);
+    assert_null(relais_http_json_pointer(d, "/a~1b/m~0n/01"));   /* leading zero */
+    assert_null(relais_http_json_pointer(d, "/a~1b/m~0n/2"));
+    assert_null(relais_http_json_pointer(d, "/a~1b/m~0n/-"));
+    assert_null(relais_http_json_pointer(d, "a"));
+    assert_int_equal(relais_http_pointer_valid("/a~2"), -1);
+    char buf[8];
+    assert_int_equal(relais_http_pointer_text(d, "/a~1b/m~0n/0", buf, sizeof buf), 0);
+    assert_string_equal(buf, "10");
+    assert_int_equal(relais_http_pointer_text(d, "/a~1b", buf, sizeof buf), -1);   /* object */
+    json_decref(d);
+}
+
+static void test_depth_check(void **state)
+{
+    int line = 0, col = 0;
+    size_t pos = 0;
+    const char *s = "{\"s\":\"[[[[\",\n \"t\":[[[]]]}";
+    assert_int_equal(relais_http_depth_check(s, strlen(s), 4, &line, &col, &pos), 0);
+    assert_int_equal(relais_http_depth_check(s, strlen(s), 3, &line, &col, &pos), -1);
+    assert_int_equal(line, 2);
+    assert_int_equal(col, 8);
+    assert_int_equal(pos, 20);
+    const char *esc = "{\"s\":\"\\\"[[[[\"}";    /* escaped quote inside a string */
+    assert_int_equal(relais_http_depth_check(esc, strlen(esc), 1, NULL, NULL, NULL), 0);
+}
+
+static void test_signature_vector(void **state)
+{
+    /* the documented scheme, checked against openssl dgst -sha256 -hmac s3cret */
+    char hex[65];
+    assert_int_equal(relais_http_sign("s3cret", 1700000000, "{\"a\":1}", 7, hex), 0);
+    assert_string_equal(hex, "1698a50bc74d1ff1db85c4e0a5297c2ad9fdba245d5737cdb789e4cc6e098940");
+    const char *h = "t=1700000000,v1=0000,v1=1698A50BC74D1FF1DB85C4E0A5297C2AD9FDBA245D5737CDB789E4CC6E098940";
+    assert_int_equal(relais_http_verify("s3cret", h, 1700000010, 300, "{\"a\":1}", 7), RELAIS_HTTP_SIG_OK);
+    assert_int_equal(relais_http_verify("s3cret", h, 1700000400, 300, "{\"a\":1}", 7), RELAIS_HTTP_SIG_STALE);
+    assert_int_equal(relais_http_verify("s3cret", "v1=00", 1700000000, 300, "", 0), RELAIS_HTTP_SIG_MALFORMED);
+    assert_int_equal(relais_http_verify("s3cret", "t=1700000000,v1=1698", 1700000000, 300, "{\"a\":1}", 7),
+                     RELAIS_HTTP_SIG_MISMATCH);
+    assert_int_equal(relais_http_verify("s3cret", NULL, 0, 300, "", 0), RELAIS_HTTP_SIG_MISSING);
+}
+
+static void test_excerpt(void **state)
+{
+    char out[16];
+    /* "é" is 2 bytes: not cut in the middle */
+    assert_int_equal(relais_http_excerpt(out, sizeof out, "abcdefghijklmn\xc3\xa9", 16, 16, 0), 14);
+    assert_string_equal(out, "abcdefghijklmn");
+    relais_http_excerpt(out, sizeof out, "a\nb\xff\xc3", 5, 5, 1);
+    assert_string_equal(out, "a b??");
+    relais_http_excerpt(out, sizeof out, "\xed\xa0\x80x", 4, 4, 0);   /* surrogate */
+    assert_string_equal(out, "???x");
+}
+
+/* ---- Concurrency of the source ---------------------------------------------- */
+
+struct poster { int port; int ok; int base; };
+
+static void *poster_main(void *arg)
+{
+    struct poster *p = arg;
+    for (int i = 0; i < 10; i++) {
+        char body[64];
+        snprintf(body, sizeof body, "{\"n\":%d}", p->base + i);
+        resp *r = post(p->port, body, NULL);
+        p->ok += r->status == 202;
+        resp_free(r);
+    }
+    return NULL;
+}
+
+static void test_concurrent_posts(void **state)
+{
+    src s;
+    src_start(&s, BASIC);
+    pthread_t th[6];
+    struct poster ps[6];
+    for (int i = 0; i < 6; i++) {
+        ps[i] = (struct poster){ s.port, 0, i * 100 };
+        pthread_create(&th[i], NULL, poster_main, &ps[i]);
+    }
+    int ok = 0;
+    for (int i = 0; i < 6; i++) {
+        pthread_join(th[i], NULL);
+        ok += ps[i].ok;
+    }
+    assert_int_equal(ok, 60);
+    assert_int_equal(fake_count(&F.recs), 60);
+    src_stop(&s);
+}
+
+/* ---- Sink against relais-sim-http ------------------------------------------ */
+
+typedef struct sim {
+    pid_t pid;
+    int   port;
+} sim;
+
+static sim SIM, SIM_AUTH;
+
+static void sim_spawn(sim *sm, const char *const *extra)
+{
+    const char *bd = getenv("RELAIS_BUILD_DIR");
+    if (!bd || !*bd) fail_msg("RELAIS_BUILD_DIR is not set (run through ctest)");
+    char exe[1024], pf[256];
+    snprintf(exe, sizeof exe, "%s/relais-sim-http", bd);
+    if (access(exe, X_OK) != 0) fail_msg("%s: %s", exe, strerror(errno));
+    snprintf(pf, sizeof pf, "/tmp/relais-sim-http-%d-%p.port", (int)getpid(), (void *)sm);
+    unlink(pf);
+    const char *argv[16] = { exe, "--listen", "127.0.0.1:0", "--port-file", pf, "--quiet" };
+    size_t k = 6;
+    for (const char *const *x = extra; x && *x && k < 15; x++) argv[k++] = *x;
+    argv[k] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        execv(exe, (char *const *)argv);
+        _exit(127);
+    }
+    assert_true(pid > 0);
+    sm->pid = pid;
+    for (int i = 0; i < 500; i++) {
+        FILE *f = fopen(pf, "r");
+        if (f) {
+            int ok = fscanf(f, "%d", &sm->port) == 1;
+            fclose(f);
+            if (ok) {
+                unlink(pf);
+                return;
+            }
+        }
+        ts_sleep_ms(10);
+    }
+    fail_msg("relais-sim-http did not start");
+}
+
+static void sim_kill(sim *sm)
+{
+    if (sm->pid <= 0) return;
+    kill(sm->pid, SIGTERM);
+    int st = 0;
+    waitpid(sm->pid, &st, 0);
+    sm->pid = 0;
+}
+
+static int sink_group_setup(void **state)
+{
+    sim_spawn(&SIM, NULL);
+    const char *extra[] = { "--token", "tok-42", "--hmac-secret", "sig-7", NULL };
+    sim_spawn(&SIM_AUTH, extra);
+    return 0;
+}
+
+static int sink_group_teardown(void **state)
+{
+    sim_kill(&SIM);
+    sim_kill(&SIM_AUTH);
+    return 0;
+}
+
+static json_t *sim_get(const sim *sm, const char *path)
+{
+    resp *r = http_req(sm->port, "GET", path, NULL, NULL, 0, 0);
+    assert_int_equal(r->status, 200);
+    json_t *j = json_incref(r->json);
+    resp_free(r);
+    assert_non_null(j);
+    return j;
+}
+
+static void sim_post(const sim *sm, const char *path, const char *body)
+{
+    resp *r = http_req(sm->port, "POST", path, NULL, body, strlen(body), 0);
+    assert_int_equal(r->status, 200);
+    resp_free(r);
+}
+
+static int sink_setup(void **state)
+{
+    sim_post(&SIM, "/_sim/reset", "{}");
+    return 0;
+}
+
+typedef struct snk {
+    relais_http_config *cfg;
+    relais_instance    *inst;
+    void               *ctx;
+} snk;
+
+static void snk_new(snk *k, const char *yaml)
+{
+    relais_errlist errs;
+    k->cfg = cfg_yaml(yaml, RELAIS_MODE_SINK, &errs);
+    if (errs.count) fail_msg("options: %s", errs.msgs[0]);
+    relais_errlist_free(&errs);
+    k->inst = relais_instance_new("out", "ville", RELAIS_MODE_SINK, &relais_connector_http,
+                                  k->cfg, NULL, NULL, NULL);
+    char err[256] = "";
+    if (relais_connector_http.init(k->inst, k->cfg, &k->ctx, err, sizeof err) != 0)
+        fail_msg("init: %s", err);
+    assert_int_equal(relais_connector_http.start(k->ctx, err, sizeof err), 0);
+}
+
+static void snk_free(snk *k)
+{
+    relais_connector_http.stop(k->ctx);
+    relais_connector_http.destroy(k->ctx);
+    relais_instance_destroy(k->inst);
+    cfg_free(k->cfg);
+}
+
+static void snk_yaml(char *buf, size_t len, const sim *sm, const char *path, const char *extra)
+{
+    snprintf(buf, len, "url: http://127.0.0.1:%d%s\nid_pointer: /id\n%s", sm->port, path,
+             extra ? extra : "");
+}
+
+static relais_event *mk_event(const char *subject)
+{
+    json_t *data = json_pack("{s:s,s:i}", "name", "Zélie", "n", 1);
+    relais_record rec = { .type = "fr.relais.test.person.created", .subject = subject,
+                          .data = data };
+    char err[256];
+    relais_event *ev = relais_event_build(&rec, "hook", "ville", err, sizeof err);
+    json_decref(data);
+    if (!ev) fail_msg("relais_event_build: %s", err);
+    return ev;
+}
+
+static relais_verdict deliver(snk *k, relais_event *ev, const char *local_id, relais_answer *a)
+{
+    memset(a, 0x5a, sizeof *a);   /* the connector must fill every field */
+    return relais_connector_http.deliver(k->ctx, ev, local_id, a);
+}
+
+static void test_sink_ok(void **state)
+{
+    char y[512];
+    snk_yaml(y, sizeof y, &SIM, "/events", NULL);
+    snk k;
+    snk_new(&k, y);
+    relais_event *ev = mk_event("person/1");
+    relais_answer a;
+    assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_OK);
+    assert_int_equal(a.status, 201);
+    assert_string_equal(a.local_id, "L-1");
+    assert_non_null(strstr(a.detail, "HTTP 201"));
+
+    /* the same event again, now with the local id the hub learned */
+    assert_int_equal(deliver(&k, ev, "L-1", &a), RELAIS_DELIVER_OK);
+    assert_int_equal(a.status, 200);
+    assert_string_equal(a.local_id, "L-1");
+
+    json_t *st = sim_get(&SIM, "/_sim/stats");
+    assert_int_equal(json_integer_value(json_object_get(st, "raw")), 2);
+    assert_int_equal(json_integer_value(json_object_get(st, "distinct")), 1);
+    assert_int_equal(json_integer_value(json_object_get(st, "duplicates")), 1);
+    json_decref(st);
+
+    json_t *evs = sim_get(&SIM, "/_sim/events");
+    assert_int_equal(json_array_size(evs), 2);
+    assert_string_equal(jstr(evs, "/0/idempotency_key"), relais_event_id(ev));
+    assert_string_equal(jstr(evs, "/0/ce_id"), relais_event_id(ev));
+    assert_string_equal(jstr(evs, "/0/ce_type"), "fr.relais.test.person.created");
+    assert_string_equal(jstr(evs, "/0/traceparent"), relais_event_traceparent(ev));
+    assert_string_equal(jstr(evs, "/0/content_type"), "application/cloudevents+json");
+    assert_true(json_is_null(json_object_get(json_array_get(evs, 0), "local_id_header")));
+    assert_string_equal(jstr(evs, "/1/local_id_header"), "L-1");
+    assert_string_equal(jstr(evs, "/0/event/id"), relais_event_id(ev));
+    assert_string_equal(jstr(evs, "/0/event/data/name"), "Zélie");
+    assert_true(json_is_true(json_object_get(json_array_get(evs, 1), "duplicate")));
+    json_decref(evs);
+    relais_event_unref(ev);
+    snk_free(&k);
+}
+
+static void test_sink_verdicts(void **state)
+{
+    char y[512];
+    snk_yaml(y, sizeof y, &SIM, "/events", NULL);
+    snk k;
+    snk_new(&k, y);
+    relais_event *ev = mk_event("person/2");
+    relais_answer a;
+
+    sim_post(&SIM, "/_sim/fail", "{\"status\":500,\"count\":1}");
+    assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_RETRY);
+    assert_int_equal(a.status, 500);
+    assert_string_equal(a.local_id, "");
+    assert_non_null(strstr(a.detail, "HTTP 500"));
+    assert_non_null(strstr(a.detail, "injected failure"));   /* body excerpt */
+
+    sim_post(&SIM, "/_sim/fail", "{\"status\":429,\"count\":1}");
+    assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_RETRY);
+    assert_int_equal(a.status, 429);
+
+    sim_post(&SIM, "/_sim/fail", "{\"status\":408,\"count\":1}");
+    assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_RETRY);
+
+    sim_post(&SIM, "/_sim/fail", "{\"status\":503,\"count\":1}");
+    assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_RETRY);
+
+    sim_post(&SIM, "/_sim/fail", "{\"status\":409,\"count\":1}");
+    assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_REJECT);
+    assert_int_equal(a.status, 409);
+
+    sim_post(&SIM, "/_sim/fail", "{\"status\":302,\"count\":1}");
+    assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_REJECT);
+    assert_non_null(strstr(a.detail, "redirect"));
+
+    /* fault spent: delivered */
+    assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_OK);
+    assert_int_equal(a.status, 201);
+    json_t *st = sim_get(&SIM, "/_sim/stats");
+    assert_int_equal(json_integer_value(json_object_get(st, "raw")), 7);
+    assert_int_equal(json_integer_value(json_object_get(st, "failed")), 6);
+    assert_int_equal(json_integer_value(json_object_get(st, "distinct")), 1);
+    json_decref(st);
+    relais_event_unref(ev);
+    snk_free(&k);
+
+    /* a path the destination does not serve: 404 -> REJECT */
+    snk_yaml(y, sizeof y, &SIM, "/nope", NULL);
+    snk_new(&k, y);
+    ev = mk_event("person/3");
+    assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_REJECT);
+    assert_int_equal(a.status, 404);
+    relais_event_unref(ev);
+    snk_free(&k);
+}
+
+static void test_sink_transport(void **state)
+{
+    char y[512];
+    snprintf(y, sizeof y, "url: http://127.0.0.1:%d/events\n", ts_free_port());
+    snk k;
+    snk_new(&k, y);
+    relais_event *ev = mk_event("person/4");
+    relais_answer a;
+    assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_RETRY);
+    assert_int_equal(a.status, 0);
+    assert_non_null(strstr(a.detail, "onnect"));
+    assert_string_equal(a.local_id, "");
+    snk_free(&k);
+
+    /* a slow destination: RETRY within the configured timeout */
+    snk_yaml(y, sizeof y, &SIM, "/events", "timeout: 300ms\n");
+    snk_new(&k, y);
+    sim_post(&SIM, "/_sim/fail", "{\"delay_ms\":2000,\"count\":1}");
+    int64_t t0 = relais_mono_us();
+    assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_RETRY);
+    int64_t took_ms = (relais_mono_us() - t0) / 1000;
+    assert_int_equal(a.status, 0);
+    assert_non_null(strstr(a.detail, "imeout"));
+    assert_true(took_ms >= 250 && took_ms < 1500);
+    relais_event_unref(ev);
+    snk_free(&k);
+}
+
+static void test_sink_auth_signature_headers(void **state)
+{
+    sim_post(&SIM_AUTH, "/_sim/reset", "{}");
+    char y[512];
+    setenv("HTTP_TEST_TOKEN", "tok-42", 1);
+    setenv("HTTP_TEST_SIG", "sig-7", 1);
+    snk_yaml(y, sizeof y, &SIM_AUTH, "/in/archive",
+             "auth_token: env:HTTP_TEST_TOKEN\nhmac_secret: env:HTTP_TEST_SIG\n"
+             "headers: [\"X-Town: Lyon\", \"X-Env: test\"]\n");
+    snk k;
+    snk_new(&k, y);
+    relais_event *ev = mk_event("person/5");
+    relais_answer a;
+    assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_OK);   /* the simulator checked both */
+    assert_int_equal(a.status, 201);
+    json_t *evs = sim_get(&SIM_AUTH, "/_sim/events?path=/in/archive");
+    assert_int_equal(json_array_size(evs), 1);
+    assert_string_equal(jstr(evs, "/0/headers/x-town"), "Lyon");
+    assert_string_equal(jstr(evs, "/0/headers/x-env"), "test");
+    assert_true(json_is_true(json_object_get(json_array_get(evs, 0), "authorization")));
+    assert_non_null(strstr(jstr(evs, "/0/signature"), "v1="));
+    json_decref(evs);
+    snk_free(&k);
+
+    /* without the signature the destination refuses: 401 -> REJECT */
+    snk_yaml(y, sizeof y, &SIM_AUTH, "/in/archive", "auth_token: env:HTTP_TEST_TOKEN\n");
+    snk_new(&k, y);
+    assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_REJECT);
+    assert_int_equal(a.status, 401);
+    assert_non_null(strstr(a.detail, "X-Relais-Signature"));
+    snk_free(&k);
+    relais_event_unref(ev);
+}
+
+struct deliverer { snk *k; int ok; };
+
+static void *deliverer_main(void *arg)
+{
+    struct deliverer *d = arg;
+    for (int i = 0; i < 15; i++) {
+        relais_event *ev = mk_event("person/6");
+        relais_answer a;
+        d->ok += relais_connector_http.deliver(d->k->ctx, ev, NULL, &a) == RELAIS_DELIVER_OK;
+        relais_event_unref(ev);
+    }
+    return NULL;
+}
+
+static void test_sink_concurrent_keepalive(void **state)
+{
+    char y[512];
+    snk_yaml(y, sizeof y, &SIM, "/events", NULL);
+    snk k;
+    snk_new(&k, y);
+    /* sequential deliveries reuse one connection */
+    for (int i = 0; i < 10; i++) {
+        relais_event *ev = mk_event("person/7");
+        relais_answer a;
+        assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_OK);
+        relais_event_unref(ev);
+    }
+    json_t *st = sim_get(&SIM, "/_sim/stats");
+    assert_int_equal(json_integer_value(json_object_get(st, "distinct")), 10);
+    long conns = (long)json_integer_value(json_object_get(st, "connections"));
+    json_decref(st);
+    assert_int_equal(conns, 2);   /* the sink's one, plus this stats request */
+
+    /* several delivery threads at once */
+    pthread_t th[4];
+    struct deliverer d[4];
+    for (int i = 0; i < 4; i++) {
+        d[i] = (struct deliverer){ &k, 0 };
+        pthread_create(&th[i], NULL, deliverer_main, &d[i]);
+    }
+    int ok = 0;
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ok += d[i].ok;
+    }
+    assert_int_equal(ok, 60);
+    st = sim_get(&SIM, "/_sim/stats");
+    assert_int_equal(json_integer_value(json_object_get(st, "distinct")), 70);
+    assert_true(json_integer_value(json_object_get(st, "connections")) <= 2 + 1 + 4);
+    json_decref(st);
+    snk_free(&k);
+}
+
+int main(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    setenv("HTTP_TEST_SECRET", "s3cret", 1);
+    const struct CMUnitTest pure[] = {
+        cmocka_unit_test(test_json_pointer),
+        cmocka_unit_test(test_depth_check),
+        cmocka_unit_test(test_signature_vector),
+        cmocka_unit_test(test_excerpt),
+        cmocka_unit_test(test_options),
+    };
+    const struct CMUnitTest source[] = {
+        cmocka_unit_test_setup(test_single_record, source_setup),
+        cmocka_unit_test_setup(test_batch, source_setup),
+        cmocka_unit_test_setup(test_batch_bad_element, source_setup),
+        cmocka_unit_test_setup(test_single_rejected, source_setup),
+        cmocka_unit_test_setup(test_malformed_json, source_setup),
+        cmocka_unit_test_setup(test_duplicate_keys, source_setup),
+        cmocka_unit_test_setup(test_deep_nesting, source_setup),
+        cmocka_unit_test_setup(test_oversized, source_setup),
+        cmocka_unit_test_setup(test_max_batch, source_setup),
+        cmocka_unit_test_setup(test_invalid_utf8, source_setup),
+        cmocka_unit_test_setup(test_hmac, source_setup),
+        cmocka_unit_test_setup(test_unavailable, source_setup),
+        cmocka_unit_test_setup(test_path_and_method, source_setup),
+        cmocka_unit_test_setup(test_cloudevent, source_setup),
+        cmocka_unit_test_setup(test_record_id_pointer, source_setup),
+        cmocka_unit_test_setup(test_port_file, source_setup),
+        cmocka_unit_test_setup(test_concurrent_posts, source_setup),
+    };
+    const struct CMUnitTest sink[] = {
+        cmocka_unit_test_setup(test_sink_ok, sink_setup),
+        cmocka_unit_test_setup(test_sink_verdicts, sink_setup),
+        cmocka_unit_test_setup(test_sink_transport, sink_setup),
+        cmocka_unit_test_setup(test_sink_auth_signature_headers, sink_setup),
+        cmocka_unit_test_setup(test_sink_concurrent_keepalive, sink_setup),
+    };
+    int failed = cmocka_run_group_tests_name("http pure", pure, NULL, NULL);
+    failed += cmocka_run_group_tests_name("http source", source, NULL, NULL);
+    failed += cmocka_run_group_tests_name("http sink", sink, sink_group_setup, sink_group_teardown);
+    fake_reset();
+    json_decref(F.recs);
+    json_decref(F.rejects);
+    json_decref(F.seen);
+    curl_global_cleanup();
+    return failed ? 1 : 0;
+}
