@@ -218,7 +218,10 @@ relais_mock_broker *relais_mock_broker_start(int nbrokers, const char *topic, in
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char why[512];
     rd_kafka_conf_set_log_cb(conf, on_log);
-    if (rd_kafka_conf_set(conf, "client.id", "relais-mock", why, sizeof why) != RD_KAFKA_CONF_OK) {
+    /* log_level 4: warnings and worse; this handle has no bootstrap.servers
+     * on purpose and librdkafka would say so at every start */
+    if (rd_kafka_conf_set(conf, "client.id", "relais-mock", why, sizeof why) != RD_KAFKA_CONF_OK ||
+        rd_kafka_conf_set(conf, "log_level", "4", why, sizeof why) != RD_KAFKA_CONF_OK) {
         snprintf(errstr, errlen, "bus: mock cluster: %s", why);
         rd_kafka_conf_destroy(conf);
         goto fail;

@@ -180,7 +180,7 @@ static relais_journal *open_reader(const cli_opts *o)
         return NULL;
     }
     char err[512];
-    relais_journal_opts jo = { conninfo, 0, 0, 0, 0 };
+    relais_journal_opts jo = { .conninfo = conninfo, .writer = 0 };
     relais_journal *j = relais_journal_open(&jo, err, sizeof err);
     if (!j) fprintf(stderr, "relais: journal: %s\n", err);
     relais_config_destroy(c);

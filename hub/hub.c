@@ -528,7 +528,8 @@ relais_hub *relais_hub_new(relais_config *cfg, char *errstr, size_t errlen)
     if (!h->metrics) { snprintf(errstr, errlen, "out of memory"); relais_hub_destroy(h); return NULL; }
 
     char err[512];
-    relais_journal_opts jo = { cfg->journal.conninfo, cfg->journal.batch_max, cfg->journal.batch_wait_ms, 1, 100000 };
+    relais_journal_opts jo = { .conninfo = cfg->journal.conninfo, .batch_max = cfg->journal.batch_max,
+                               .batch_wait_ms = cfg->journal.batch_wait_ms, .writer = 1, .queue_max = 100000 };
     h->j = relais_journal_open(&jo, err, sizeof err);
     if (!h->j) { snprintf(errstr, errlen, "journal: %s", err); relais_hub_destroy(h); return NULL; }
 

@@ -555,10 +555,16 @@ static brc classify(PGconn *c, const PGresult *r, berr *e)
     return B_DATA;                                   /* PostgreSQL refused a value */
 }
 
+static double prof_t[16]; static long prof_n[16]; static const char *prof_name[16];
+static void prof_dump(void) { for (int i = 0; i < 16; i++) if (prof_name[i]) fprintf(stderr, "PROF %-12s %6ld calls %8.1f ms\n", prof_name[i], prof_n[i], prof_t[i]); }
+static void prof_add(const char *name, int64_t us) { static int reg; if (!reg) { reg = 1; atexit(prof_dump); }
+  for (int i = 0; i < 16; i++) { if (!prof_name[i]) prof_name[i] = name; if (!strcmp(prof_name[i], name)) { prof_t[i] += us / 1000.0; prof_n[i]++; return; } } }
 static brc wexec(relais_journal *j, const char *stmt, int n, const char *const *vals,
                  PGresult **out, berr *e)
 {
+    int64_t t0 = mono_us();
     PGresult *r = PQexecPrepared(j->wconn, stmt, n, vals, NULL, NULL, 0);
+    prof_add(stmt, mono_us() - t0);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         if (out) *out = r; else PQclear(r);
@@ -571,7 +577,9 @@ static brc wexec(relais_journal *j, const char *stmt, int n, const char *const *
 
 static brc wexec_plain(relais_journal *j, const char *sql, berr *e)
 {
+    int64_t t0 = mono_us();
     PGresult *r = PQexec(j->wconn, sql);
+    prof_add(sql, mono_us() - t0);
     ExecStatusType st = PQresultStatus(r);
     brc c = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? B_OK : classify(j->wconn, r, e);
     PQclear(r);
@@ -970,7 +978,10 @@ static void batch_steps(job **b, size_t n, json_t *steps)
 
 /* Run jobs b[0..n) in one transaction. Results land in the jobs only when the
  * transaction committed. */
+static brc run_batch_(relais_journal *j, job **b, size_t n, berr *e);
 static brc run_batch(relais_journal *j, job **b, size_t n, berr *e)
+{ int64_t t0 = mono_us(); brc r = run_batch_(j, b, n, e); prof_add("BATCH", mono_us() - t0); return r; }
+static brc run_batch_(relais_journal *j, job **b, size_t n, berr *e)
 {
     for (size_t i = 0; i < n; i++) job_reset_results(b[i], "journal unavailable");
     json_t *steps = json_array();

@@ -409,7 +409,9 @@ void file_csv_header_destroy(file_csv_header *h)
 file_csv_header *file_csv_header_new(const file_csv_row *row, char *errstr, size_t errlen)
 {
     file_csv_header *h = calloc(1, sizeof *h);
-    if (!h || !(h->names = calloc(row->nfields ? row->nfields : 1, sizeof *h->names))) {
+    if (h)
+        h->names = calloc(row->nfields ? row->nfields : 1, sizeof *h->names);
+    if (!h || !h->names) {
         free(h);
         snprintf(errstr, errlen, "out of memory");
         return NULL;

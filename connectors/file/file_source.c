@@ -153,7 +153,10 @@ static file_outcome read_jsonl(run *r, int fd)
         size_t len = 0, total = 0;
         int ch = EOF;
         line++;
-        while ((ch = getc_unlocked(f)) != EOF && ch != '\n') {
+        for (;;) {
+            ch = getc_unlocked(f);
+            if (ch == EOF || ch == '\n')
+                break;
             total++;
             if (total > c->max_line)
                 continue;          /* skip the rest; the excerpt is what was kept */
@@ -471,9 +474,11 @@ int file_source_receive(void *vctx)
     }
     char **names = NULL;
     size_t n = 0, cap = 0;
-    struct dirent *de;
     int rc = 0;
-    while ((de = readdir(d)) != NULL) {
+    for (;;) {
+        struct dirent *de = readdir(d);
+        if (!de)
+            break;
         if (!take_name(de->d_name, c->pattern))
             continue;
         if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)

@@ -236,8 +236,7 @@ static size_t count_entries(const char *dir)
     DIR *d = opendir(dir);
     assert_non_null(d);
     size_t n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
+    for (struct dirent *de = readdir(d); de; de = readdir(d))
         if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
             n++;
     closedir(d);

@@ -16,8 +16,10 @@ static json_t *read_all(const char *text, size_t len, char delim, size_t max)
     json_t *out = json_array();
     file_csv_row row;
     char err[256];
-    int st;
-    while ((st = file_csv_next(r, &row, err, sizeof err)) != FILE_CSV_END) {
+    for (;;) {
+        int st = file_csv_next(r, &row, err, sizeof err);
+        if (st == FILE_CSV_END)
+            break;
         assert_true(st == FILE_CSV_ROW || st == FILE_CSV_BAD);
         json_t *o = json_pack("{s:I}", "line", (json_int_t)row.line);
         if (st == FILE_CSV_ROW) {
