@@ -5,31 +5,42 @@
  * process: a dedicated producer handle that never connects anywhere owns it
  * (rd_kafka_mock_cluster_new needs one for its timers and logs), the topic is
  * created with rd_kafka_mock_topic_create (the 2.0.2 mock has no CreateTopics
- * handler, so the Admin API cannot be used there). From then on the bus only
- * knows a bootstrap list: embedded and real clusters run the same code.
+ * handler, so the Admin API cannot be used there). Any other `brokers` value
+ * is the bootstrap list of a real cluster where the topic must exist or be
+ * auto-created by the brokers; the bus does not create it. From then on the
+ * bus only knows a bootstrap list: embedded and real clusters run the same
+ * code.
  *
  * Handles:
  *   producer  idempotent, acks=all, linger.ms=5, no compression, murmur2_random
  *             partitioner (the Java client's, so every client agrees on
- *             key -> partition); delivery reports go to conf->on_produced.
+ *             key -> partition). Delivery reports go to conf->on_produced
+ *             with err RELAIS_E_OK, RELAIS_E_TIMEOUT (message.timeout.ms
+ *             passed) or RELAIS_E_BUS, and errstr "NAME: text" ("" when OK).
  *   consumer  (only with a group) range assignment, auto offset store off,
  *             auto commit of the stored offsets every second and on close,
- *             auto.offset.reset=earliest; its main queue is redirected to the
- *             consumer queue (rd_kafka_poll_set_consumer).
- * rdkafka.* passthrough properties are applied last to both handles.
+ *             auto.offset.reset=earliest, session 6 s / heartbeat 1 s; its
+ *             main queue is redirected to the consumer queue
+ *             (rd_kafka_poll_set_consumer). consume() loops on
+ *             rd_kafka_consumer_poll: 2.0.2's batch consume API may lose or
+ *             repeat messages across a rebalance (its release notes).
+ * Both: reconnect.backoff.max.ms=1000, so a restarted broker is seen within a
+ * second or two. rdkafka.* passthrough properties are applied last, to both
+ * handles (librdkafka warns about those that do not apply to one of them).
  *
- * Threads: librdkafka runs its own threads (and the mock cluster one).
+ * Threads: librdkafka runs its own threads (and the mock cluster its own).
  *   - relais_bus_produce, relais_bus_store_offset, relais_bus_healthy,
- *     relais_bus_bootstrap: any thread (librdkafka handles are thread-safe;
- *     the health cache is under health_mu).
+ *     relais_bus_bootstrap, relais_bus_mock_cluster: any thread (librdkafka
+ *     handles are thread-safe; the health cache is under health_mu).
  *   - relais_bus_poll, relais_bus_flush, relais_bus_consume,
  *     relais_bus_msg_release, relais_bus_destroy: the hub's bus thread only.
- *     poll and flush serve delivery reports, so on_produced runs there; when
- *     the produce queue is full, relais_bus_produce serves delivery reports
- *     itself only if it is called from that same thread (poller, under
- *     poller_mu), otherwise it gives the bus thread a moment and retries.
- *   - log and error callbacks may run on librdkafka threads; they only call
- *     relais_logf, which is thread-safe.
+ *     poll, flush and destroy serve delivery reports, so on_produced runs
+ *     there. When the produce queue is full, relais_bus_produce serves
+ *     delivery reports itself only when it is called from the thread that
+ *     last called relais_bus_poll (poller, under poller_mu); from any other
+ *     thread it waits 1 ms between a few retries and then fails.
+ *   - the log callback runs on librdkafka threads, the error callback on the
+ *     polling thread; both only call relais_logf, which is thread-safe.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -116,7 +127,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
                     rd_kafka_err2name(orig), why);
         return;
     }
-    relais_logf(RELAIS_LOG_WARN, BUS_LOG, "%s: %s: %s", rd_kafka_name(rk),
+    /* Connection failures are already in the log callback's FAIL lines. */
+    int quiet = err == RD_KAFKA_RESP_ERR__TRANSPORT || err == RD_KAFKA_RESP_ERR__RESOLVE;
+    relais_logf(quiet ? RELAIS_LOG_DEBUG : RELAIS_LOG_WARN, BUS_LOG, "%s: %s: %s", rd_kafka_name(rk),
                 rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
 }
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include "file_int.h"
 
@@ -103,7 +104,7 @@ static char *path_join(const char *dir, const char *name)
 static int ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
+    return a >= b && strcasecmp(s + a - b, suffix) == 0;
 }
 
 static void file_destroy(void *vctx)

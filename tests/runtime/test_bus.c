@@ -2,9 +2,10 @@
  * test_bus.c - the Kafka bus (hub/bus.c) against librdkafka's mock cluster:
  * produce/consume round trip, Java-compatible key partitioning and per-key
  * order, offsets surviving a restart, two members sharing a group, retriable
- * produce errors and request timeouts under the idempotent producer, brokers
- * down and up, a full produce queue, fatal consumer errors, kcat reading what
- * the bus wrote, and configuration errors. No PostgreSQL needed.
+ * produce errors with requests in flight (order kept by the idempotent
+ * producer), brokers down and up, health, a full produce queue, bounded
+ * destroy, fatal consumer errors, kcat reading what the bus wrote, and
+ * configuration errors. No PostgreSQL needed.
  *
  * Threads: each test drives its buses from the cmocka thread (that thread is
  * the "bus thread": it polls, consumes and receives delivery reports), except
@@ -26,6 +27,8 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
+static relais_kv g_short_session = { "session.timeout.ms", "3000", NULL };
+
 static long long mono_ms(void)
 {
     struct timespec ts;
@@ -40,6 +43,8 @@ typedef struct dr_count {
     int       per_msg[MAXMSG];  /* msg_opaque = index + 1 */
     pthread_t thread[4];        /* threads that received reports */
     int       nthread;
+    char      last_error[256];
+    int       last_code;
 } dr_count;
 
 static void on_produced(void *opaque, int err, const char *errstr, void *msg_opaque)
@@ -48,7 +53,8 @@ static void on_produced(void *opaque, int err, const char *errstr, void *msg_opa
     if (!d) return;
     if (err) {
         d->failed++;
-        fprintf(stderr, "delivery failed: %s\n", errstr);
+        d->last_code = err;
+        snprintf(d->last_error, sizeof d->last_error, "%s", errstr);
     } else {
         d->ok++;
     }
@@ -373,6 +379,9 @@ static void test_offsets_resume(void **state)
     if (!mb) fail_msg("%s", err);
     dr_count d = { 0 };
     relais_bus_conf c = base_conf(relais_mock_broker_bootstrap(mb), "t.offsets", "g-offsets", &d);
+    /* the mock rebalances session.timeout.ms - 1 s after a join or leave:
+     * a shorter session keeps the test short */
+    c.rdkafka = &g_short_session;
     relais_bus *b = bus_new(&c);
     assert_null(relais_bus_mock_cluster(b));   /* not embedded in this bus */
     assert_string_equal(relais_bus_bootstrap(b), relais_mock_broker_bootstrap(mb));
@@ -483,6 +492,9 @@ static void test_two_members(void **state)
     relais_mock_broker *mb = relais_mock_broker_start(1, "t.two", TM_PARTS, err, sizeof err);
     if (!mb) fail_msg("%s", err);
     relais_bus_conf c = base_conf(relais_mock_broker_bootstrap(mb), "t.two", "g-two", NULL);
+    /* the mock rebalances session.timeout.ms - 1 s after a join or leave:
+     * a shorter session keeps the test short */
+    c.rdkafka = &g_short_session;
     c.on_produced = NULL;
     relais_bus *a = bus_new(&c);
     int na = 0, nb = 0;
@@ -710,6 +722,8 @@ static void test_unreachable_is_unhealthy(void **state)
     assert_true(mono_ms() - t0 < 8000);
     assert_int_equal(d.ok, 0);
     assert_int_equal(d.failed, 1);
+    assert_int_equal(d.last_code, RELAIS_E_BUS);
+    assert_non_null(strstr(d.last_error, "_PURGE_QUEUE"));
 }
 
 /* ---- the produce queue -------------------------------------------------- */

@@ -413,7 +413,8 @@ static void test_csv_bad_header_goes_to_error_dir(void **state)
 
     /* A configured column absent from the header: the file as a whole. */
     g_reset();
-    snprintf(yaml, sizeof yaml, "dir: %s\npattern: \"*.csv\"\nevent_type: fr.relais.x.y.z\n"
+    /* format csv alone: the pattern defaults to *.csv */
+    snprintf(yaml, sizeof yaml, "dir: %s\nformat: csv\nevent_type: fr.relais.x.y.z\n"
                                 "record_id_field: ref\n", g_dir);
     assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), 0);
     drop("e.csv", "id,name\n1,a\n");
