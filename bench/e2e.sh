@@ -46,7 +46,7 @@ for run in $(seq 1 "$RUNS"); do
   sleep 0.5
   cat >"$W/hub.yaml" <<YAML
 hub: { name: bench, admin_listen: "127.0.0.1:0", state_dir: $W/state, log_level: warn }
-bus: { brokers: embedded, partitions: 6 }
+bus: { brokers: embedded, partitions: 6 ${BUS_EXTRA:-} }
 journal: { conninfo: "$PG dbname=$db" }
 delivery: { workers: 16, max_attempts: 5 }
 connectors:
@@ -64,16 +64,9 @@ YAML
   sleep 3
   rss_kb=$(awk '/VmRSS/{print $2}' /proc/$HUB/status)
 
-  # --- end to end
-  t0=$(now)
-  "$B/relais-loadgen" "http://127.0.0.1:$SRC/events" "$N" --batch 100 --conns 4 --prefix T >"$W/lg.json"
-  until [ "$(stat "http://127.0.0.1:$S1")" -ge "$N" ] && [ "$(stat "http://127.0.0.1:$S2")" -ge "$N" ]; do sleep 0.05; done
-  t1=$(now)
-  e2e=$(python3 -c "print($N/($t1-$t0))")
-
   # --- latency at 1,000 events/s
-  "$B/relais-loadgen" "http://127.0.0.1:$SRC/events" 10000 --batch 1 --conns 4 --rate 1000 --prefix LAT >/dev/null
-  until [ "$(stat "http://127.0.0.1:$S1")" -ge $((N+10000)) ] && [ "$(stat "http://127.0.0.1:$S2")" -ge $((N+10000)) ]; do sleep 0.05; done
+  "$B/bench/relais-loadgen" "http://127.0.0.1:$SRC/events" 10000 --batch 1 --conns 4 --rate 1000 --prefix LAT >/dev/null
+  until [ "$(stat "http://127.0.0.1:$S1")" -ge 10000 ] && [ "$(stat "http://127.0.0.1:$S2")" -ge 10000 ]; do sleep 0.05; done
   sleep 1
   lat=$(psql -X -At "$PG dbname=$db" -c "
     WITH r AS (SELECT s.event_id, s.at FROM steps s JOIN events e ON e.id=s.event_id
@@ -83,6 +76,28 @@ YAML
            || ' ' ||
            round((percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM d.at-r.at)))::numeric*1000,2)
     FROM r JOIN d USING (event_id)")
+  # where the latency goes: median time between consecutive journaled steps
+  stages=$(psql -X -At "$PG dbname=$db" -c "
+    WITH e AS (SELECT id FROM events WHERE record_id LIKE 'LAT-%'),
+    s AS (SELECT st.event_id, st.step, min(st.at) AS at FROM steps st JOIN e ON e.id=st.event_id
+          WHERE st.step IN ('received','published','routed','attempt','delivered') GROUP BY 1,2),
+    p AS (SELECT event_id, max(at) FILTER (WHERE step='received') r, max(at) FILTER (WHERE step='published') pu,
+                 max(at) FILTER (WHERE step='routed') ro, max(at) FILTER (WHERE step='attempt') a,
+                 max(at) FILTER (WHERE step='delivered') d FROM s GROUP BY 1)
+    SELECT json_build_object(
+      'received_to_published_ms', round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM pu-r)))::numeric*1000,2),
+      'published_to_routed_ms', round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM ro-pu)))::numeric*1000,2),
+      'routed_to_attempt_ms', round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a-ro)))::numeric*1000,2),
+      'attempt_to_delivered_ms', round((percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM d-a)))::numeric*1000,2))
+    FROM p")
+  echo "latency stages (median): $stages"
+  # --- end to end
+  t0=$(now)
+  "$B/bench/relais-loadgen" "http://127.0.0.1:$SRC/events" "$N" --batch 100 --conns 4 --prefix T >"$W/lg.json"
+  until [ "$(stat "http://127.0.0.1:$S1")" -ge $((N+10000)) ] && [ "$(stat "http://127.0.0.1:$S2")" -ge $((N+10000)) ]; do sleep 0.05; done
+  t1=$(now)
+  e2e=$(python3 -c "print($N/($t1-$t0))")
+
   kill -TERM "$HUB"; wait "$HUB" || true
 
   # --- ceilings on the same broker and database

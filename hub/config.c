@@ -57,7 +57,7 @@ static const relais_option bus_opts[] = {
 static const relais_option journal_opts[] = {
     OPT("conninfo", RELAIS_OPT_STR, NULL, journal.conninfo, NULL, "libpq conninfo, or env:NAME / file:PATH"),
     OPT("batch_max", RELAIS_OPT_INT, "1000", journal.batch_max, NULL, "most jobs per group commit"),
-    OPT("batch_wait", RELAIS_OPT_DURATION, "2ms", journal.batch_wait_ms, NULL, "wait to fill a batch"),
+    OPT("batch_wait", RELAIS_OPT_DURATION, "0ms", journal.batch_wait_ms, NULL, "extra wait to fill a batch (jobs queued during a commit form the next batch anyway)"),
     { NULL, 0, NULL, 0, 0, NULL, NULL, 0 }
 };
 

@@ -17,7 +17,7 @@
  *   journal:
  *     conninfo: "host=/tmp/pg dbname=relais"   # or conninfo: env:RELAIS_PG (secret syntax)
  *     batch_max: 1000              # most jobs per group commit
- *     batch_wait: 2ms              # how long the writer waits to fill a batch
+ *     batch_wait: 0ms              # extra wait to fill a batch
  *   delivery:
  *     workers: 8                   # delivery threads
  *     max_attempts: 8              # then dead-letter

@@ -313,6 +313,7 @@ static void attempt(relais_hub *h, dest *ds, relais_delivery *d, uint64_t *rng)
 static void *worker_main(void *arg)
 {
     relais_hub *h = arg;
+    pthread_setname_np(pthread_self(), "relais-deliver");
     uint64_t rng = (uint64_t)relais_mono_us() ^ (uint64_t)(uintptr_t)&rng;
     pthread_mutex_lock(&h->dq_mu);
     for (;;) {
@@ -409,6 +410,7 @@ done:
 static void *bus_main(void *arg)
 {
     relais_hub *h = arg;
+    pthread_setname_np(pthread_self(), "relais-route");
     relais_bus_msg *msgs = calloc(CONSUME_BATCH, sizeof *msgs);
     if (!msgs) return NULL;
     while (!atomic_load(&h->bus_stop)) {
@@ -418,7 +420,14 @@ static void *bus_main(void *arg)
             continue;
         }
         int n = relais_bus_consume(h->bus, msgs, CONSUME_BATCH, 100);
-        if (n <= 0) continue;
+        if (n < 0) {                       /* consumer failed for good: do not spin */
+            if (!atomic_load(&h->bus_stop))
+                relais_logf(RELAIS_LOG_ERROR, "hub", "the bus consumer failed; routing is stopped "
+                            "until the hub is restarted (journaled events are kept)");
+            while (!atomic_load(&h->bus_stop)) sleep_ms(100);
+            break;
+        }
+        if (n == 0) continue;
         route_batch(h, msgs, n);
         for (int i = 0; i < n; i++) relais_bus_msg_release(&msgs[i]);
     }
@@ -449,6 +458,7 @@ static void republish_unrouted(relais_hub *h, int64_t min_age_us)
 static void *sched_main(void *arg)
 {
     relais_hub *h = arg;
+    pthread_setname_np(pthread_self(), "relais-sched");
     int64_t last_sweep = relais_mono_us();
     while (!atomic_load(&h->sched_stop)) {
         long slept = 0;

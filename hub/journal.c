@@ -146,6 +146,7 @@ static int cond_wait_until(pthread_cond_t *c, pthread_mutex_t *m, int64_t deadli
 }
 
 static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
+static const char *or_empty(const char *s) { return s ? s : ""; }
 
 static int is_uuid(const char *s)
 {
@@ -520,9 +521,11 @@ static const struct { const char *name; const char *sql; } g_stmts[] = {
       " ON CONFLICT (tenant, entity, canonical_id, package)"
       " DO UPDATE SET local_id = EXCLUDED.local_id, updated_at = EXCLUDED.updated_at" },
     { "route",
-      /* ON CONFLICT DO NOTHING also skips a pair repeated within the batch;
-       * the result lists created deliveries by id then n (a repeated pair
-       * shows twice: the client keeps the first) and the events routed now. */
+      /* ON CONFLICT DO NOTHING also skips a pair repeated within the batch.
+       * Result: ('d', delivery id, n, local id) for the deliveries created,
+       * by id then n (a repeated pair shows twice: the client keeps the
+       * first); ('e', NULL, NULL, NULL, event id) for the events routed now
+       * (the client writes "unrouted" for those without destination). */
       "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(n int, event_id uuid, destination text,"
       "   route text, tenant text, entity text, subject text, at bigint)),"
       " ins AS (INSERT INTO deliveries (event_id, destination, route, status, attempts, next_attempt_at,"
@@ -532,10 +535,10 @@ static const struct { const char *name; const char *sql; } g_stmts[] = {
       "   ON CONFLICT (event_id, destination) DO NOTHING RETURNING id, event_id, destination),"
       " upd AS (UPDATE events e SET routed_at = " US_TO_TS("x.at") " FROM x"
       "   WHERE e.id = x.event_id AND e.routed_at IS NULL RETURNING e.id)"
-      " SELECT 'd', ins.id, x.n, xr.local_id FROM ins JOIN x USING (event_id, destination)"
+      " SELECT 'd', ins.id, x.n, xr.local_id, NULL FROM ins JOIN x USING (event_id, destination)"
       "   LEFT JOIN xref xr ON xr.tenant = x.tenant AND xr.entity = x.entity"
       "                    AND xr.canonical_id = x.subject AND xr.package = x.destination"
-      " UNION ALL SELECT 'e', NULL, x.n, NULL FROM upd JOIN x ON x.event_id = upd.id AND x.destination IS NULL"
+      " UNION ALL SELECT 'e', NULL, NULL, NULL, upd.id::text FROM upd"
       " ORDER BY 1, 2, 3" },
     { "steps",
       "INSERT INTO steps (at, event_id, step, destination, attempt, status, detail)"
@@ -560,16 +563,10 @@ static brc classify(PGconn *c, const PGresult *r, berr *e)
     return B_DATA;                                   /* PostgreSQL refused a value */
 }
 
-static double prof_t[16]; static long prof_n[16]; static const char *prof_name[16];
-static void prof_dump(void) { for (int i = 0; i < 16; i++) if (prof_name[i]) fprintf(stderr, "PROF %-12s %6ld calls %8.1f ms\n", prof_name[i], prof_n[i], prof_t[i]); }
-static void prof_add(const char *name, int64_t us) { static int reg; if (!reg) { reg = 1; atexit(prof_dump); }
-  for (int i = 0; i < 16; i++) { if (!prof_name[i]) prof_name[i] = name; if (!strcmp(prof_name[i], name)) { prof_t[i] += us / 1000.0; prof_n[i]++; return; } } }
 static brc wexec(relais_journal *j, const char *stmt, int n, const char *const *vals,
                  PGresult **out, berr *e)
 {
-    int64_t t0 = mono_us();
     PGresult *r = PQexecPrepared(j->wconn, stmt, n, vals, NULL, NULL, 0);
-    prof_add(stmt, mono_us() - t0);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         if (out) *out = r; else PQclear(r);
@@ -582,9 +579,7 @@ static brc wexec(relais_journal *j, const char *stmt, int n, const char *const *
 
 static brc wexec_plain(relais_journal *j, const char *sql, berr *e)
 {
-    int64_t t0 = mono_us();
     PGresult *r = PQexec(j->wconn, sql);
-    prof_add(sql, mono_us() - t0);
     ExecStatusType st = PQresultStatus(r);
     brc c = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? B_OK : classify(j->wconn, r, e);
     PQclear(r);
@@ -655,8 +650,8 @@ static brc batch_ingest(relais_journal *j, job **b, size_t n, json_t *steps, ber
         json_t *o = json_object();
         json_object_set_new(o, "n", json_integer((json_int_t)k));
         json_object_set_new(o, "id", jstr(relais_event_id(ev)));
-        json_object_set_new(o, "tenant", jstr(relais_event_tenant(ev) ? relais_event_tenant(ev) : ""));
-        json_object_set_new(o, "source", jstr(relais_event_source_instance(ev) ? relais_event_source_instance(ev) : ""));
+        json_object_set_new(o, "tenant", jstr(or_empty(relais_event_tenant(ev))));
+        json_object_set_new(o, "source", jstr(or_empty(relais_event_source_instance(ev))));
         json_object_set_new(o, "record_id", jstr(rid ? rid : relais_event_id(ev)));
         json_object_set_new(o, "type", jstr(relais_event_type(ev)));
         set_opt(o, "subject", relais_event_subject(ev));
@@ -703,7 +698,7 @@ static brc batch_ingest(relais_journal *j, job **b, size_t n, json_t *steps, ber
             const char *rid = relais_event_record_id(it[k].ev);
             json_t *o = json_object();
             json_object_set_new(o, "n", json_integer((json_int_t)k));
-            json_object_set_new(o, "source", jstr(relais_event_source_instance(it[k].ev) ? relais_event_source_instance(it[k].ev) : ""));
+            json_object_set_new(o, "source", jstr(or_empty(relais_event_source_instance(it[k].ev))));
             json_object_set_new(o, "record_id", jstr(rid ? rid : relais_event_id(it[k].ev)));
             json_array_append_new(keys, o);
         }
@@ -801,7 +796,9 @@ static brc batch_attempt(relais_journal *j, job **b, size_t n, json_t *steps, be
         return B_TRANSIENT;
     }
     size_t k = 0, nrounds = 1;
-    for (size_t i = 0; i < n; i++) if (b[i]->kind == JOB_ATTEMPT) ord[k++] = (attempt_ord){ b[i]->u.attempt.delivery_id, i };
+    for (size_t i = 0; i < n; i++) {
+        if (b[i]->kind == JOB_ATTEMPT) ord[k++] = (attempt_ord){ b[i]->u.attempt.delivery_id, i };
+    }
     qsort(ord, na, sizeof *ord, cmp_attempt_ord);
     for (k = 1; k < na; k++) {
         if (ord[k].id == ord[k - 1].id) {
@@ -867,6 +864,13 @@ static brc batch_attempt(relais_journal *j, job **b, size_t n, json_t *steps, be
 typedef struct route_ref { job *jb; size_t item; size_t dest; } route_ref;
 #define NO_DEST ((size_t)-1)
 
+static int cmp_ref_event(const void *a, const void *b)
+{
+    const route_ref *x = *(route_ref *const *)a, *y = *(route_ref *const *)b;
+    return strcmp(relais_event_id(x->jb->u.route.items[x->item].ev),
+                  relais_event_id(y->jb->u.route.items[y->item].ev));
+}
+
 static brc batch_route(relais_journal *j, job **b, size_t n, json_t *steps, berr *e)
 {
     size_t total = 0;
@@ -882,9 +886,11 @@ static brc batch_route(relais_journal *j, job **b, size_t n, json_t *steps, berr
      * own statement. */
     brc rc = B_OK;
     route_ref *refs = calloc(total, sizeof *refs);
+    route_ref **bare = calloc(total, sizeof *bare);   /* refs of events without destination */
     unsigned char *doneflag = calloc(n, 1);
-    if (!refs || !doneflag) {
+    if (!refs || !bare || !doneflag) {
         free(refs);
+        free(bare);
         free(doneflag);
         snprintf(e->msg, sizeof e->msg, "out of memory");
         e->state[0] = '\0';
@@ -908,7 +914,7 @@ static brc batch_route(relais_journal *j, job **b, size_t n, json_t *steps, berr
         const char *owner = b[lead]->u.route.owner;
         long lease = b[lead]->u.route.lease_ms;
         json_t *rows = json_array();
-        size_t nr = 0;
+        size_t nr = 0, nbare = 0;
         for (size_t i = lead; i < n; i++) {
             job *jb = b[i];
             if (jb->kind != JOB_ROUTE || doneflag[i]) continue;
@@ -921,6 +927,7 @@ static brc batch_route(relais_journal *j, job **b, size_t n, json_t *steps, berr
                 size_t nd = it->ndest ? it->ndest : 1;
                 for (size_t d = 0; d < nd; d++) {
                     refs[nr] = (route_ref){ jb, t, it->ndest ? d : NO_DEST };
+                    if (!it->ndest) bare[nbare++] = &refs[nr];
                     json_t *o = json_object();
                     json_object_set_new(o, "n", json_integer((json_int_t)nr));
                     json_object_set_new(o, "event_id", jstr(relais_event_id(it->ev)));
@@ -928,7 +935,7 @@ static brc batch_route(relais_journal *j, job **b, size_t n, json_t *steps, berr
                         json_object_set_new(o, "destination", jstr(it->dests[d]));
                         set_opt(o, "route", it->routes ? it->routes[d] : NULL);
                     }
-                    json_object_set_new(o, "tenant", jstr(relais_event_tenant(it->ev) ? relais_event_tenant(it->ev) : ""));
+                    json_object_set_new(o, "tenant", jstr(or_empty(relais_event_tenant(it->ev))));
                     json_object_set_new(o, "entity", jstr(entity));
                     set_opt(o, "subject", relais_event_subject(it->ev));
                     json_object_set_new(o, "at", jtime(jb->at_us));
@@ -943,14 +950,36 @@ static brc batch_route(relais_journal *j, job **b, size_t n, json_t *steps, berr
         rc = wexec_json(j, "route", rows, owner, lease_s, &r, e);
         json_decref(rows);
         if (rc != B_OK) break;
+        qsort(bare, nbare, sizeof *bare, cmp_ref_event);
         int64_t prev_id = -1;
         for (int row = 0; row < PQntuples(r); row++) {
             const char *kind = PQgetvalue(r, row, 0);
+            if (kind[0] == 'e') {
+                /* first item (in batch order) of this event without destination */
+                const char *eid = PQgetvalue(r, row, 4);
+                route_ref **hit = NULL;
+                size_t lo = 0, hi = nbare;
+                while (lo < hi) {
+                    size_t mid = (lo + hi) / 2;
+                    int c = strcmp(relais_event_id(bare[mid]->jb->u.route.items[bare[mid]->item].ev), eid);
+                    if (c < 0) lo = mid + 1; else hi = mid;
+                }
+                for (size_t k = lo; k < nbare; k++) {
+                    route_ref *b2 = bare[k];
+                    if (strcmp(relais_event_id(b2->jb->u.route.items[b2->item].ev), eid) != 0) break;
+                    if (!hit || b2 < *hit) hit = &bare[k];
+                }
+                if (hit) {
+                    route_ref *ref = *hit;
+                    add_step(steps, ref->jb->at_us, eid, "unrouted", NULL, 0, 0, "no route matched");
+                }
+                continue;
+            }
             long nn = strtol(PQgetvalue(r, row, 2), NULL, 10);
             if (nn < 0 || (size_t)nn >= nr) continue;
             route_ref *ref = &refs[nn];
             route_in *it = &ref->jb->u.route.items[ref->item];
-            if (kind[0] == 'd' && ref->dest != NO_DEST) {
+            if (ref->dest != NO_DEST) {
                 int64_t id = strtoll(PQgetvalue(r, row, 1), NULL, 10);
                 if (id == prev_id) continue;     /* the pair repeated in the batch: first n wins */
                 prev_id = id;
@@ -963,14 +992,12 @@ static brc batch_route(relais_journal *j, job **b, size_t n, json_t *steps, berr
                 dv->local_id = PQgetisnull(r, row, 3) ? NULL : xstrdup(PQgetvalue(r, row, 3));
                 add_step(steps, ref->jb->at_us, relais_event_id(it->ev), "routed", it->dests[ref->dest], 0, 0,
                          it->routes ? it->routes[ref->dest] : NULL);
-            } else if (kind[0] == 'e' && ref->dest == NO_DEST) {
-                add_step(steps, ref->jb->at_us, relais_event_id(it->ev), "unrouted", NULL, 0, 0,
-                         "no route matched");
             }
         }
         PQclear(r);
     }
     free(refs);
+    free(bare);
     free(doneflag);
     return rc;
 }
@@ -987,10 +1014,7 @@ static void batch_steps(job **b, size_t n, json_t *steps)
 
 /* Run jobs b[0..n) in one transaction. Results land in the jobs only when the
  * transaction committed. */
-static brc run_batch_(relais_journal *j, job **b, size_t n, berr *e);
 static brc run_batch(relais_journal *j, job **b, size_t n, berr *e)
-{ int64_t t0 = mono_us(); brc r = run_batch_(j, b, n, e); prof_add("BATCH", mono_us() - t0); return r; }
-static brc run_batch_(relais_journal *j, job **b, size_t n, berr *e)
 {
     for (size_t i = 0; i < n; i++) job_reset_results(b[i], "journal unavailable");
     json_t *steps = json_array();
@@ -1113,9 +1137,10 @@ static brc refuse_job(relais_journal *j, job *jb, const berr *e0, berr *eout)
             complete_locked(jb, -1);
             pthread_mutex_unlock(&j->mu);
         } else {
+            const char *eid = jb->kind == JOB_ATTEMPT ? jb->u.attempt.event_id
+                            : jb->kind == JOB_STEP ? jb->u.step.event_id : "";
             relais_logf(RELAIS_LOG_ERROR, COMP, "dropped %s job%s%s: PostgreSQL refused it: %s",
-                        kind_name(jb->kind), jb->kind == JOB_ATTEMPT ? " of event " : "",
-                        jb->kind == JOB_ATTEMPT ? jb->u.attempt.event_id : "", e0->msg);
+                        kind_name(jb->kind), *eid ? " of event " : "", eid, e0->msg);
             pthread_mutex_lock(&j->mu);
             j->dropped++;
             complete_locked(jb, -1);
@@ -1252,6 +1277,7 @@ static size_t take_batch(relais_journal *j, job **b, size_t cap)
 static void *writer_main(void *arg)
 {
     relais_journal *j = arg;
+    pthread_setname_np(pthread_self(), "relais-journal");
     size_t cap = (size_t)j->batch_max;
     job **batch = j->batch;
     int64_t last_activity = mono_us();
@@ -1269,7 +1295,7 @@ static void *writer_main(void *arg)
                 continue;
             }
             pthread_mutex_unlock(&j->mu);
-            char err[512];
+            char err[700];
             PGconn *c = connect_writer(j, err, sizeof err);
             if (c) {
                 set_writer_conn(j, c);

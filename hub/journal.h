@@ -15,7 +15,7 @@
  *
  * Schema: see hub/migrations.c (versioned, applied at open under an advisory lock).
  *   events(id uuid pk, tenant, source, record_id, type, subject, correlation_id,
- *          received_at, routed_at, body jsonb)          unique(source, record_id)
+ *          received_at, routed_at, body jsonb)          unique(record_id, source)
  *   steps(id bigserial, at, event_id, step, destination, attempt, status, detail)
  *   rejections(id bigserial, at, source, record_id, location, reason, raw)
  *   deliveries(id bigserial, event_id, destination, route, status pending|delivered|dead,
@@ -64,7 +64,9 @@ void relais_journal_set_block_timeout(relais_journal *j, long ms);
 /* Journal n new events (inbox dedupe on (source instance, record id)).
  * Steps "received" or "duplicate". Blocks until committed.
  * out[i].status: ACCEPTED (event_id = evs[i]'s id), DUPLICATE (event_id = the
- * first event's id) or UNAVAILABLE. Returns -1 when the journal could not commit. */
+ * first event's id), REJECTED (PostgreSQL refused that event, e.g. \u0000 in
+ * jsonb; reason says why, rejections row written) or UNAVAILABLE. Returns -1
+ * when the journal could not commit. */
 int relais_journal_ingest(relais_journal *j, relais_event *const *evs, size_t n,
                           relais_submit_result *out);
 

@@ -40,10 +40,10 @@ static const migration g_migrations[] = {
       "    received_at    timestamptz NOT NULL,\n"
       "    routed_at      timestamptz,\n"
       "    body           jsonb NOT NULL,\n"          /* the whole CloudEvent */
-      "    CONSTRAINT events_source_record_key UNIQUE (source, record_id)\n"
+      /* record_id first: the dedupe key also serves lookups by record id (trace) */
+      "    CONSTRAINT events_record_source_key UNIQUE (record_id, source)\n"
       ");\n"
       "CREATE INDEX events_correlation_id_idx ON events (correlation_id);\n"
-      "CREATE INDEX events_record_id_idx ON events (record_id);\n"
       "CREATE INDEX events_unrouted_idx ON events (received_at, id) WHERE routed_at IS NULL;\n"
       /* every step of every event; append-only, no foreign key (hot path) */
       "CREATE TABLE steps (\n"

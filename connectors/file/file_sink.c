@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,14 +30,23 @@ typedef struct strbuf {
     int    oom;
 } strbuf;
 
+/* Append n bytes and keep the buffer NUL-terminated. Sizes are checked
+ * before any arithmetic that could wrap: len + n + 1 is computed only once
+ * n < SIZE_MAX - len is known, and the capacity doubles only while that
+ * cannot overflow (else it becomes exactly what is needed). */
 static void sb_add(strbuf *b, const char *s, size_t n)
 {
     if (b->oom)
         return;
-    if (b->len + n + 1 > b->cap) {
+    if (n >= SIZE_MAX - b->len) {
+        b->oom = 1;
+        return;
+    }
+    size_t need = b->len + n + 1;
+    if (need > b->cap) {
         size_t ncap = b->cap ? b->cap : 256;
-        while (ncap < b->len + n + 1)
-            ncap *= 2;
+        while (ncap < need)
+            ncap = ncap <= SIZE_MAX / 2 ? ncap * 2 : need;
         char *np = realloc(b->p, ncap);
         if (!np) {
             b->oom = 1;
@@ -48,6 +58,18 @@ static void sb_add(strbuf *b, const char *s, size_t n)
     memcpy(b->p + b->len, s, n);
     b->len += n;
     b->p[b->len] = '\0';
+}
+
+/* A number formatted into a small buffer; a failed or cut format (which
+ * %lld and %.17g cannot produce in 64 bytes) marks the buffer failed rather
+ * than adding garbage. */
+static void sb_add_formatted(strbuf *b, const char *num, int n, size_t size)
+{
+    if (n < 0 || (size_t)n >= size) {
+        b->oom = 1;
+        return;
+    }
+    sb_add(b, num, (size_t)n);
 }
 
 /* One CSV cell, quoted when it holds the delimiter, a quote or a line end. */
@@ -96,11 +118,11 @@ static void sb_csv_value(strbuf *b, json_t *v, char delim)
         return;
     case JSON_INTEGER:
         n = snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        sb_add(b, num, (size_t)n);
+        sb_add_formatted(b, num, n, sizeof num);
         return;
     case JSON_REAL:
         n = snprintf(num, sizeof num, "%.17g", json_real_value(v));
-        sb_add(b, num, (size_t)n);
+        sb_add_formatted(b, num, n, sizeof num);
         return;
     case JSON_TRUE:
         sb_add(b, "true", 4);
@@ -151,10 +173,78 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* Longest part of a path quoted in a detail message (bytes). */
+#define PATH_SHOWN 300
+
+/* The part of path a detail message quotes: all of it when it is at most
+ * PATH_SHOWN bytes, else its end (the file name is what tells files apart),
+ * starting on a UTF-8 character boundary so that the detail stays valid
+ * text; *cut says whether the start was dropped. */
+static const char *path_shown(const char *path, int *cut)
+{
+    size_t n = strlen(path);
+    *cut = n > PATH_SHOWN;
+    if (!*cut)
+        return path;
+    const char *p = path + n - PATH_SHOWN;
+    while (((unsigned char)*p & 0xC0) == 0x80)
+        p++;
+    return p;
+}
+
+/* RETRY with "<call> <path>: <error>"; at most 6 + 1 + 3 + PATH_SHOWN + 2 +
+ * 150 bytes, within the 512 of ans->detail. */
 static relais_verdict io_retry(relais_answer *ans, const char *call, const char *path, int err)
 {
-    snprintf(ans->detail, sizeof ans->detail, "%s %s: %s", call, path, strerror(err));
+    int cut;
+    const char *shown = path_shown(path, &cut);
+    snprintf(ans->detail, sizeof ans->detail, "%.6s %s%.300s: %.150s", call, cut ? "..." : "",
+             shown, strerror(err));
     return RELAIS_DELIVER_RETRY;
+}
+
+/* "<dir>/<pre><id><post>", allocated to its length (no limit here: a path
+ * the system refuses fails in open or rename with ENAMETOOLONG, a RETRY
+ * naming it, never a silently shortened name). NULL when out of memory. */
+static char *sink_path(const char *dir, const char *pre, const char *id, const char *post)
+{
+    size_t n = strlen(dir) + strlen(pre) + strlen(id) + strlen(post) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s%s%s", dir, pre, id, post);
+    return p;
+}
+
+/* Write buf to tmp, fsync, rename to final, fsync the folder. */
+static relais_verdict write_file(const file_ctx *c, const char *tmp, const char *final,
+                                 const strbuf *b, relais_answer *ans)
+{
+    relais_verdict v = RELAIS_DELIVER_OK;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ENOENT && file_mkdirs(c->dir) == 0)
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return io_retry(ans, "open", tmp, errno);
+    if (write_all(fd, b->p, b->len) != 0)
+        v = io_retry(ans, "write", tmp, errno);
+    else if (fsync(fd) != 0)
+        v = io_retry(ans, "fsync", tmp, errno);
+    if (close(fd) != 0 && v == RELAIS_DELIVER_OK)
+        v = io_retry(ans, "close", tmp, errno);
+    if (v == RELAIS_DELIVER_OK && rename(tmp, final) != 0)
+        v = io_retry(ans, "rename", final, errno);
+    if (v != RELAIS_DELIVER_OK) {
+        unlink(tmp);
+        return v;
+    }
+    /* Make the rename itself durable. */
+    int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd >= 0) {
+        if (fsync(dfd) != 0)
+            v = io_retry(ans, "fsync", c->dir, errno);
+        close(dfd);
+    }
+    return v;
 }
 
 relais_verdict file_sink_deliver(void *vctx, const relais_event *ev, const char *local_id,
@@ -162,7 +252,7 @@ relais_verdict file_sink_deliver(void *vctx, const relais_event *ev, const char 
 {
     file_ctx *c = vctx;
     const char *id = relais_event_id(ev);
-    const char *ext = c->format == FILE_FMT_CSV ? "csv" : "jsonl";
+    const char *ext = c->format == FILE_FMT_CSV ? ".csv" : ".jsonl";
     (void)local_id;
     ans->status = 0;
     ans->detail[0] = '\0';
@@ -204,41 +294,23 @@ relais_verdict file_sink_deliver(void *vctx, const relais_event *ev, const char 
         return RELAIS_DELIVER_RETRY;
     }
 
-    char tmp[4096], final[4096];
-    snprintf(tmp, sizeof tmp, "%s/.%s.tmp", c->dir, id);
-    snprintf(final, sizeof final, "%s/%s.%s", c->dir, id, ext);
-    relais_verdict v = RELAIS_DELIVER_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 && errno == ENOENT && file_mkdirs(c->dir) == 0)
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        v = io_retry(ans, "open", tmp, errno);
-        free(b.p);
-        return v;
+    char *tmp = sink_path(c->dir, ".", id, ".tmp");
+    char *final = sink_path(c->dir, "", id, ext);
+    relais_verdict v;
+    if (!tmp || !final) {
+        snprintf(ans->detail, sizeof ans->detail, "out of memory");
+        v = RELAIS_DELIVER_RETRY;
+    } else {
+        v = write_file(c, tmp, final, &b, ans);
     }
-    if (write_all(fd, b.p, b.len) != 0)
-        v = io_retry(ans, "write", tmp, errno);
-    else if (fsync(fd) != 0)
-        v = io_retry(ans, "fsync", tmp, errno);
-    if (close(fd) != 0 && v == RELAIS_DELIVER_OK)
-        v = io_retry(ans, "close", tmp, errno);
+    if (v == RELAIS_DELIVER_OK) {
+        int cut;
+        const char *shown = path_shown(final, &cut);
+        snprintf(ans->local_id, sizeof ans->local_id, "%.100s%s", id, ext);
+        snprintf(ans->detail, sizeof ans->detail, "written %s%.300s", cut ? "..." : "", shown);
+    }
     free(b.p);
-    if (v == RELAIS_DELIVER_OK && rename(tmp, final) != 0)
-        v = io_retry(ans, "rename", final, errno);
-    if (v != RELAIS_DELIVER_OK) {
-        unlink(tmp);
-        return v;
-    }
-    /* Make the rename itself durable. */
-    int dfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        if (fsync(dfd) != 0)
-            v = io_retry(ans, "fsync", c->dir, errno);
-        close(dfd);
-    }
-    if (v != RELAIS_DELIVER_OK)
-        return v;
-    snprintf(ans->local_id, sizeof ans->local_id, "%s.%s", id, ext);
-    snprintf(ans->detail, sizeof ans->detail, "written %.480s", final);
-    return RELAIS_DELIVER_OK;
+    free(tmp);
+    free(final);
+    return v;
 }

@@ -34,6 +34,7 @@
 #include "file_int.h"
 #include "file_csv.h"
 #include "file_jsonl.h"
+#include "jsonptr.h"
 
 #define RAW_EXCERPT 4096
 #define FIELD_MAX   512
@@ -202,12 +203,12 @@ static file_outcome read_jsonl(run *r, int fd)
             } else {
                 char ridbuf[FIELD_MAX], subbuf[FIELD_MAX], corbuf[FIELD_MAX], loc[600];
                 const char *rid, *sub, *cor;
-                if (file_json_field(obj, c->cfg->record_id_field, "record_id_field", ridbuf, sizeof ridbuf,
-                                    &rid, reason, sizeof reason) != 0 ||
-                    file_json_field(obj, c->cfg->subject_field, "subject_field", subbuf, sizeof subbuf,
-                                    &sub, reason, sizeof reason) != 0 ||
-                    file_json_field(obj, c->cfg->correlation_field, "correlation_field", corbuf,
-                                    sizeof corbuf, &cor, reason, sizeof reason) != 0) {
+                if (relais_json_pointer_field(obj, c->cfg->record_id_field, "record_id_field",
+                                              ridbuf, sizeof ridbuf, &rid, reason, sizeof reason) != 0 ||
+                    relais_json_pointer_field(obj, c->cfg->subject_field, "subject_field",
+                                              subbuf, sizeof subbuf, &sub, reason, sizeof reason) != 0 ||
+                    relais_json_pointer_field(obj, c->cfg->correlation_field, "correlation_field",
+                                              corbuf, sizeof corbuf, &cor, reason, sizeof reason) != 0) {
                     json_decref(obj);
                     if (run_reject(r, line, reason, buf, len) != 0)
                         break;

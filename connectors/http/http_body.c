@@ -1,6 +1,6 @@
 /*
- * http_body.c - the pure part of the http connector: webhook body -> records,
- * RFC 6901 JSON pointers, the X-Relais-Signature scheme (HMAC-SHA256 via
+ * http_body.c - the pure part of the http connector: webhook body -> records
+ * (fields picked with hub/jsonptr.h), the X-Relais-Signature scheme (HMAC-SHA256 via
  * OpenSSL's EVP_MAC, constant-time compare), UTF-8-safe excerpts and the
  * listen-address split. No I/O, no threads, no global state: every function
  * works on its arguments only, so the webhook threads call them freely and
@@ -64,69 +64,15 @@ int relais_http_depth_check(const char *buf, size_t len, int max_depth,
     return 0;
 }
 
-/* ---- JSON pointers -------------------------------------------------------- */
+/* ---- Identifier values ---------------------------------------------------- */
 
-int relais_http_pointer_valid(const char *p)
+int relais_http_value_text(const json_t *v, char *buf, size_t len)
 {
-    if (!p) return -1;
-    if (*p == '\0') return 0;
-    if (*p != '/') return -1;
-    for (const char *s = p; *s; s++)
-        if (*s == '~' && s[1] != '0' && s[1] != '1') return -1;
-    return 0;
-}
-
-json_t *relais_http_json_pointer(json_t *root, const char *p)
-{
-    if (!root || relais_http_pointer_valid(p) != 0) return NULL;
-    json_t *cur = root;
-    char tok[256];
-    while (*p == '/') {
-        p++;
-        size_t n = 0;
-        while (*p && *p != '/') {
-            char c = *p++;
-            if (c == '~') {
-                c = (*p == '0') ? '~' : '/';
-                p++;
-            }
-            if (n + 1 >= sizeof tok) return NULL;
-            tok[n++] = c;
-        }
-        tok[n] = '\0';
-        if (json_is_object(cur)) {
-            cur = json_object_get(cur, tok);
-        } else if (json_is_array(cur)) {
-            /* RFC 6901: decimal without leading zeros */
-            if (n == 0 || (n > 1 && tok[0] == '0')) return NULL;
-            size_t idx = 0;
-            for (size_t k = 0; k < n; k++) {
-                if (tok[k] < '0' || tok[k] > '9' || idx > 100000000) return NULL;
-                idx = idx * 10 + (size_t)(tok[k] - '0');
-            }
-            cur = json_array_get(cur, idx);
-        } else {
-            return NULL;
-        }
-        if (!cur) return NULL;
+    if (!json_is_integer(v) && !(json_is_string(v) && json_string_length(v) > 0)) {
+        if (len > 0) buf[0] = '\0';
+        return -1;
     }
-    return cur;
-}
-
-int relais_http_pointer_text(json_t *root, const char *pointer, char *buf, size_t len)
-{
-    json_t *v = relais_http_json_pointer(root, pointer);
-    int n;
-    if (json_is_string(v)) {
-        if (json_string_length(v) >= len || json_string_length(v) == 0) return -1;
-        memcpy(buf, json_string_value(v), json_string_length(v) + 1);
-        return 0;
-    }
-    if (json_is_integer(v)) {
-        n = snprintf(buf, len, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return (n > 0 && (size_t)n < len) ? 0 : -1;
-    }
-    return -1;
+    return relais_json_scalar_text(v, buf, len);
 }
 
 /* ---- Records -------------------------------------------------------------- */
@@ -147,9 +93,9 @@ static int media_is(const char *ct, const char *media)
 static int opt_pointer(json_t *from, const char *pointer, char *buf, size_t len)
 {
     if (!pointer || !*pointer) return 1;
-    json_t *v = relais_http_json_pointer(from, pointer);
+    json_t *v = relais_json_pointer(from, pointer);
     if (!v || json_is_null(v)) return 1;
-    return relais_http_pointer_text(from, pointer, buf, len) == 0 ? 0 : -1;
+    return relais_http_value_text(v, buf, len);
 }
 
 static int invalid(relais_http_item *it, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

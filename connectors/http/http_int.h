@@ -3,9 +3,10 @@
  *
  *   http.c         the descriptor, the option table, init/start/stop/destroy
  *                  dispatching to the source or the sink half
- *   http_body.c    webhook body parsing (pure: JSON text -> records), the
- *                  JSON pointer lookup, the X-Relais-Signature scheme and the
- *                  UTF-8 excerpt helper; no I/O, fuzzed by tests/fuzz/fuzz_webhook.c
+ *   http_body.c    webhook body parsing (pure: JSON text -> records, fields
+ *                  picked with hub/jsonptr.h), the X-Relais-Signature scheme
+ *                  and the UTF-8 excerpt helper; no I/O, fuzzed by
+ *                  tests/fuzz/fuzz_webhook.c
  *   http_source.c  the webhook source (libmicrohttpd)
  *   http_sink.c    the sink (libcurl)
  *
@@ -17,6 +18,7 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "relais/connector.h"
+#include "jsonptr.h"
 
 /* The struct the option table fills (one per configured instance). */
 typedef struct relais_http_config {
@@ -107,14 +109,12 @@ void relais_http_batch_free(relais_http_batch *b);
 int relais_http_depth_check(const char *buf, size_t len, int max_depth,
                             int *line, int *column, size_t *position);
 
-/* RFC 6901 JSON pointer ("" = the whole document, "/a/0/b", "~0" "~1"
- * escapes). Borrowed reference or NULL. */
-json_t *relais_http_json_pointer(json_t *root, const char *pointer);
-/* 0 when `pointer` is syntactically valid ("" or starting with '/'). */
-int relais_http_pointer_valid(const char *pointer);
-/* A scalar at pointer as text (string as is, integer in decimal); 0 when
- * found and it fits, -1 otherwise. */
-int relais_http_pointer_text(json_t *root, const char *pointer, char *buf, size_t len);
+/* The text of an identifier-like value (type, subject, record id,
+ * correlation id, a sink's local id): 0 when v is a non-empty string or an
+ * integer (decimal) whose text fits in len - 1 bytes; -1 otherwise (NULL,
+ * null, "", real, boolean, object, array, too long), buf then "". Values are
+ * found with relais_json_pointer() (hub/jsonptr.h). */
+int relais_http_value_text(const json_t *v, char *buf, size_t len);
 
 /* ---- Signature scheme ------------------------------------------------------
  * X-Relais-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>

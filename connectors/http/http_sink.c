@@ -83,7 +83,7 @@ relais_http_sink *relais_http_sink_new(relais_instance *inst, const relais_http_
         snprintf(errstr, errlen, "http: timeout and connect_timeout must be positive");
         return NULL;
     }
-    if (cfg->id_pointer && relais_http_pointer_valid(cfg->id_pointer) != 0) {
+    if (cfg->id_pointer && relais_json_pointer_valid(cfg->id_pointer) != 0) {
         snprintf(errstr, errlen, "http: id_pointer '%s' is not a JSON pointer (\"\" or /a/b)",
                  cfg->id_pointer);
         return NULL;
@@ -232,7 +232,8 @@ static int extract_local_id(const relais_http_sink *s, const struct body *b, rel
     if (!s->id_pointer || !b->buf || b->truncated) return -1;
     json_t *root = json_loadb(b->buf, b->len, 0, NULL);
     if (!root) return -1;
-    int rc = relais_http_pointer_text(root, s->id_pointer, ans->local_id, sizeof ans->local_id);
+    int rc = relais_http_value_text(relais_json_pointer(root, s->id_pointer), ans->local_id,
+                                    sizeof ans->local_id);
     json_decref(root);
     if (rc == 0 && !header_value_ok(ans->local_id)) rc = -1;
     if (rc != 0) ans->local_id[0] = '\0';

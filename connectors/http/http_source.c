@@ -67,7 +67,7 @@ static char *dup_opt(const char *s) { return s ? strdup(s) : NULL; }
 
 static int check_pointer(const char *name, const char *p, char *errstr, size_t errlen)
 {
-    if (p && relais_http_pointer_valid(p) != 0) {
+    if (p && relais_json_pointer_valid(p) != 0) {
         snprintf(errstr, errlen, "http: %s '%s' is not a JSON pointer (\"\" or /a/b, ~0 ~1 escapes)",
                  name, p);
         return -1;

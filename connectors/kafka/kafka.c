@@ -46,7 +46,8 @@
 #include <time.h>
 #include <librdkafka/rdkafka.h>
 #include "relais/connector.h"
-#include "../file/file_jsonl.h"
+#include "jsonptr.h"
+#include "../file/file_jsonl.h"   /* file_jsonl_parse: one JSON object per message */
 
 #define KLOG_RAW_MAX 4096
 #define FIELD_MAX    512
@@ -366,10 +367,10 @@ static int to_record(kafka_ctx *c, kmsg *b, relais_record *rec, char *why, size_
     if (!b->obj)
         return -1;
     const char *sub = NULL, *rid = NULL;
-    if (file_json_field(b->obj, c->cfg->record_id_field, "record_id_field", b->rid, sizeof b->rid,
-                        &rid, why, whylen) != 0 ||
-        file_json_field(b->obj, c->cfg->subject_field, "subject_field", b->sub, sizeof b->sub, &sub,
-                        why, whylen) != 0)
+    if (relais_json_pointer_field(b->obj, c->cfg->record_id_field, "record_id_field", b->rid,
+                                  sizeof b->rid, &rid, why, whylen) != 0 ||
+        relais_json_pointer_field(b->obj, c->cfg->subject_field, "subject_field", b->sub,
+                                  sizeof b->sub, &sub, why, whylen) != 0)
         return -1;
     rec->record_id = rid ? rid : b->where;
     json_t *spec = json_object_get(b->obj, "specversion");

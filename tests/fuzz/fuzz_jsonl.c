@@ -1,18 +1,18 @@
 /*
- * fuzz_jsonl.c - libFuzzer target over the JSON line record parser and the
- * JSON pointers of connectors/file/file_jsonl.c (used by the file and kafka
- * sources on outside input).
+ * fuzz_jsonl.c - libFuzzer target over the JSON line record parser of
+ * connectors/file/file_jsonl.c and the JSON pointers of hub/jsonptr.c (used
+ * by the file and kafka sources on outside input).
  *
  * Input: a JSON lines file. Each line goes through file_jsonl_parse(); what
  * it accepts must be an object no deeper than FILE_JSON_MAX_DEPTH; every
  * member name found is then looked up again through a JSON pointer built
  * from it (escaping '~' and '/'), which must find the same value, and
- * file_json_field() must either give a text or refuse with a reason.
+ * relais_json_pointer_field() must either give a text or refuse with a reason.
  * Seeds: tests/fuzz/corpus/jsonl/.
  *
- * Build and run by hand (needs only file_jsonl.c and jansson):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iconnectors/file \
- *     tests/fuzz/fuzz_jsonl.c connectors/file/file_jsonl.c -ljansson -o fuzz_jsonl
+ * Build and run by hand (needs only file_jsonl.c, hub/jsonptr.c and jansson):
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ihub -Iconnectors/file \
+ *     tests/fuzz/fuzz_jsonl.c connectors/file/file_jsonl.c hub/jsonptr.c -ljansson -o fuzz_jsonl
  *   ./fuzz_jsonl -max_total_time=60 tests/fuzz/corpus/jsonl/
  */
 #include <stdint.h>
@@ -20,6 +20,7 @@
 #include <string.h>
 #include <jansson.h>
 #include "../../connectors/file/file_jsonl.h"
+#include "jsonptr.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -88,7 +89,7 @@ static void one_line(const char *line, size_t len)
     }
     check(json_is_object(o));
     check(depth(o) <= FILE_JSON_MAX_DEPTH);
-    check(file_json_pointer(o, "") == o);
+    check(relais_json_pointer(o, "") == o);
     const char *k;
     json_t *v;
     json_object_foreach(o, k, v) {
@@ -96,8 +97,9 @@ static void one_line(const char *line, size_t len)
         const char *out = NULL;
         if (!pointer_to(k, ptr, sizeof ptr))
             continue;
-        check(file_json_pointer(o, ptr) == v);
-        int rc = file_json_field(o, ptr, "record_id_field", buf, sizeof buf, &out, err, sizeof err);
+        check(relais_json_pointer(o, ptr) == v);
+        int rc = relais_json_pointer_field(o, ptr, "record_id_field", buf, sizeof buf, &out, err,
+                                           sizeof err);
         if (rc != 0)
             check(err[0] != '\0' && out == NULL);
         else if (out)
@@ -105,7 +107,7 @@ static void one_line(const char *line, size_t len)
         /* One level down, when it is an array or object. */
         char sub[320];
         snprintf(sub, sizeof sub, "%s/0", ptr);
-        (void)file_json_pointer(o, sub);
+        (void)relais_json_pointer(o, sub);
     }
     json_decref(o);
 }

@@ -1,15 +1,17 @@
 /*
  * fuzz_webhook.c - libFuzzer target over the webhook's outside-input parsers
  * (connectors/http/http_body.c): relais_http_parse_body, the
- * X-Relais-Signature header check, JSON pointers and the UTF-8 excerpt.
+ * X-Relais-Signature header check, JSON pointers (hub/jsonptr.c) and the
+ * UTF-8 excerpt.
  *
  * Input: the first byte selects the request shape (Content-Type, which
  * options are set, whether an Idempotency-Key is present); the rest is the body.
  * Seeds: tests/fuzz/corpus/webhook/.
  *
- * Build and run by hand (the file needs only http_body.c, jansson, libcrypto):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Iconnectors/http \
- *     tests/fuzz/fuzz_webhook.c connectors/http/http_body.c -ljansson -lcrypto -o fuzz_webhook
+ * Build and run by hand (needs only http_body.c, hub/jsonptr.c, jansson, libcrypto):
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ihub -Iconnectors/http \
+ *     tests/fuzz/fuzz_webhook.c connectors/http/http_body.c hub/jsonptr.c -ljansson -lcrypto \
+ *     -o fuzz_webhook
  *   ./fuzz_webhook -max_total_time=60 tests/fuzz/corpus/webhook/
  * Or configure with -DRELAIS_FUZZ=ON (clang) when the build lists tests/fuzz.
  */
@@ -78,9 +80,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     relais_http_sig_status ss = relais_http_verify("secret", text, 1700000000, 300, body, len);
     check(ss != RELAIS_HTTP_SIG_OK || strstr(text, "v1=") != NULL);
     json_t *doc = json_pack("{s:[{s:i}],s:{s:s}}", "a", "b", 1, "c/d", "e", "f");
-    relais_http_json_pointer(doc, text);
+    json_t *found = relais_json_pointer(doc, text);
+    check(found == NULL || relais_json_pointer_valid(text) == 0);
     char buf[64];
-    relais_http_pointer_text(doc, text, buf, sizeof buf);
+    if (relais_json_pointer_text(doc, text, buf, sizeof buf) == 0) check(found && strlen(buf) < sizeof buf);
+    else check(buf[0] == '\0');
+    if (relais_http_value_text(found, buf, sizeof buf) == 0) check(buf[0] != '\0');
     json_decref(doc);
     char ex[128];
     size_t n = relais_http_excerpt(ex, sizeof ex, body, len, 100, sel & 1);

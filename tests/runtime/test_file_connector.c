@@ -646,6 +646,69 @@ static void test_sink_io_error_is_retry(void **state)
     conn_close(&c);
 }
 
+/* A folder whose final file name would be 4096 bytes (one more than a path
+ * may have) while the temporary name still fits: the sink must not shorten
+ * the name (it used to write "<id>.json" and answer OK); rename fails with
+ * ENAMETOOLONG, a RETRY whose detail quotes the end of the path, cut on a
+ * UTF-8 character boundary. */
+static void test_sink_long_path_is_retry_not_truncated(void **state)
+{
+    (void)state;
+    relais_event *ev = make_event("{}");
+    size_t idlen = strlen(relais_event_id(ev));
+    /* final = dir + "/" + id + ".jsonl" must be 4096 bytes: */
+    size_t want = 4096 - 1 - idlen - strlen(".jsonl");
+    static char dir[4200];
+    size_t n = (size_t)snprintf(dir, sizeof dir, "%s", g_dir);
+    /* the last two components: 127 "é" (254 bytes), then 127 "é" + "x", so
+     * that the quoted last 300 bytes of the path start inside an "é" */
+    size_t tail = 1 + 254 + 1 + 255;
+    assert_true(n + tail < want);
+    size_t rem = want - n - tail;
+    while (rem > 0) {
+        size_t k = rem - 1 > 200 ? 200 : rem - 1;
+        if (rem - 1 - k == 1)
+            k--;
+        dir[n++] = '/';
+        memset(dir + n, 'd', k);
+        n += k;
+        rem -= k + 1;
+    }
+    for (int part = 0; part < 2; part++) {
+        dir[n++] = '/';
+        for (int i = 0; i < 127; i++) {
+            memcpy(dir + n, "\xc3\xa9", 2);
+            n += 2;
+        }
+        if (part == 1)
+            dir[n++] = 'x';
+    }
+    dir[n] = '\0';
+    assert_int_equal(n, want);
+    /* the byte where the last 300 bytes of the final path begin is inside an "é" */
+    assert_int_equal((unsigned char)dir[n - (300 - 1 - idlen - strlen(".jsonl"))] & 0xC0, 0x80);
+
+    static char yaml[4400];
+    char err[512];
+    snprintf(yaml, sizeof yaml, "dir: \"%s\"\n", dir);
+    conn c;
+    assert_int_equal(conn_open(&c, RELAIS_MODE_SINK, yaml, err, sizeof err), 0);
+    relais_answer ans;
+    memset(&ans, 0, sizeof ans);
+    assert_int_equal(relais_connector_file.deliver(c.ctx, ev, NULL, &ans), RELAIS_DELIVER_RETRY);
+    assert_string_equal(ans.local_id, "");
+    assert_non_null(strstr(ans.detail, "rename ..."));
+    char end[200];
+    snprintf(end, sizeof end, "x/%s.jsonl: %s", relais_event_id(ev), strerror(ENAMETOOLONG));
+    assert_non_null(strstr(ans.detail, end));
+    json_t *valid = json_string(ans.detail);   /* jansson refuses invalid UTF-8 */
+    assert_non_null(valid);
+    json_decref(valid);
+    assert_int_equal(count_entries(dir), 0);   /* the temporary file is gone */
+    relais_event_unref(ev);
+    conn_close(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -661,6 +724,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sink_jsonl_atomic_and_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_csv_columns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_io_error_is_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sink_long_path_is_retry_not_truncated, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,7 +6,8 @@
  * builder), driven with libcurl on loopback.
  * Sink: deliveries to relais-sim-http started as a child process (found via
  * RELAIS_BUILD_DIR, set by ctest); its control API tells what it received.
- * Plus the pure parts: JSON pointers, depth pre-scan, signature scheme.
+ * Plus the pure parts: identifier values, depth pre-scan, signature scheme
+ * (JSON pointers: tests/unit/test_jsonptr.c).
  *
  * Threads: the fake hub's state (struct fake) is written by the webhook's
  * connection threads under fake.lock and read by the test thread under it.
@@ -301,7 +302,7 @@ static void resp_free(resp *r)
 
 static const char *jstr(json_t *o, const char *path)
 {
-    json_t *v = relais_http_json_pointer(o, path);
+    json_t *v = relais_json_pointer(o, path);
     return json_string_value(v);
 }
 
@@ -645,7 +646,7 @@ static void test_cloudevent(void **state)
     assert_string_equal(jstr(rec, "/traceparent"),
                         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
     assert_string_equal(jstr(rec, "/record_id"), "GRC-9");
-    assert_int_equal(json_integer_value(relais_http_json_pointer(rec, "/data/n")), 9);
+    assert_int_equal(json_integer_value(relais_json_pointer(rec, "/data/n")), 9);
     assert_null(json_object_get(json_object_get(rec, "data"), "specversion"));
     resp_free(r);
 
@@ -796,22 +797,25 @@ static void test_options(void **state)
 
 /* ---- Pure parts ------------------------------------------------------------ */
 
-static void test_json_pointer(void **state)
+/* Identifier values (type, subject, record id, correlation id, local id):
+ * non-empty strings and integers only, as the README says; the pointer
+ * lookup itself is tested in tests/unit/test_jsonptr.c. */
+static void test_value_text(void **state)
 {
-    json_t *d = json_loads("{\"a/b\":{\"m~n\":[10,{\"x\":\"y\"}]},\"\":5}", 0, NULL);
-    assert_int_equal(json_integer_value(relais_http_json_pointer(d, "/a~1b/m~0n/0")), 10);
-    assert_string_equal(json_string_value(relais_http_json_pointer(d, "/a~1b/m~0n/1/x")), "y");
-    assert_int_equal(json_integer_value(relais_http_json_pointer(d, "/")), 5);
-    assert_ptr_equal(relais_http_json_pointer(d, ""), d);
-    assert_null(relais_http_json_pointer(d, "/a~1b/m~0n/01"));   /* leading zero */
-    assert_null(relais_http_json_pointer(d, "/a~1b/m~0n/2"));
-    assert_null(relais_http_json_pointer(d, "/a~1b/m~0n/-"));
-    assert_null(relais_http_json_pointer(d, "a"));
-    assert_int_equal(relais_http_pointer_valid("/a~2"), -1);
+    json_t *d = json_loads("{\"s\":\"R-1\",\"i\":-42,\"e\":\"\",\"r\":1.5,\"t\":true,"
+                           "\"n\":null,\"o\":{},\"a\":[1],\"long\":\"abcdefgh\"}", 0, NULL);
+    assert_non_null(d);
     char buf[8];
-    assert_int_equal(relais_http_pointer_text(d, "/a~1b/m~0n/0", buf, sizeof buf), 0);
-    assert_string_equal(buf, "10");
-    assert_int_equal(relais_http_pointer_text(d, "/a~1b", buf, sizeof buf), -1);   /* object */
+    assert_int_equal(relais_http_value_text(json_object_get(d, "s"), buf, sizeof buf), 0);
+    assert_string_equal(buf, "R-1");
+    assert_int_equal(relais_http_value_text(json_object_get(d, "i"), buf, sizeof buf), 0);
+    assert_string_equal(buf, "-42");
+    static const char *const refused[] = { "e", "r", "t", "n", "o", "a", "long", "missing" };
+    for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++) {
+        memcpy(buf, "garbage", 8);
+        assert_int_equal(relais_http_value_text(json_object_get(d, refused[k]), buf, sizeof buf), -1);
+        assert_string_equal(buf, "");
+    }
     json_decref(d);
 }
 
@@ -1252,7 +1256,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     setenv("HTTP_TEST_SECRET", "s3cret", 1);
     const struct CMUnitTest pure[] = {
-        cmocka_unit_test(test_json_pointer),
+        cmocka_unit_test(test_value_text),
         cmocka_unit_test(test_depth_check),
         cmocka_unit_test(test_signature_vector),
         cmocka_unit_test(test_excerpt),

@@ -178,7 +178,7 @@ static void test_defaults(void **state)
     assert_null(c->bus.rdkafka);
     assert_string_equal(c->journal.conninfo, "host=/tmp/relais-pg dbname=relais");
     assert_int_equal(c->journal.batch_max, 1000);
-    assert_int_equal(c->journal.batch_wait_ms, 2);
+    assert_int_equal(c->journal.batch_wait_ms, 0);
     assert_int_equal(c->delivery.workers, 8);
     assert_int_equal(c->delivery.max_attempts, 8);
     assert_int_equal(c->delivery.backoff_initial_ms, 500);
