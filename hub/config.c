@@ -85,7 +85,7 @@ static const section g_sections[] = {
 #define N_SECTIONS (sizeof g_sections / sizeof g_sections[0])
 
 static const char *const g_top_keys[] = { "hub", "bus", "journal", "delivery", "connectors", "routes", NULL };
-static const char *const g_conn_keys[] = { "name", "type", "mode", "tenant", "max_in_flight", NULL };
+static const char *const g_conn_keys[] = { "name", "type", "mode", "tenant", "max_in_flight", "batch_max", NULL };
 static const char *const g_route_keys[] = { "name", "match", "tenant", "where", "to", NULL };
 static const char *const g_where_keys[] = { "field", "equals", "not_equals", "in", "exists", NULL };
 
@@ -391,12 +391,32 @@ static const char *modes_list(unsigned modes)
     return "none";
 }
 
+/* A hub-level whole-number option of sink instances (max_in_flight, batch_max):
+ * 1..max; an error on a source. */
+static void sink_int(loader *L, const yt_node *m, const relais_conn_cfg *cc, const char *label,
+                     const char *key, long max, long *out)
+{
+    const yt_node *v = yt_get(m, key);
+    if (!v || is_null(v)) return;
+    int line = key_line(m, key, m->line);
+    const char *s = scalar_of(L, v, line, label, key);
+    char *end = NULL;
+    long n = s ? strtol(s, &end, 10) : 0;
+    if (cc->mode == RELAIS_MODE_SOURCE)
+        err_at(L, line, "option '%s' applies only to sink instances", key);
+    else if (s && (!*s || *end || n < 1 || n > max))
+        err_at(L, line, "%s: '%s' must be a whole number from 1 to %ld (got '%.60s')", label, key, max, s);
+    else if (s)
+        *out = n;
+}
+
 static void load_connector(loader *L, const yt_node *m, size_t idx)
 {
     relais_config *c = L->cfg;
     relais_conn_cfg *cc = &c->connectors[c->n_connectors++];
     cc->line = m->line;
     cc->max_in_flight = DEFAULT_MAX_IN_FLIGHT;
+    cc->batch_max = 1;
     char label[160];
 
     /* name */
@@ -476,21 +496,12 @@ static void load_connector(loader *L, const yt_node *m, size_t idx)
         cc->tenant = dup_or_err(L, c->hub.tenant, m->line);
     }
 
-    /* max_in_flight */
-    v = yt_get(m, "max_in_flight");
-    if (v && !is_null(v)) {
-        int line = key_line(m, "max_in_flight", m->line);
-        const char *s = scalar_of(L, v, line, label, "max_in_flight");
-        char *end = NULL;
-        long n = s ? strtol(s, &end, 10) : 0;
-        if (cc->mode == RELAIS_MODE_SOURCE)
-            err_at(L, line, "option 'max_in_flight' applies only to sink instances");
-        else if (s && (!*s || *end || n < 1 || n > 100000))
-            err_at(L, line, "%s: 'max_in_flight' must be a whole number from 1 to 100000 (got '%.60s')",
-                   label, s);
-        else if (s)
-            cc->max_in_flight = n;
-    }
+    /* hub-level options of sink instances */
+    sink_int(L, m, cc, label, "max_in_flight", 100000, &cc->max_in_flight);
+    sink_int(L, m, cc, label, "batch_max", 10000, &cc->batch_max);
+    if (cc->batch_max > 1 && cc->desc && !cc->desc->deliver_batch)
+        err_at(L, key_line(m, "batch_max", m->line),
+               "%s: connector type '%s' delivers one event at a time; 'batch_max' must be 1", label, cc->type);
 
     /* the descriptor's own options */
     if (cc->desc) {

@@ -30,6 +30,8 @@
  *       type: http                 # a registered descriptor
  *       mode: source               # source | sink
  *       tenant: ville              # optional, default hub.tenant
+ *       max_in_flight: 4           # sinks: concurrent deliveries to this destination
+ *       batch_max: 1               # sinks: events per exchange (connectors with deliver_batch)
  *       <option>: <value>          # the descriptor's option table
  *   routes:
  *     - name: requests
@@ -55,6 +57,7 @@ typedef struct relais_conn_cfg {
     const relais_connector *desc;        /* the registered descriptor */
     void                   *opts;        /* desc->config_size bytes filled by the option table */
     long                    max_in_flight; /* sinks: per-destination concurrency (key "max_in_flight", default 4) */
+    long                    batch_max;   /* sinks: most events per deliver_batch call (key "batch_max", default 1) */
     int                     line;
 } relais_conn_cfg;
 

@@ -45,9 +45,8 @@ void relais_time_rfc3339(int64_t us, char *buf, size_t len)
     time_t s = (time_t)(us / 1000000);
     struct tm tm;
     gmtime_r(&s, &tm);
-    char base[32];
-    strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, len, "%s.%06ldZ", base, (long)(us % 1000000));
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (n > 0 && n < len) snprintf(buf + n, len - n, ".%06ldZ", (long)(us % 1000000));
 }
 
 static void random_bytes(unsigned char *p, size_t n)

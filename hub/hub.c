@@ -44,6 +44,7 @@
 
 #define DQ_HIGH 20000          /* queued deliveries above which the bus thread pauses */
 #define CONSUME_BATCH 1000
+#define WORKER_BATCH 10000     /* upper bound of batch_max (config.c) */
 #define SWEEP_INTERVAL_US (15 * 1000000LL)
 #define SWEEP_MIN_AGE_US (60 * 1000000LL)
 
@@ -55,7 +56,8 @@ typedef struct dq_node {
 typedef struct dest {
     relais_instance     *inst;
     long                 max_in_flight;
-    long                 in_flight;
+    long                 batch_max;      /* > 1 only when the connector has deliver_batch */
+    long                 in_flight;      /* deliver()/deliver_batch() calls under way */
     dq_node             *head, *tail;
     size_t               queued;
     relais_conn_metrics *m;
@@ -281,32 +283,66 @@ static size_t dq_total(relais_hub *h)
     return t;
 }
 
-static void attempt(relais_hub *h, dest *ds, relais_delivery *d, uint64_t *rng)
+/* Journal the outcome of one attempt and count it. */
+static void record_outcome(relais_hub *h, dest *ds, relais_delivery *d, relais_verdict v,
+                           const relais_answer *ans, int64_t t0, int64_t t1, uint64_t *rng)
 {
-    relais_answer ans;
-    memset(&ans, 0, sizeof ans);
-    const relais_connector *desc = ds->inst->desc;
-    int64_t t0 = relais_now_us();
-    relais_verdict v = desc->deliver(ds->inst->ctx, d->ev, d->local_id, &ans);
-    int64_t t1 = relais_now_us();
     int attempt_no = d->attempts + 1;
     atomic_fetch_add(&ds->m->attempts, 1);
-    atomic_store(&ds->m->last_status, ans.status);
+    atomic_store(&ds->m->last_status, ans->status);
     const relais_config *c = h->cfg;
     if (v == RELAIS_DELIVER_OK) {
-        relais_journal_attempt(h->j, d, v, &ans, 0, 0, t0, t1);
+        relais_journal_attempt(h->j, d, v, ans, 0, 0, t0, t1);
         atomic_fetch_add(&ds->m->delivered, 1);
         relais_metrics_observe_latency(h->metrics, t1 - parse_time_us(relais_event_time(d->ev)));
     } else if (v == RELAIS_DELIVER_REJECT || attempt_no >= c->delivery.max_attempts) {
-        relais_journal_attempt(h->j, d, v, &ans, 0, 1, t0, t1);
+        relais_journal_attempt(h->j, d, v, ans, 0, 1, t0, t1);
         atomic_fetch_add(&ds->m->dead_lettered, 1);
         relais_logf(RELAIS_LOG_WARN, ds->inst->name, "event %s dead-lettered after %d attempt(s): %d %s",
-                    relais_event_id(d->ev), attempt_no, ans.status, ans.detail);
+                    relais_event_id(d->ev), attempt_no, ans->status, ans->detail);
     } else {
         long wait = relais_backoff_ms(attempt_no, c->delivery.backoff_initial_ms,
                                       c->delivery.backoff_max_ms, rng);
-        relais_journal_attempt(h->j, d, v, &ans, wait, 0, t0, t1);
+        relais_journal_attempt(h->j, d, v, ans, wait, 0, t0, t1);
         atomic_fetch_add(&ds->m->retried, 1);
+    }
+}
+
+/* One call to the connector for nodes[0..n) (n > 1 only with deliver_batch). */
+static void attempt(relais_hub *h, dest *ds, dq_node **nodes, size_t n, uint64_t *rng)
+{
+    const relais_connector *desc = ds->inst->desc;
+    relais_answer one;
+    relais_verdict v1;
+    relais_answer *ans = n > 1 ? calloc(n, sizeof *ans) : &one;
+    relais_verdict *verdicts = n > 1 ? calloc(n, sizeof *verdicts) : &v1;
+    const relais_event **evs = n > 1 ? calloc(n, sizeof *evs) : NULL;
+    const char **lids = n > 1 ? calloc(n, sizeof *lids) : NULL;
+    if (n > 1 && (!ans || !verdicts || !evs || !lids)) {
+        free(ans); free(verdicts); free(evs); free(lids);
+        /* out of memory: one by one */
+        for (size_t i = 0; i < n; i++) attempt(h, ds, &nodes[i], 1, rng);
+        return;
+    }
+    memset(ans, 0, n * sizeof *ans);
+    int64_t t0 = relais_now_us();
+    if (n == 1) {
+        v1 = desc->deliver(ds->inst->ctx, nodes[0]->d.ev, nodes[0]->d.local_id, &one);
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            evs[i] = nodes[i]->d.ev;
+            lids[i] = nodes[i]->d.local_id;
+            verdicts[i] = RELAIS_DELIVER_RETRY;
+        }
+        desc->deliver_batch(ds->inst->ctx, evs, lids, n, verdicts, ans);
+    }
+    int64_t t1 = relais_now_us();
+    for (size_t i = 0; i < n; i++) record_outcome(h, ds, &nodes[i]->d, verdicts[i], &ans[i], t0, t1, rng);
+    if (n > 1) {
+        free(ans);
+        free(verdicts);
+        free(evs);
+        free(lids);
     }
 }
 
@@ -315,6 +351,7 @@ static void *worker_main(void *arg)
     relais_hub *h = arg;
     pthread_setname_np(pthread_self(), "relais-deliver");
     uint64_t rng = (uint64_t)relais_mono_us() ^ (uint64_t)(uintptr_t)&rng;
+    dq_node *nodes[WORKER_BATCH];
     pthread_mutex_lock(&h->dq_mu);
     for (;;) {
         if (h->dq_stop) break;
@@ -328,19 +365,25 @@ static void *worker_main(void *arg)
             continue;
         }
         h->dq_rr++;
-        dq_node *nd = pick->head;
-        pick->head = nd->next;
+        size_t n = 0;
+        while (pick->head && n < (size_t)pick->batch_max && n < WORKER_BATCH) {
+            dq_node *nd = pick->head;
+            pick->head = nd->next;
+            nodes[n++] = nd;
+        }
         if (!pick->head) pick->tail = NULL;
-        pick->queued--;
-        h->dq_total--;
+        pick->queued -= n;
+        h->dq_total -= n;
         pick->in_flight++;
         atomic_store(&pick->m->queued, (long long)pick->queued);
         atomic_store(&pick->m->in_flight, pick->in_flight);
         pthread_mutex_unlock(&h->dq_mu);
 
-        attempt(h, pick, &nd->d, &rng);
-        relais_delivery_clear(&nd->d);
-        free(nd);
+        attempt(h, pick, nodes, n, &rng);
+        for (size_t i = 0; i < n; i++) {
+            relais_delivery_clear(&nodes[i]->d);
+            free(nodes[i]);
+        }
 
         pthread_mutex_lock(&h->dq_mu);
         pick->in_flight--;
@@ -576,6 +619,7 @@ relais_hub *relais_hub_new(relais_config *cfg, char *errstr, size_t errlen)
             dest *ds = &h->dests[h->n_dests++];
             ds->inst = inst;
             ds->max_in_flight = inst->max_in_flight;
+            ds->batch_max = cc->desc->deliver_batch && cc->batch_max > 1 ? cc->batch_max : 1;
             ds->m = relais_metrics_conn(h->metrics, cc->name);
         }
     }

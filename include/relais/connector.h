@@ -14,6 +14,8 @@
  *   receive(ctx)              pull sources only: called from the hub's source
  *                             loop every poll interval; submits what it finds
  *   deliver(ctx, ev, ...)     sinks only: called from a delivery worker thread,
+ *                             (deliver_batch, when given and the instance's
+ *                             batch_max > 1, takes several events at once)
  *                             at most `max_in_flight` at once per instance;
  *                             must be thread-safe up to that limit and must not
  *                             sleep beyond its own timeout
@@ -163,6 +165,15 @@ typedef struct relais_connector {
                               relais_answer *ans);
     void (*stop)(void *ctx);
     void (*destroy)(void *ctx);
+
+    /* Optional, sinks only (NULL: the hub calls deliver() once per event).
+     * Deliver n events (1 <= n <= the instance's batch_max) to the same
+     * destination in one exchange. local_ids[i] is the cross-reference of
+     * evs[i] (NULL when none). Fill verdicts[i] and ans[i] for every i; a
+     * destination that answers for the whole batch gives every event the same
+     * verdict. Same threading rules as deliver(). */
+    void (*deliver_batch)(void *ctx, const relais_event *const *evs, const char *const *local_ids,
+                          size_t n, relais_verdict *verdicts, relais_answer *ans);
 } relais_connector;
 
 #ifdef __cplusplus

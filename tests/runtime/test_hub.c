@@ -61,6 +61,8 @@ static void sink_start(sink *s, long delay_ms)
 
 /* ---- the hub in a thread ---- */
 typedef struct fixture {
+    char db[128];
+    char admin_conninfo[512];
     relais_config *cfg;
     relais_hub *hub;
     pthread_t runner;
@@ -76,6 +78,10 @@ static int setup(void **state)
     sink_start(&f->slow, 150);
     sink_start(&f->fast, 0);
     const char *db = ts_fresh_database("hub");
+    const char *dbn = strstr(db, "dbname=");
+    snprintf(f->db, sizeof f->db, "%.*s", (int)strcspn(dbn + 7, " "), dbn + 7);
+    snprintf(f->admin_conninfo, sizeof f->admin_conninfo, "host=%s port=%s dbname=postgres user=postgres",
+             getenv("RELAIS_TEST_PGHOST"), getenv("RELAIS_TEST_PGPORT") ? getenv("RELAIS_TEST_PGPORT") : "5432");
     snprintf(f->state, sizeof f->state, "/tmp/relais-hubtest-%d", (int)getpid());
     char yaml[4096];
     snprintf(yaml, sizeof yaml,
@@ -211,12 +217,45 @@ static void test_health_follows_the_bus(void **state)
     assert_true(wait_received(&f->slow, 14, 60));
 }
 
+/* PostgreSQL refusing the hub (connections forbidden, sessions killed):
+ * /healthz 503 and sources told UNAVAILABLE; allowed again: 200 and accepted. */
+static void test_health_follows_the_journal(void **state)
+{
+    fixture *f = *state;
+    char url[128], sql[512];
+    snprintf(url, sizeof url, "%s/healthz", relais_hub_admin_url(f->hub));
+    assert_int_equal(http_status(url), 200);
+    snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS false", f->db);
+    free(ts_sql(f->admin_conninfo, sql));
+    snprintf(sql, sizeof sql, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '%s'", f->db);
+    free(ts_sql(f->admin_conninfo, sql));
+    relais_submit_result res;
+    int down = 0;
+    for (int i = 0; i < 200 && !down; i++) {
+        down = http_status(url) == 503;
+        if (!down) { submit(f->hub, "J-probe", &res); ts_sleep_ms(100); }
+    }
+    assert_true(down);
+    assert_int_equal(submit(f->hub, "J-1", &res), -1);
+    assert_int_equal(res.status, RELAIS_SUBMIT_UNAVAILABLE);
+    snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true", f->db);
+    free(ts_sql(f->admin_conninfo, sql));
+    int accepted = 0;
+    for (int i = 0; i < 300 && !accepted; i++) {
+        accepted = submit(f->hub, "J-1", &res) == 0 && res.status == RELAIS_SUBMIT_ACCEPTED;
+        if (!accepted) ts_sleep_ms(100);
+    }
+    assert_true(accepted);
+    assert_int_equal(http_status(url), 200);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_per_destination_concurrency_limit),
         cmocka_unit_test(test_health_follows_the_bus),
+        cmocka_unit_test(test_health_follows_the_journal),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();
