@@ -20,3 +20,12 @@ set +e
 set -e
 [ $rc -eq 1 ] && grep -qi "journal" "$T/e" || fail "trace with an unreachable journal: rc $rc"
 pass "relais --version, --help, connectors describe, usage errors"
+
+# docs/CONFIG.md's complete example is the file the unit tests load
+awk '/^## Complete example/{f=1} f&&/^```yaml/{p=1;next} p&&/^```/{exit} p' "$RELAIS_SOURCE_DIR/docs/CONFIG.md" >"$T/doc.yaml"
+grep -v "^#" "$RELAIS_SOURCE_DIR/tests/data/config/valid/full.yaml" >"$T/full.yaml"
+diff -u "$T/full.yaml" "$T/doc.yaml" || fail "docs/CONFIG.md example differs from tests/data/config/valid/full.yaml"
+RELAIS_TEST_CONFIG_PG="host=/tmp dbname=x" RELAIS_TEST_CONFIG_HMAC=s3cret "$RELAIS_BIN" check -c "$T/doc.yaml" >"$T/c.out" 2>&1 \
+  || { cat "$T/c.out"; fail "the documented example is not valid"; }
+grep -q "s3cret" "$T/c.out" && fail "relais check printed a secret"
+pass "docs/CONFIG.md complete example is valid and is the tested file"
