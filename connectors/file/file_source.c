@@ -348,14 +348,19 @@ done:
 static int move_file(file_ctx *c, const char *name, const char *dest, char *final, size_t flen)
 {
     char from[4096];
-    snprintf(from, sizeof from, "%s/%s", c->dir, name);
+    if ((size_t)snprintf(from, sizeof from, "%s/%s", c->dir, name) >= sizeof from) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     if (file_mkdirs(dest) != 0)
         return -1;
     for (int k = 0; k < 10000; k++) {
-        if (k == 0)
-            snprintf(final, flen, "%s/%s", dest, name);
-        else
-            snprintf(final, flen, "%s/%s.%d", dest, name, k);
+        int w = k == 0 ? snprintf(final, flen, "%s/%s", dest, name)
+                       : snprintf(final, flen, "%s/%s.%d", dest, name, k);
+        if (w < 0 || (size_t)w >= flen) {
+            errno = ENAMETOOLONG;
+            return -1;
+        }
         if (renameat2(AT_FDCWD, from, AT_FDCWD, final, RENAME_NOREPLACE) == 0)
             return 0;
         if (errno == EEXIST)
@@ -394,7 +399,10 @@ static int process_file(file_ctx *c, const char *name, run *r)
 {
     char path[4096], final[4096], why[400] = "";
     size_t whyline = 0;
-    snprintf(path, sizeof path, "%s/%s", c->dir, name);
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", c->dir, name) >= sizeof path) {
+        relais_instance_log(c->inst, RELAIS_LOG_ERROR, "%s/%s: path too long; file left in place", c->dir, name);
+        return 0;
+    }
     r->name = name;
     r->n = 0;
     r->unavailable = 0;
