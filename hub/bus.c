@@ -12,7 +12,7 @@
  * code.
  *
  * Handles:
- *   producer  idempotent, acks=all, linger.ms=1, no compression, murmur2_random
+ *   producer  idempotent, acks=all, linger.ms=5, no compression, murmur2_random
  *             partitioner (the Java client's, so every client agrees on
  *             key -> partition). Delivery reports go to conf->on_produced
  *             with err RELAIS_E_OK, RELAIS_E_TIMEOUT (message.timeout.ms
@@ -190,9 +190,13 @@ fail:
 static const char *const g_producer_defaults[] = {
     "enable.idempotence", "true",
     "acks", "all",
-    /* 1 ms: under load batches still form while requests are in flight;
-     * at low rates this keeps the bus leg of the added latency small. */
-    "linger.ms", "1",
+    /* 5 ms. 1 ms would take ~4 ms off the added latency at low rates, but
+     * with the 2.0.2 mock cluster and retriable Produce errors it loses
+     * acknowledged messages (tests/runtime/test_bus.c
+     * test_produce_retriable_errors fails: 295 of 301 in the log); the
+     * journal would re-publish them after a minute, but we do not trade
+     * that for 4 ms. */
+    "linger.ms", "5",
     "compression.codec", "none",
     "partitioner", "murmur2_random",
     NULL

@@ -2,12 +2,13 @@
  * http.c - the generic `http` connector: descriptor, option table and the
  * lifecycle callbacks. A source instance is a webhook receiver
  * (http_source.c, libmicrohttpd); a sink instance POSTs each event as a
- * structured CloudEvent (http_sink.c, libcurl). Body parsing and the
+ * structured CloudEvent, or several as one batch when the instance's
+ * batch_max > 1 (http_sink.c, libcurl). Body parsing and the
  * signature scheme are in http_body.c. Documentation: connectors/http/README.md.
  *
  * Threads: init/start/stop/destroy run on the hub's main thread; the source's
- * request threads belong to libmicrohttpd (see http_source.c); deliver() runs
- * on the hub's delivery workers (see http_sink.c). This file owns no data
+ * request threads belong to libmicrohttpd (see http_source.c); deliver() and
+ * deliver_batch() run on the hub's delivery workers (see http_sink.c). This file owns no data
  * touched by those threads besides the immutable context pointers.
  */
 #include <stddef.h>
@@ -121,6 +122,23 @@ static relais_verdict http_deliver(void *ctx, const relais_event *ev, const char
     return relais_http_sink_deliver(c->sink, ev, local_id, ans);
 }
 
+static void http_deliver_batch(void *ctx, const relais_event *const *evs,
+                               const char *const *local_ids, size_t n, relais_verdict *verdicts,
+                               relais_answer *ans)
+{
+    relais_http_ctx *c = ctx;
+    if (!c->sink) {
+        for (size_t i = 0; i < n; i++) {
+            verdicts[i] = RELAIS_DELIVER_REJECT;
+            ans[i].status = 0;
+            snprintf(ans[i].detail, sizeof ans[i].detail, "http: instance is not a sink");
+            ans[i].local_id[0] = '\0';
+        }
+        return;
+    }
+    relais_http_sink_deliver_batch(c->sink, evs, local_ids, n, verdicts, ans);
+}
+
 static void http_stop(void *ctx)
 {
     relais_http_ctx *c = ctx;
@@ -149,4 +167,5 @@ const relais_connector relais_connector_http = {
     .deliver     = http_deliver,
     .stop        = http_stop,
     .destroy     = http_destroy,
+    .deliver_batch = http_deliver_batch,
 };

@@ -8,7 +8,7 @@
  *                  and the UTF-8 excerpt helper; no I/O, fuzzed by
  *                  tests/fuzz/fuzz_webhook.c
  *   http_source.c  the webhook source (libmicrohttpd)
- *   http_sink.c    the sink (libcurl)
+ *   http_sink.c    the sink (libcurl): one event per POST, or a batch
  *
  * No global mutable state: everything lives in the per-instance contexts.
  */
@@ -170,6 +170,11 @@ relais_http_sink *relais_http_sink_new(relais_instance *inst, const relais_http_
                                        char *errstr, size_t errlen);
 relais_verdict relais_http_sink_deliver(relais_http_sink *s, const relais_event *ev,
                                         const char *local_id, relais_answer *ans);
+/* n events in one POST (application/cloudevents-batch+json); fills every
+ * verdicts[i] and ans[i] (see http_sink.c and README.md). */
+void relais_http_sink_deliver_batch(relais_http_sink *s, const relais_event *const *evs,
+                                    const char *const *local_ids, size_t n,
+                                    relais_verdict *verdicts, relais_answer *ans);
 void relais_http_sink_destroy(relais_http_sink *s);
 
 /* The connector context handed to the hub (void *ctx). */

@@ -10,12 +10,22 @@
  * timeout, DNS, TLS) RETRY; 3xx (redirects are not followed) and other 4xx
  * REJECT.
  *
- * Threads: deliver() runs on the hub's delivery workers, up to max_in_flight
- * at once. Each call borrows a CURL easy handle from the pool (free list under
- * `lock`), uses it alone, resets it and puts it back; a reset handle keeps its
- * live connections, so keep-alive connections are reused across deliveries.
- * Everything else in relais_http_sink is written by init/destroy (main
- * thread) and only read by deliver().
+ * deliver_batch() POSTs n events in one request as a JSON array
+ * (application/cloudevents-batch+json) with Relais-Batch-Size and, when the
+ * line stays under 8 KiB, Relais-Batch-Ids (no Idempotency-Key: the
+ * destination deduplicates on each element's id); a known local id travels
+ * in the element as the extension attribute relaislocalid. The HTTP status
+ * gives every event its verdict, unless a 2xx answer is an array (or
+ * {"results":[...]}) of exactly n elements: then element i gives event i its
+ * local id (id_pointer applied to the element) and, when it has an integer
+ * "status", its own verdict. See README.md.
+ *
+ * Threads: deliver() and deliver_batch() run on the hub's delivery workers,
+ * up to max_in_flight at once. Each call borrows a CURL easy handle from the
+ * pool (free list under `lock`), uses it alone, resets it and puts it back; a
+ * reset handle keeps its live connections, so keep-alive connections are
+ * reused across deliveries. Everything else in relais_http_sink is written by
+ * init/destroy (main thread) and only read by the delivery calls.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -51,6 +61,7 @@ struct relais_http_sink {
 struct body {
     char  *buf;
     size_t len;
+    size_t cap;        /* most bytes kept (BODY_CAP, more for a batch's answer) */
     int    truncated;
 };
 
@@ -190,7 +201,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     struct body *b = userdata;
     size_t n = size * nmemb;
-    size_t room = BODY_CAP - b->len;
+    size_t room = b->cap - b->len;
     size_t take = n < room ? n : room;
     if (take < n) b->truncated = 1;
     if (take > 0) {
@@ -226,18 +237,121 @@ static relais_verdict verdict_for_status(long code)
     return RELAIS_DELIVER_RETRY;   /* 1xx final status: not a sane answer, try again */
 }
 
+/* The local id at id_pointer in one JSON answer (a whole body, or one element
+ * of a batch's answer): 0 found (in ans->local_id). */
+static int local_id_in(const relais_http_sink *s, json_t *root, relais_answer *ans)
+{
+    int rc = relais_http_value_text(relais_json_pointer(root, s->id_pointer), ans->local_id,
+                                    sizeof ans->local_id);
+    if (rc == 0 && !header_value_ok(ans->local_id)) rc = -1;
+    if (rc != 0) ans->local_id[0] = '\0';
+    return rc;
+}
+
 /* The local id at id_pointer in a JSON body: 0 found (in ans->local_id). */
 static int extract_local_id(const relais_http_sink *s, const struct body *b, relais_answer *ans)
 {
     if (!s->id_pointer || !b->buf || b->truncated) return -1;
     json_t *root = json_loadb(b->buf, b->len, 0, NULL);
     if (!root) return -1;
-    int rc = relais_http_value_text(relais_json_pointer(root, s->id_pointer), ans->local_id,
-                                    sizeof ans->local_id);
+    int rc = local_id_in(s, root, ans);
     json_decref(root);
-    if (rc == 0 && !header_value_ok(ans->local_id)) rc = -1;
-    if (rc != 0) ans->local_id[0] = '\0';
     return rc;
+}
+
+/* Authorization, X-Relais-Signature (over the whole body) and the configured
+ * extra headers, appended to *hl. -1 when the signature cannot be computed. */
+static int add_common_headers(const relais_http_sink *s, struct curl_slist **hl, const char *body,
+                              size_t len, int *oom)
+{
+    if (s->auth_header) {
+        struct curl_slist *n = curl_slist_append(*hl, s->auth_header);
+        if (n) *hl = n;
+        else *oom = 1;
+    }
+    if (s->hmac_secret) {
+        char sig[128];
+        if (relais_http_signature_header(s->hmac_secret, (long long)time(NULL), body, len,
+                                         sig, sizeof sig) != 0)
+            return -1;
+        *hl = add_header(*hl, oom, RELAIS_HTTP_SIG_HEADER ": %s", sig);
+    }
+    for (size_t i = 0; i < s->nheaders; i++) {
+        struct curl_slist *n = curl_slist_append(*hl, s->headers[i]);
+        if (n) *hl = n;
+        else *oom = 1;
+    }
+    return 0;
+}
+
+/* POST body with the headers hl on a pooled handle; the answer goes to *b
+ * (b->cap set by the caller). Returns curl's code; *code is the HTTP status
+ * (0 on a transport error), errbuf curl's message. */
+static CURLcode post(relais_http_sink *s, const char *body, size_t len, struct curl_slist *hl,
+                     struct body *b, char *errbuf, long *code)
+{
+    *code = 0;
+    errbuf[0] = '\0';
+    CURL *h = pool_get(s);
+    if (!h) return CURLE_OUT_OF_MEMORY;
+    curl_easy_setopt(h, CURLOPT_URL, s->url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->timeout_ms);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_POST, 1L);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, "relais/" RELAIS_VERSION_STRING);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+    CURLcode rc = curl_easy_perform(h);
+    if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, code);
+    pool_put(s, h);
+    return rc;
+}
+
+static const char *why_text(relais_verdict v, long code)
+{
+    return v == RELAIS_DELIVER_OK ? "ok"
+         : (code >= 300 && code < 400) ? "redirect not followed"
+         : v == RELAIS_DELIVER_RETRY ? "transient, will retry" : "refused";
+}
+
+/* The verdict of one exchange, with ans->status and ans->detail filled: the
+ * curl error, or "HTTP <code> <why>: <excerpt of the answer>". */
+static relais_verdict exchange_verdict(CURLcode rc, const char *errbuf, long code,
+                                       const struct body *b, relais_answer *ans)
+{
+    if (rc != CURLE_OK) {
+        ans->status = 0;
+        char msg[CURL_ERROR_SIZE + 64];
+        snprintf(msg, sizeof msg, "%s: %s", curl_easy_strerror(rc),
+                 errbuf[0] ? errbuf : "no detail");
+        relais_http_excerpt(ans->detail, sizeof ans->detail, msg, strlen(msg),
+                            sizeof ans->detail - 1, 1);
+        /* transport trouble is transient; bad URLs were refused at init */
+        return (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL)
+               ? RELAIS_DELIVER_REJECT : RELAIS_DELIVER_RETRY;
+    }
+    ans->status = (int)code;
+    relais_verdict v = verdict_for_status(code);
+    snprintf(ans->detail, sizeof ans->detail, "HTTP %ld %s%s", code, why_text(v, code),
+             b->len ? ": " : "");
+    size_t used = strlen(ans->detail);
+    relais_http_excerpt(ans->detail + used, sizeof ans->detail - used, b->buf ? b->buf : "",
+                        b->len, DETAIL_BODY, 1);
+    return v;
+}
+
+static const char *verdict_name(relais_verdict v)
+{
+    return v == RELAIS_DELIVER_OK ? "ok" : v == RELAIS_DELIVER_RETRY ? "retry" : "reject";
 }
 
 relais_verdict relais_http_sink_deliver(relais_http_sink *s, const relais_event *ev,
@@ -270,91 +384,245 @@ relais_verdict relais_http_sink_deliver(relais_http_sink *s, const relais_event 
         else relais_instance_log(s->inst, RELAIS_LOG_WARN,
                                  "event %s: local id has control characters, not sent", id);
     }
-    if (s->auth_header) {
-        struct curl_slist *n = curl_slist_append(hl, s->auth_header);
-        if (n) hl = n;
-        else oom = 1;
+    if (add_common_headers(s, &hl, json, len, &oom) != 0) {
+        curl_slist_free_all(hl);
+        snprintf(ans->detail, sizeof ans->detail, "cannot compute the body signature");
+        return RELAIS_DELIVER_RETRY;
     }
-    if (s->hmac_secret) {
-        char sig[128];
-        if (relais_http_signature_header(s->hmac_secret, (long long)time(NULL), json, len,
-                                         sig, sizeof sig) != 0) {
-            curl_slist_free_all(hl);
-            snprintf(ans->detail, sizeof ans->detail, "cannot compute the body signature");
-            return RELAIS_DELIVER_RETRY;
-        }
-        hl = add_header(hl, &oom, RELAIS_HTTP_SIG_HEADER ": %s", sig);
-    }
-    for (size_t i = 0; i < s->nheaders; i++) {
-        struct curl_slist *n = curl_slist_append(hl, s->headers[i]);
-        if (n) hl = n;
-        else oom = 1;
-    }
-    CURL *h = oom ? NULL : pool_get(s);
-    if (!h) {
+    if (oom) {
         curl_slist_free_all(hl);
         snprintf(ans->detail, sizeof ans->detail, "out of memory");
         return RELAIS_DELIVER_RETRY;
     }
 
-    struct body b = { 0 };
+    struct body b = { .cap = BODY_CAP };
     char errbuf[CURL_ERROR_SIZE];
-    errbuf[0] = '\0';
-    curl_easy_setopt(h, CURLOPT_URL, s->url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "relais/" RELAIS_VERSION_STRING);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-
-    CURLcode rc = curl_easy_perform(h);
     long code = 0;
-    if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    pool_put(s, h);
+    CURLcode rc = post(s, json, len, hl, &b, errbuf, &code);
     curl_slist_free_all(hl);
-
-    relais_verdict v;
-    if (rc != CURLE_OK) {
-        ans->status = 0;
-        char msg[CURL_ERROR_SIZE + 64];
-        snprintf(msg, sizeof msg, "%s: %s", curl_easy_strerror(rc),
-                 errbuf[0] ? errbuf : "no detail");
-        relais_http_excerpt(ans->detail, sizeof ans->detail, msg, strlen(msg),
-                            sizeof ans->detail - 1, 1);
-        /* transport trouble is transient; bad URLs were refused at init */
-        v = (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL)
-            ? RELAIS_DELIVER_REJECT : RELAIS_DELIVER_RETRY;
-    } else {
-        ans->status = (int)code;
-        v = verdict_for_status(code);
-        const char *why = v == RELAIS_DELIVER_OK ? "ok"
-                        : (code >= 300 && code < 400) ? "redirect not followed"
-                        : v == RELAIS_DELIVER_RETRY ? "transient, will retry" : "refused";
-        snprintf(ans->detail, sizeof ans->detail, "HTTP %ld %s%s", code, why, b.len ? ": " : "");
-        size_t used = strlen(ans->detail);
-        relais_http_excerpt(ans->detail + used, sizeof ans->detail - used, b.buf ? b.buf : "",
-                            b.len, DETAIL_BODY, 1);
-        if (v == RELAIS_DELIVER_OK && s->id_pointer && extract_local_id(s, &b, ans) != 0) {
-            size_t at = strlen(ans->detail);
-            snprintf(ans->detail + at, sizeof ans->detail - at, " (no id at %s)",
-                     s->id_pointer);
-        }
+    relais_verdict v = exchange_verdict(rc, errbuf, code, &b, ans);
+    if (v == RELAIS_DELIVER_OK && s->id_pointer && extract_local_id(s, &b, ans) != 0) {
+        size_t at = strlen(ans->detail);
+        snprintf(ans->detail + at, sizeof ans->detail - at, " (no id at %s)", s->id_pointer);
     }
     free(b.buf);
     if (relais_log_get_level() >= RELAIS_LOG_DEBUG)
         relais_instance_log(s->inst, RELAIS_LOG_DEBUG, "event %s -> %d (%s)", id, ans->status,
-                            v == RELAIS_DELIVER_OK ? "ok" : v == RELAIS_DELIVER_RETRY ? "retry" : "reject");
+                            verdict_name(v));
     return v;
+}
+
+/* ---- Batches ---------------------------------------------------------------- */
+
+#define BATCH_TYPE "application/cloudevents-batch+json"
+#define BATCH_IDS_MAX 8192                      /* longest Relais-Batch-Ids line sent */
+#define BATCH_ANSWER_PER_EVENT 1024             /* answer bytes kept per event ... */
+#define BATCH_ANSWER_MAX (16u * 1024 * 1024)    /* ... up to this */
+
+/* A growing text buffer; oom is sticky. */
+struct text {
+    char  *p;
+    size_t len, cap;
+    int    oom;
+};
+
+static void text_add(struct text *t, const char *s, size_t n)
+{
+    if (t->oom) return;
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 4096;
+        while (cap < t->len + n + 1) cap *= 2;
+        char *np = realloc(t->p, cap);
+        if (!np) {
+            t->oom = 1;
+            return;
+        }
+        t->p = np;
+        t->cap = cap;
+    }
+    memcpy(t->p + t->len, s, n);
+    t->len += n;
+    t->p[t->len] = '\0';
+}
+
+/* The request body: a JSON array of the events as relais_event_json() gives
+ * them; an event whose local id the hub knows gets it as the extension
+ * attribute "relaislocalid", added before the object's closing brace (the
+ * shared, immutable event is not touched). 0, or -1 out of memory or an
+ * event that cannot be serialised. */
+static int batch_body(const relais_http_sink *s, const relais_event *const *evs,
+                      const char *const *lids, size_t n, struct text *t)
+{
+    text_add(t, "[", 1);
+    for (size_t i = 0; i < n && !t->oom; i++) {
+        size_t len = 0;
+        const char *j = relais_event_json(evs[i], &len);
+        if (!j || len < 2) return -1;
+        if (i) text_add(t, ",", 1);
+        const char *lid = lids ? lids[i] : NULL;
+        json_t *lv = lid && *lid ? json_string(lid) : NULL;
+        char *lq = lv ? json_dumps(lv, JSON_ENCODE_ANY) : NULL;
+        json_decref(lv);
+        if (lid && *lid && !lq)
+            relais_instance_log(s->inst, RELAIS_LOG_WARN, "event %s: local id is not valid UTF-8, "
+                                "not sent", relais_event_id(evs[i]));
+        if (lq && j[len - 1] == '}') {
+            text_add(t, j, len - 1);
+            text_add(t, ",\"relaislocalid\":", 17);
+            text_add(t, lq, strlen(lq));
+            text_add(t, "}", 1);
+        } else {
+            text_add(t, j, len);
+        }
+        free(lq);
+    }
+    text_add(t, "]", 1);
+    return t->oom ? -1 : 0;
+}
+
+/* The per-event answers in a parsed 2xx answer: the answer itself when it is
+ * an array, else its "results" member when that is an array; NULL with the
+ * reason in why when neither, or when it does not hold exactly n elements. */
+static json_t *batch_results(json_t *root, size_t n, char *why, size_t whylen)
+{
+    json_t *res = json_is_array(root) ? root : json_object_get(root, "results");
+    if (!json_is_array(res)) {
+        snprintf(why, whylen, "answer is neither an array nor {\"results\":[...]}");
+        return NULL;
+    }
+    if (json_array_size(res) != n) {
+        snprintf(why, whylen, "answer has %zu results for %zu events", json_array_size(res), n);
+        return NULL;
+    }
+    return res;
+}
+
+/* Event i's outcome from element e of a 2xx answer (HTTP status code): its
+ * own "status" (an integer 100..599) when it has one, else OK; its local id
+ * at id_pointer in e. */
+static relais_verdict element_verdict(const relais_http_sink *s, json_t *e, size_t i, size_t n,
+                                      long code, relais_answer *a)
+{
+    json_t *st = json_object_get(e, "status");
+    long es = json_is_integer(st) ? (long)json_integer_value(st) : 0;
+    if (es < 100 || es > 599) es = 0;
+    relais_verdict v = es ? verdict_for_status(es) : RELAIS_DELIVER_OK;
+    a->status = es ? (int)es : (int)code;
+    if (es)
+        snprintf(a->detail, sizeof a->detail, "HTTP %ld, element %zu of %zu: %ld %s: ", code, i,
+                 n, es, why_text(v, es));
+    else
+        snprintf(a->detail, sizeof a->detail, "HTTP %ld ok, element %zu of %zu: ", code, i, n);
+    char *text = json_dumps(e, JSON_COMPACT | JSON_ENCODE_ANY);
+    size_t used = strlen(a->detail);
+    if (text) relais_http_excerpt(a->detail + used, sizeof a->detail - used, text, strlen(text),
+                                  DETAIL_BODY, 1);
+    free(text);
+    if (v == RELAIS_DELIVER_OK && s->id_pointer && local_id_in(s, e, a) != 0) {
+        size_t at = strlen(a->detail);
+        snprintf(a->detail + at, sizeof a->detail - at, " (no id at %s)", s->id_pointer);
+    }
+    return v;
+}
+
+static void batch_fail(size_t n, relais_verdict *verdicts, relais_answer *ans, const char *why)
+{
+    for (size_t i = 0; i < n; i++) {
+        verdicts[i] = RELAIS_DELIVER_RETRY;
+        snprintf(ans[i].detail, sizeof ans[i].detail, "%s", why);
+    }
+}
+
+void relais_http_sink_deliver_batch(relais_http_sink *s, const relais_event *const *evs,
+                                    const char *const *lids, size_t n, relais_verdict *verdicts,
+                                    relais_answer *ans)
+{
+    for (size_t i = 0; i < n; i++) {
+        verdicts[i] = RELAIS_DELIVER_RETRY;
+        ans[i].status = 0;
+        ans[i].detail[0] = '\0';
+        ans[i].local_id[0] = '\0';
+    }
+    if (n == 0) return;
+
+    struct text body = { 0 }, ids = { 0 };
+    if (batch_body(s, evs, lids, n, &body) != 0) {
+        free(body.p);
+        batch_fail(n, verdicts, ans, "cannot serialise the batch (out of memory?)");
+        return;
+    }
+    int oom = 0;
+    struct curl_slist *hl = NULL;
+    hl = add_header(hl, &oom, "Content-Type: " BATCH_TYPE);
+    hl = add_header(hl, &oom, "Expect:");
+    hl = add_header(hl, &oom, "Relais-Batch-Size: %zu", n);
+    const char *tp = relais_event_traceparent(evs[0]);
+    if (tp && *tp && header_value_ok(tp)) hl = add_header(hl, &oom, "traceparent: %s", tp);
+    text_add(&ids, "Relais-Batch-Ids: ", 18);
+    for (size_t i = 0; i < n && ids.len <= BATCH_IDS_MAX; i++) {
+        const char *id = relais_event_id(evs[i]);
+        if (i) text_add(&ids, ",", 1);
+        text_add(&ids, id, strlen(id));
+    }
+    if (ids.oom) {
+        oom = 1;
+    } else if (ids.len <= BATCH_IDS_MAX) {
+        struct curl_slist *nl = curl_slist_append(hl, ids.p);
+        if (nl) hl = nl;
+        else oom = 1;
+    }
+    free(ids.p);
+    const char *fail = NULL;
+    if (add_common_headers(s, &hl, body.p, body.len, &oom) != 0)
+        fail = "cannot compute the body signature";
+    else if (oom)
+        fail = "out of memory";
+    if (fail) {
+        curl_slist_free_all(hl);
+        free(body.p);
+        batch_fail(n, verdicts, ans, fail);
+        return;
+    }
+
+    size_t cap = BODY_CAP + n * BATCH_ANSWER_PER_EVENT;
+    struct body b = { .cap = cap < BATCH_ANSWER_MAX ? cap : BATCH_ANSWER_MAX };
+    char errbuf[CURL_ERROR_SIZE];
+    long code = 0;
+    CURLcode rc = post(s, body.p, body.len, hl, &b, errbuf, &code);
+    curl_slist_free_all(hl);
+    free(body.p);
+    relais_answer whole = { 0 };
+    relais_verdict v = exchange_verdict(rc, errbuf, code, &b, &whole);
+
+    /* a 2xx answer may speak for each event */
+    json_t *root = NULL, *res = NULL;
+    char why[128] = "";
+    if (v == RELAIS_DELIVER_OK) {
+        if (b.truncated)
+            snprintf(why, sizeof why, "answer longer than %zu bytes", b.cap);
+        else if (!(root = json_loadb(b.buf ? b.buf : "", b.len, 0, NULL)))
+            snprintf(why, sizeof why, "answer is not JSON");
+        else
+            res = batch_results(root, n, why, sizeof why);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (res) {
+            verdicts[i] = element_verdict(s, json_array_get(res, i), i, n, code, &ans[i]);
+            continue;
+        }
+        verdicts[i] = v;
+        ans[i] = whole;
+        if (v == RELAIS_DELIVER_OK && s->id_pointer) {
+            size_t at = strlen(ans[i].detail);
+            snprintf(ans[i].detail + at, sizeof ans[i].detail - at, " (no ids: %s)", why);
+        }
+    }
+    json_decref(root);
+    free(b.buf);
+    if (relais_log_get_level() >= RELAIS_LOG_DEBUG)
+        relais_instance_log(s->inst, RELAIS_LOG_DEBUG, "batch of %zu (%s...) -> %d (%s%s)", n,
+                            relais_event_id(evs[0]), whole.status, verdict_name(v),
+                            res ? ", per event" : "");
 }
 
 void relais_http_sink_destroy(relais_http_sink *s)

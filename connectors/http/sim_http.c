@@ -9,13 +9,23 @@
  * destination (dedupe and per-path stats), so one simulator can play several
  * sinks. A delivery is deduped on (path, Idempotency-Key): a new one answers
  * 201 {"id":"L-<n>"}, a repeat 200 {"id":"<same>","duplicate":true}.
+ * A batch (Content-Type application/cloudevents-batch+json, a JSON array of
+ * CloudEvents) is deduped event by event on (path, element "id"), the same
+ * memory as single deliveries; the answer is an array in body order of
+ * {"id":"L-<n>"} / {"id":..,"duplicate":true} / {"status":S,"error":..}
+ * (an element without an id, or an injected per-event failure), with 201
+ * when some event was new, 207 when some element failed, else 200.
  * Control API (tests):
- *   GET  /_sim/stats            {"raw":N,"distinct":M,"duplicates":D,"failed":F,
- *                                "connections":C,"paths":{"/events":{"raw":..,"distinct":..}}}
- *   GET  /_sim/events[?path=P]  array of the deliveries received (the last --keep)
+ *   GET  /_sim/stats            {"raw":N,"distinct":M,"duplicates":D,"failed":F,"requests":R,
+ *                                "connections":C,
+ *                                "paths":{"/events":{"raw":..,"distinct":..,"requests":..}}}
+ *                               raw/distinct/duplicates/failed count events, requests the POSTs
+ *   GET  /_sim/events[?path=P]  array of the events received (the last --keep)
  *   POST /_sim/fail             {"status":500,"count":3} / {"delay_ms":2000} / both;
- *                               count: how many next deliveries, -1 (default) = until
- *                               reset or the next /_sim/fail
+ *                               count: how many next requests, -1 (default) = until
+ *                               reset or the next /_sim/fail; with "per_event":true the
+ *                               status goes to the next `count` events of batches
+ *                               (element by element) instead of whole requests
  *   POST /_sim/reset            forget everything
  * One log line per request on stderr (method, path, status; never bodies),
  * unless --quiet. SIGINT/SIGTERM stop it. See connectors/http/README.md.
@@ -32,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -44,7 +55,8 @@
 
 struct sim {
     pthread_mutex_t lock;
-    long   raw, distinct, duplicates, failed;
+    long   raw, distinct, duplicates, failed;   /* events */
+    long   requests;     /* POSTs to event paths */
     long   connections;  /* TCP connections opened (keep-alive reuse shows here) */
     long   next_local;
     json_t *seen;        /* "<path> <key>" -> local id */
@@ -54,6 +66,7 @@ struct sim {
     int    fail_status;  /* 0: none */
     long   fail_delay_ms;
     long   fail_count;   /* remaining; -1 = until changed */
+    int    fail_per_event; /* 1: fail_status goes to batch elements, count counts events */
     /* read-only after start */
     const char *hmac_secret;
     const char *token;
@@ -113,7 +126,7 @@ static void bump_path(struct sim *sim, const char *path, const char *field)
 {
     json_t *p = json_object_get(sim->paths, path);
     if (!p) {
-        p = json_pack("{s:i,s:i}", "raw", 0, "distinct", 0);
+        p = json_pack("{s:i,s:i,s:i}", "raw", 0, "distinct", 0, "requests", 0);
         json_object_set_new(sim->paths, path, p);
     }
     json_object_set_new(p, field, json_integer(json_integer_value(json_object_get(p, field)) + 1));
@@ -125,30 +138,11 @@ static void remember(struct sim *sim, json_t *entry)
     while (json_array_size(sim->events) > sim->keep) json_array_remove(sim->events, 0);
 }
 
-static enum MHD_Result handle_event(struct sim *sim, struct MHD_Connection *c, const char *url,
-                                    struct req *rq)
+/* What the log of received events keeps about the request: path and headers. */
+static json_t *request_entry(struct MHD_Connection *c, const char *url)
 {
-    int status;
-    long delay;
-    pthread_mutex_lock(&sim->lock);
-    sim->raw++;
-    bump_path(sim, url, "raw");
-    long seq = sim->raw;
-    status = 0;
-    delay = 0;
-    if (sim->fail_count != 0) {
-        status = sim->fail_status;
-        delay = sim->fail_delay_ms;
-        if (sim->fail_count > 0) sim->fail_count--;
-    }
-    pthread_mutex_unlock(&sim->lock);
-    if (delay > 0) {
-        struct timespec ts = { delay / 1000, (delay % 1000) * 1000000L };
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-    }
-
     const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
-    json_t *entry = json_pack("{s:I,s:s}", "seq", (json_int_t)seq, "path", url);
+    json_t *entry = json_pack("{s:s}", "path", url);
     json_object_set_new(entry, "idempotency_key", key ? json_string(key) : json_null());
     json_object_set_new(entry, "ce_id", header_or_null(c, "ce-id"));
     json_object_set_new(entry, "ce_type", header_or_null(c, "ce-type"));
@@ -162,33 +156,75 @@ static enum MHD_Result handle_event(struct sim *sim, struct MHD_Connection *c, c
     json_t *headers = json_object();
     MHD_get_connection_values(c, MHD_HEADER_KIND, collect_header, headers);
     json_object_set_new(entry, "headers", headers);
-    json_t *body = rq->buf ? json_loadb(rq->buf, rq->len, 0, NULL) : NULL;
-    json_object_set_new(entry, "event", body ? body : json_null());
+    return entry;
+}
 
-    const char *refusal = NULL;
-    if (status == 0 && rq->too_large) {
-        status = MHD_HTTP_CONTENT_TOO_LARGE;
-        refusal = "body too large";
+/* The refusal of a request as a whole, before its content is looked at: body
+ * too large, bad token, bad signature. 0 when none. */
+static int request_refusal(const struct sim *sim, struct MHD_Connection *c, const struct req *rq,
+                           const char **refusal)
+{
+    if (rq->too_large) {
+        *refusal = "body too large";
+        return MHD_HTTP_CONTENT_TOO_LARGE;
     }
-    if (status == 0 && sim->token) {
+    if (sim->token) {
         const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
                                                        MHD_HTTP_HEADER_AUTHORIZATION);
         char want[512];
         snprintf(want, sizeof want, "Bearer %s", sim->token);
         if (!auth || strcmp(auth, want) != 0) {
-            status = MHD_HTTP_UNAUTHORIZED;
-            refusal = "bad or missing bearer token";
+            *refusal = "bad or missing bearer token";
+            return MHD_HTTP_UNAUTHORIZED;
         }
     }
-    if (status == 0 && sim->hmac_secret) {
+    if (sim->hmac_secret) {
         relais_http_sig_status st = relais_http_verify(
             sim->hmac_secret, MHD_lookup_connection_value(c, MHD_HEADER_KIND, RELAIS_HTTP_SIG_HEADER),
             (long long)time(NULL), 300, rq->buf ? rq->buf : "", rq->len);
         if (st != RELAIS_HTTP_SIG_OK) {
-            status = MHD_HTTP_UNAUTHORIZED;
-            refusal = relais_http_sig_status_text(st);
+            *refusal = relais_http_sig_status_text(st);
+            return MHD_HTTP_UNAUTHORIZED;
         }
     }
+    return 0;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+static enum MHD_Result handle_event(struct sim *sim, struct MHD_Connection *c, const char *url,
+                                    struct req *rq)
+{
+    int status;
+    long delay;
+    pthread_mutex_lock(&sim->lock);
+    sim->requests++;
+    bump_path(sim, url, "requests");
+    sim->raw++;
+    bump_path(sim, url, "raw");
+    long seq = sim->raw;
+    status = 0;
+    delay = 0;
+    if (sim->fail_count != 0) {
+        status = sim->fail_status;
+        delay = sim->fail_delay_ms;
+        if (sim->fail_count > 0) sim->fail_count--;
+    }
+    pthread_mutex_unlock(&sim->lock);
+    if (delay > 0) sleep_ms(delay);
+
+    const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
+    json_t *entry = request_entry(c, url);
+    json_object_set_new(entry, "seq", json_integer((json_int_t)seq));
+    json_t *body = rq->buf ? json_loadb(rq->buf, rq->len, 0, NULL) : NULL;
+    json_object_set_new(entry, "event", body ? body : json_null());
+
+    const char *refusal = NULL;
+    if (status == 0) status = request_refusal(sim, c, rq, &refusal);
     if (status == 0 && !json_is_object(body)) {
         status = MHD_HTTP_BAD_REQUEST;
         refusal = "body is not a JSON object";
@@ -237,24 +273,146 @@ static enum MHD_Result handle_event(struct sim *sim, struct MHD_Connection *c, c
     return reply(c, (unsigned)status, answer);
 }
 
+#define BATCH_TYPE "application/cloudevents-batch+json"
+
+/* 1 when the request's Content-Type is the CloudEvents batch type (any case,
+ * parameters after ';' allowed). */
+static int is_batch(struct MHD_Connection *c)
+{
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    size_t n = strlen(BATCH_TYPE);
+    if (!ct || strncasecmp(ct, BATCH_TYPE, n) != 0) return 0;
+    return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' || ct[n] == '\t';
+}
+
+/* A batch: every element is one event, deduped on (path, its "id"). */
+static enum MHD_Result handle_batch(struct sim *sim, struct MHD_Connection *c, const char *url,
+                                    struct req *rq)
+{
+    int status = 0;
+    long delay = 0;
+    pthread_mutex_lock(&sim->lock);
+    long req_no = ++sim->requests;
+    bump_path(sim, url, "requests");
+    if (sim->fail_count != 0) {
+        delay = sim->fail_delay_ms;
+        if (!sim->fail_per_event) {
+            status = sim->fail_status;
+            if (sim->fail_count > 0) sim->fail_count--;
+        }
+    }
+    pthread_mutex_unlock(&sim->lock);
+    if (delay > 0) sleep_ms(delay);
+
+    json_t *common = request_entry(c, url);
+    json_object_set_new(common, "request", json_integer((json_int_t)req_no));
+    json_t *body = rq->buf ? json_loadb(rq->buf, rq->len, 0, NULL) : NULL;
+    const char *refusal = NULL;
+    if (status == 0) status = request_refusal(sim, c, rq, &refusal);
+    if (status == 0 && !json_is_array(body)) {
+        status = MHD_HTTP_BAD_REQUEST;
+        refusal = "batch body is not a JSON array";
+    }
+    size_t n = json_is_array(body) ? json_array_size(body) : 1;
+    json_object_set_new(common, "batch_size", json_integer((json_int_t)n));
+
+    json_t *answer;
+    long fresh = 0, dups = 0, bad = 0;
+    pthread_mutex_lock(&sim->lock);
+    if (status != 0) {
+        answer = json_pack("{s:s,s:i}", "error", refusal ? refusal : "injected failure",
+                           "status", status);
+    } else {
+        answer = json_array();
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_is_array(body) ? json_array_get(body, i) : NULL;
+        sim->raw++;
+        bump_path(sim, url, "raw");
+        json_t *entry = json_deep_copy(common);
+        json_object_set_new(entry, "seq", json_integer((json_int_t)sim->raw));
+        json_object_set_new(entry, "batch_index", json_integer((json_int_t)i));
+        json_object_set_new(entry, "event", e ? json_incref(e) : json_null());
+        const char *eid = json_string_value(json_object_get(e, "id"));
+        json_object_set_new(entry, "ce_id", eid ? json_string(eid) : json_null());
+        json_t *et = json_object_get(e, "type");
+        json_object_set_new(entry, "ce_type", json_is_string(et) ? json_incref(et) : json_null());
+        int es = status, duplicate = 0;
+        const char *err = refusal;
+        char local[64] = "";
+        if (es == 0 && sim->fail_per_event && sim->fail_count != 0 && sim->fail_status) {
+            es = sim->fail_status;
+            err = "injected failure";
+            if (sim->fail_count > 0) sim->fail_count--;
+        } else if (es == 0 && (!json_is_object(e) || !eid || !*eid)) {
+            es = MHD_HTTP_BAD_REQUEST;
+            err = "element is not a JSON object with a non-empty \"id\"";
+        }
+        if (es != 0) {
+            sim->failed++;
+            if (status == 0) {
+                bad++;
+                json_array_append_new(answer, json_pack("{s:i,s:s}", "status", es, "error", err));
+            }
+        } else {
+            char seenkey[512];
+            snprintf(seenkey, sizeof seenkey, "%s %s", url, eid);
+            const char *prev = json_string_value(json_object_get(sim->seen, seenkey));
+            if (prev) {
+                duplicate = 1;
+                dups++;
+                snprintf(local, sizeof local, "%s", prev);
+                sim->duplicates++;
+                es = MHD_HTTP_OK;
+                json_array_append_new(answer, json_pack("{s:s,s:b}", "id", local, "duplicate", 1));
+            } else {
+                fresh++;
+                snprintf(local, sizeof local, "L-%ld", ++sim->next_local);
+                sim->distinct++;
+                bump_path(sim, url, "distinct");
+                json_object_set_new(sim->seen, seenkey, json_string(local));
+                es = MHD_HTTP_CREATED;
+                json_array_append_new(answer, json_pack("{s:s}", "id", local));
+            }
+            json_object_set_new(entry, "id", json_string(local));
+        }
+        json_object_set_new(entry, "status", json_integer(es));
+        json_object_set_new(entry, "duplicate", json_boolean(duplicate));
+        remember(sim, entry);
+    }
+    pthread_mutex_unlock(&sim->lock);
+    if (status == 0) status = bad ? 207 : fresh ? MHD_HTTP_CREATED : MHD_HTTP_OK;
+    json_decref(common);
+    json_decref(body);
+
+    char extra[256];
+    snprintf(extra, sizeof extra, "batch=%zu new=%ld duplicate=%ld failed=%ld%s", n, fresh, dups,
+             refusal ? (long)n : bad, refusal ? " refused" : status >= 300 ? " injected" : "");
+    sim_log(sim, "POST", url, (unsigned)status, extra);
+    return reply(c, (unsigned)status, answer);
+}
+
 static enum MHD_Result handle_fail(struct sim *sim, struct MHD_Connection *c, struct req *rq)
 {
     json_error_t err;
     json_t *o = rq->buf ? json_loadb(rq->buf, rq->len, 0, &err) : NULL;
     json_t *st = json_object_get(o, "status"), *dl = json_object_get(o, "delay_ms"),
-           *ct = json_object_get(o, "count");
+           *ct = json_object_get(o, "count"), *pe = json_object_get(o, "per_event");
     if (!json_is_object(o) || (st && !json_is_integer(st)) || (dl && !json_is_integer(dl))
-        || (ct && !json_is_integer(ct))
+        || (ct && !json_is_integer(ct)) || (pe && !json_is_boolean(pe)) || (json_is_true(pe) && !st)
         || (st && (json_integer_value(st) < 100 || json_integer_value(st) > 599))) {
         json_decref(o);
         sim_log(sim, "POST", "/_sim/fail", 400, NULL);
         return reply(c, MHD_HTTP_BAD_REQUEST,
-                     json_pack("{s:s}", "error", "expected {\"status\":100..599,\"delay_ms\":N,\"count\":N}"));
+                     json_pack("{s:s}", "error",
+                               "expected {\"status\":100..599,\"delay_ms\":N,\"count\":N,"
+                               "\"per_event\":bool} (per_event needs a status)"));
     }
     pthread_mutex_lock(&sim->lock);
     sim->fail_status = st ? (int)json_integer_value(st) : 0;
     sim->fail_delay_ms = dl ? (long)json_integer_value(dl) : 0;
     sim->fail_count = ct ? (long)json_integer_value(ct) : -1;
+    sim->fail_per_event = json_is_true(pe);
     pthread_mutex_unlock(&sim->lock);
     json_decref(o);
     sim_log(sim, "POST", "/_sim/fail", 200, NULL);
@@ -292,13 +450,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
     if (post && (strcmp(url, "/events") == 0 || (strncmp(url, "/in/", 4) == 0 && url[4])))
-        return handle_event(sim, c, url, rq);
+        return is_batch(c) ? handle_batch(sim, c, url, rq) : handle_event(sim, c, url, rq);
     if (get && strcmp(url, "/_sim/stats") == 0) {
         pthread_mutex_lock(&sim->lock);
-        json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:O}", "raw", (json_int_t)sim->raw,
+        json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:O}", "raw", (json_int_t)sim->raw,
                               "distinct", (json_int_t)sim->distinct,
                               "duplicates", (json_int_t)sim->duplicates,
                               "failed", (json_int_t)sim->failed,
+                              "requests", (json_int_t)sim->requests,
                               "connections", (json_int_t)sim->connections, "paths", sim->paths);
         pthread_mutex_unlock(&sim->lock);
         sim_log(sim, method, url, 200, NULL);
@@ -322,6 +481,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (post && strcmp(url, "/_sim/reset") == 0) {
         pthread_mutex_lock(&sim->lock);
         sim->raw = sim->distinct = sim->duplicates = sim->failed = sim->connections = 0;
+        sim->requests = 0;
         sim->next_local = 0;
         json_object_clear(sim->seen);
         json_array_clear(sim->events);
@@ -329,6 +489,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         sim->fail_status = 0;
         sim->fail_delay_ms = 0;
         sim->fail_count = 0;
+        sim->fail_per_event = 0;
         pthread_mutex_unlock(&sim->lock);
         sim_log(sim, method, url, 200, NULL);
         return reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));

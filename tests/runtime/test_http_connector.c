@@ -6,6 +6,9 @@
  * builder), driven with libcurl on loopback.
  * Sink: deliveries to relais-sim-http started as a child process (found via
  * RELAIS_BUILD_DIR, set by ctest); its control API tells what it received.
+ * Batches (deliver_batch): against the simulator, against a canned
+ * destination (libmicrohttpd in the test: answer shapes, what was sent) and
+ * into the webhook source itself.
  * Plus the pure parts: identifier values, depth pre-scan, signature scheme
  * (JSON pointers: tests/unit/test_jsonptr.c).
  *
@@ -22,7 +25,10 @@
 #include <unistd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <curl/curl.h>
+#include <microhttpd.h>
 #include <jansson.h>
 #include "testsupport.h"
 #include "instance.h"
@@ -1251,6 +1257,541 @@ static void test_sink_concurrent_keepalive(void **state)
     snk_free(&k);
 }
 
+/* ---- Batches (deliver_batch) ------------------------------------------------ */
+
+static relais_event *mk_event_n(const char *subject, int n)
+{
+    json_t *data = json_pack("{s:s,s:i}", "name", "Zélie", "n", n);
+    relais_record rec = { .type = "fr.relais.test.person.created", .subject = subject,
+                          .data = data };
+    char err[256];
+    relais_event *ev = relais_event_build(&rec, "hook", "ville", err, sizeof err);
+    json_decref(data);
+    if (!ev) fail_msg("relais_event_build: %s", err);
+    return ev;
+}
+
+/* deliver_batch through the descriptor; every answer field poisoned first. */
+static void deliver_many(snk *k, relais_event **evs, const char *const *lids, size_t n,
+                         relais_verdict *v, relais_answer *a)
+{
+    memset(a, 0x5a, n * sizeof *a);
+    for (size_t i = 0; i < n; i++) v[i] = (relais_verdict)77;
+    assert_non_null(relais_connector_http.deliver_batch);
+    relais_connector_http.deliver_batch(k->ctx, (const relais_event *const *)evs, lids, n, v, a);
+}
+
+static long stat_of(const sim *sm, const char *name)
+{
+    json_t *st = sim_get(sm, "/_sim/stats");
+    long v = (long)json_integer_value(json_object_get(st, name));
+    json_decref(st);
+    return v;
+}
+
+static void test_sink_batch(void **state)
+{
+    char y[512];
+    snk_yaml(y, sizeof y, &SIM, "/events", NULL);
+    snk k;
+    snk_new(&k, y);
+    relais_event *evs[5];
+    for (int i = 0; i < 5; i++) evs[i] = mk_event_n("person/b", i);
+    relais_verdict v[5];
+    relais_answer a[5];
+
+    /* five events, one request, five local ids in order */
+    deliver_many(&k, evs, NULL, 5, v, a);
+    for (int i = 0; i < 5; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "L-%d", i + 1);
+        assert_int_equal(v[i], RELAIS_DELIVER_OK);
+        assert_int_equal(a[i].status, 201);
+        assert_string_equal(a[i].local_id, want);
+        assert_non_null(strstr(a[i].detail, "HTTP 201 ok, element"));
+    }
+    assert_int_equal(stat_of(&SIM, "requests"), 1);
+    assert_int_equal(stat_of(&SIM, "raw"), 5);
+    assert_int_equal(stat_of(&SIM, "distinct"), 5);
+
+    json_t *got = sim_get(&SIM, "/_sim/events");
+    assert_int_equal(json_array_size(got), 5);
+    char ids[512] = "";
+    for (int i = 0; i < 5; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "/%d/event/id", i);
+        assert_string_equal(jstr(got, p), relais_event_id(evs[i]));
+        snprintf(p, sizeof p, "/%d/event/data/n", i);
+        assert_int_equal(json_integer_value(relais_json_pointer(got, p)), i);
+        snprintf(p, sizeof p, "/%d/request", i);
+        assert_int_equal(json_integer_value(relais_json_pointer(got, p)), 1);
+        size_t used = strlen(ids);
+        snprintf(ids + used, sizeof ids - used, "%s%s", i ? "," : "", relais_event_id(evs[i]));
+    }
+    assert_string_equal(jstr(got, "/0/content_type"), "application/cloudevents-batch+json");
+    assert_string_equal(jstr(got, "/0/headers/relais-batch-ids"), ids);
+    assert_string_equal(jstr(got, "/0/headers/relais-batch-size"), "5");
+    assert_string_equal(jstr(got, "/0/traceparent"), relais_event_traceparent(evs[0]));
+    assert_true(json_is_null(json_object_get(json_array_get(got, 0), "idempotency_key")));
+    assert_null(json_object_get(json_object_get(json_array_get(got, 0), "event"), "relaislocalid"));
+    json_decref(got);
+
+    /* the same batch again: five duplicates, the same local ids, nothing new */
+    deliver_many(&k, evs, NULL, 5, v, a);
+    for (int i = 0; i < 5; i++) {
+        char want[16];
+        snprintf(want, sizeof want, "L-%d", i + 1);
+        assert_int_equal(v[i], RELAIS_DELIVER_OK);
+        assert_int_equal(a[i].status, 200);
+        assert_string_equal(a[i].local_id, want);
+        assert_non_null(strstr(a[i].detail, "duplicate"));
+    }
+    assert_int_equal(stat_of(&SIM, "requests"), 2);
+    assert_int_equal(stat_of(&SIM, "raw"), 10);
+    assert_int_equal(stat_of(&SIM, "distinct"), 5);
+    assert_int_equal(stat_of(&SIM, "duplicates"), 5);
+
+    /* a single delivery of a batched event is a duplicate too (same dedupe key) */
+    relais_answer one;
+    assert_int_equal(deliver(&k, evs[2], NULL, &one), RELAIS_DELIVER_OK);
+    assert_int_equal(one.status, 200);
+    assert_string_equal(one.local_id, "L-3");
+
+    /* mixed: old, new, old, new */
+    relais_event *n1 = mk_event_n("person/b", 10), *n2 = mk_event_n("person/b", 11);
+    relais_event *mix[4] = { evs[0], n1, evs[2], n2 };
+    deliver_many(&k, mix, NULL, 4, v, a);
+    const char *want[4] = { "L-1", "L-6", "L-3", "L-7" };
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(v[i], RELAIS_DELIVER_OK);
+        assert_int_equal(a[i].status, 201);   /* element without a status: the request's */
+        assert_string_equal(a[i].local_id, want[i]);
+    }
+    assert_int_equal(stat_of(&SIM, "requests"), 4);
+    assert_int_equal(stat_of(&SIM, "distinct"), 7);
+    assert_int_equal(stat_of(&SIM, "duplicates"), 8);
+
+    /* a batch of one is a batch too */
+    relais_event *n3 = mk_event_n("person/b", 12);
+    deliver_many(&k, &n3, NULL, 1, v, a);
+    assert_int_equal(v[0], RELAIS_DELIVER_OK);
+    assert_string_equal(a[0].local_id, "L-8");
+    assert_int_equal(stat_of(&SIM, "requests"), 5);
+
+    relais_event_unref(n1);
+    relais_event_unref(n2);
+    relais_event_unref(n3);
+    for (int i = 0; i < 5; i++) relais_event_unref(evs[i]);
+    snk_free(&k);
+}
+
+static void test_sink_batch_faults(void **state)
+{
+    char y[512];
+    snk_yaml(y, sizeof y, &SIM, "/events", NULL);
+    snk k;
+    snk_new(&k, y);
+    relais_event *evs[3];
+    for (int i = 0; i < 3; i++) evs[i] = mk_event_n("person/f", i);
+    relais_verdict v[3];
+    relais_answer a[3];
+
+    /* the whole request fails: every event gets its verdict */
+    const struct { int status; relais_verdict v; } whole[] = {
+        { 500, RELAIS_DELIVER_RETRY }, { 503, RELAIS_DELIVER_RETRY }, { 429, RELAIS_DELIVER_RETRY },
+        { 408, RELAIS_DELIVER_RETRY }, { 404, RELAIS_DELIVER_REJECT }, { 409, RELAIS_DELIVER_REJECT },
+    };
+    for (size_t c = 0; c < sizeof whole / sizeof whole[0]; c++) {
+        char f[64], h[32];
+        snprintf(f, sizeof f, "{\"status\":%d,\"count\":1}", whole[c].status);
+        snprintf(h, sizeof h, "HTTP %d", whole[c].status);
+        sim_post(&SIM, "/_sim/fail", f);
+        deliver_many(&k, evs, NULL, 3, v, a);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(v[i], whole[c].v);
+            assert_int_equal(a[i].status, whole[c].status);
+            assert_string_equal(a[i].local_id, "");
+            assert_non_null(strstr(a[i].detail, h));
+            assert_non_null(strstr(a[i].detail, "injected failure"));
+        }
+    }
+    assert_int_equal(stat_of(&SIM, "requests"), 6);
+    assert_int_equal(stat_of(&SIM, "failed"), 18);
+    assert_int_equal(stat_of(&SIM, "distinct"), 0);
+
+    /* per-event answers: the first event refused (422), the second to retry (503) */
+    sim_post(&SIM, "/_sim/fail", "{\"status\":422,\"count\":1,\"per_event\":true}");
+    deliver_many(&k, evs, NULL, 3, v, a);
+    assert_int_equal(v[0], RELAIS_DELIVER_REJECT);
+    assert_int_equal(a[0].status, 422);
+    assert_string_equal(a[0].local_id, "");
+    assert_non_null(strstr(a[0].detail, "HTTP 207, element 0 of 3: 422 refused"));
+    assert_int_equal(v[1], RELAIS_DELIVER_OK);
+    assert_string_equal(a[1].local_id, "L-1");
+    assert_int_equal(v[2], RELAIS_DELIVER_OK);
+    assert_string_equal(a[2].local_id, "L-2");
+    sim_post(&SIM, "/_sim/fail", "{\"status\":503,\"count\":1,\"per_event\":true}");
+    deliver_many(&k, evs, NULL, 3, v, a);
+    assert_int_equal(v[0], RELAIS_DELIVER_RETRY);
+    assert_int_equal(a[0].status, 503);
+    assert_int_equal(v[1], RELAIS_DELIVER_OK);
+    assert_int_equal(a[1].status, 207);
+    assert_string_equal(a[1].local_id, "L-1");   /* duplicate */
+    assert_int_equal(stat_of(&SIM, "distinct"), 2);
+    snk_free(&k);
+
+    /* a path the destination does not serve: 404 for all */
+    snk_yaml(y, sizeof y, &SIM, "/nope", NULL);
+    snk_new(&k, y);
+    deliver_many(&k, evs, NULL, 3, v, a);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(v[i], RELAIS_DELIVER_REJECT);
+        assert_int_equal(a[i].status, 404);
+    }
+    snk_free(&k);
+
+    /* nobody listening: transport error, RETRY for all */
+    snprintf(y, sizeof y, "url: http://127.0.0.1:%d/events\n", ts_free_port());
+    snk_new(&k, y);
+    deliver_many(&k, evs, NULL, 3, v, a);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(v[i], RELAIS_DELIVER_RETRY);
+        assert_int_equal(a[i].status, 0);
+        assert_non_null(strstr(a[i].detail, "onnect"));
+        assert_string_equal(a[i].local_id, "");
+    }
+    snk_free(&k);
+    for (int i = 0; i < 3; i++) relais_event_unref(evs[i]);
+}
+
+static void test_sink_batch_local_ids_auth(void **state)
+{
+    sim_post(&SIM_AUTH, "/_sim/reset", "{}");
+    char y[512];
+    setenv("HTTP_TEST_TOKEN", "tok-42", 1);
+    setenv("HTTP_TEST_SIG", "sig-7", 1);
+    snk_yaml(y, sizeof y, &SIM_AUTH, "/in/archive",
+             "auth_token: env:HTTP_TEST_TOKEN\nhmac_secret: env:HTTP_TEST_SIG\n"
+             "headers: [\"X-Town: Lyon\"]\n");
+    snk k;
+    snk_new(&k, y);
+    relais_event *evs[3];
+    for (int i = 0; i < 3; i++) evs[i] = mk_event_n("person/l", i);
+    const char *lids[3] = { NULL, "W-\"77\"", "" };
+    relais_verdict v[3];
+    relais_answer a[3];
+    deliver_many(&k, evs, lids, 3, v, a);   /* the simulator checked token and signature */
+    for (int i = 0; i < 3; i++) assert_int_equal(v[i], RELAIS_DELIVER_OK);
+    json_t *got = sim_get(&SIM_AUTH, "/_sim/events?path=/in/archive");
+    assert_int_equal(json_array_size(got), 3);
+    assert_null(relais_json_pointer(got, "/0/event/relaislocalid"));
+    assert_string_equal(jstr(got, "/1/event/relaislocalid"), "W-\"77\"");
+    assert_null(relais_json_pointer(got, "/2/event/relaislocalid"));
+    assert_string_equal(jstr(got, "/1/event/id"), relais_event_id(evs[1]));   /* the rest intact */
+    assert_string_equal(jstr(got, "/1/event/data/name"), "Zélie");
+    assert_string_equal(jstr(got, "/0/headers/x-town"), "Lyon");
+    assert_true(json_is_true(relais_json_pointer(got, "/0/authorization")));
+    assert_non_null(strstr(jstr(got, "/0/signature"), "v1="));
+    json_decref(got);
+    snk_free(&k);
+
+    /* without the signature: 401 for the whole batch -> REJECT all */
+    snk_yaml(y, sizeof y, &SIM_AUTH, "/in/archive", "auth_token: env:HTTP_TEST_TOKEN\n");
+    snk_new(&k, y);
+    deliver_many(&k, evs, lids, 3, v, a);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(v[i], RELAIS_DELIVER_REJECT);
+        assert_int_equal(a[i].status, 401);
+        assert_non_null(strstr(a[i].detail, "X-Relais-Signature"));
+    }
+    snk_free(&k);
+    for (int i = 0; i < 3; i++) relais_event_unref(evs[i]);
+}
+
+/* The simulator's batch protocol, driven by hand. */
+static void test_sim_batch_protocol(void **state)
+{
+    const char *bh[] = { "Content-Type: application/cloudevents-batch+json", NULL };
+    const char *body = "[{\"id\":\"e1\"},{\"type\":\"t\"},{\"id\":\"e1\"},{\"id\":\"e2\"},7]";
+    resp *r = http_req(SIM.port, "POST", "/in/p", bh, body, strlen(body), 0);
+    assert_int_equal(r->status, 207);
+    assert_int_equal(json_array_size(r->json), 5);
+    assert_string_equal(jstr(r->json, "/0/id"), "L-1");
+    assert_int_equal(json_integer_value(relais_json_pointer(r->json, "/1/status")), 400);
+    assert_string_equal(jstr(r->json, "/2/id"), "L-1");
+    assert_true(json_is_true(relais_json_pointer(r->json, "/2/duplicate")));
+    assert_string_equal(jstr(r->json, "/3/id"), "L-2");
+    assert_int_equal(json_integer_value(relais_json_pointer(r->json, "/4/status")), 400);
+    resp_free(r);
+    json_t *st = sim_get(&SIM, "/_sim/stats");
+    assert_int_equal(json_integer_value(relais_json_pointer(st, "/raw")), 5);
+    assert_int_equal(json_integer_value(relais_json_pointer(st, "/distinct")), 2);
+    assert_int_equal(json_integer_value(relais_json_pointer(st, "/duplicates")), 1);
+    assert_int_equal(json_integer_value(relais_json_pointer(st, "/failed")), 2);
+    assert_int_equal(json_integer_value(relais_json_pointer(st, "/requests")), 1);
+    assert_int_equal(json_integer_value(relais_json_pointer(st, "/paths/~1in~1p/requests")), 1);
+    assert_int_equal(json_integer_value(relais_json_pointer(st, "/paths/~1in~1p/raw")), 5);
+    json_decref(st);
+
+    /* all duplicates: 200; the batch type with a parameter is still a batch */
+    const char *bh2[] = { "Content-Type: Application/CloudEvents-Batch+JSON; charset=utf-8", NULL };
+    body = "[{\"id\":\"e2\"}]";
+    r = http_req(SIM.port, "POST", "/in/p", bh2, body, strlen(body), 0);
+    assert_int_equal(r->status, 200);
+    assert_string_equal(jstr(r->json, "/0/id"), "L-2");
+    resp_free(r);
+
+    /* not an array: 400 for the request */
+    body = "{\"id\":\"e3\"}";
+    r = http_req(SIM.port, "POST", "/in/p", bh, body, strlen(body), 0);
+    assert_int_equal(r->status, 400);
+    resp_free(r);
+
+    /* per_event needs a status */
+    body = "{\"per_event\":true}";
+    r = http_req(SIM.port, "POST", "/_sim/fail", NULL, body, strlen(body), 0);
+    assert_int_equal(r->status, 400);
+    resp_free(r);
+}
+
+/* A destination that answers every POST with a fixed status and body, and
+ * keeps what the last request carried. MHD runs it on one internal thread
+ * (requests are served one at a time); the test thread reads `last_*` only
+ * after canned_stop() has joined that thread. */
+typedef struct canned {
+    struct MHD_Daemon *d;
+    int         port;
+    unsigned    status;
+    const char *answer;
+    char       *body;          /* last request body */
+    size_t      len;
+    char        ids[16384];    /* its Relais-Batch-Ids header, "" when absent */
+    char        size[32];      /* its Relais-Batch-Size header */
+    int         has_key;       /* it had an Idempotency-Key */
+} canned;
+
+static enum MHD_Result canned_req(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *data,
+                                  size_t *size, void **con_cls)
+{
+    canned *k = cls;
+    if (!*con_cls) {
+        *con_cls = k;
+        k->len = 0;
+        return MHD_YES;
+    }
+    if (*size) {
+        char *nb = realloc(k->body, k->len + *size + 1);
+        if (!nb) return MHD_NO;
+        k->body = nb;
+        memcpy(k->body + k->len, data, *size);
+        k->len += *size;
+        k->body[k->len] = '\0';
+        *size = 0;
+        return MHD_YES;
+    }
+    const char *ids = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Relais-Batch-Ids");
+    const char *sz = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Relais-Batch-Size");
+    snprintf(k->ids, sizeof k->ids, "%s", ids ? ids : "");
+    snprintf(k->size, sizeof k->size, "%s", sz ? sz : "");
+    k->has_key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key") != NULL;
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(k->answer), (void *)k->answer,
+                                                             MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result ret = MHD_queue_response(c, k->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static void canned_start(canned *k, unsigned status, const char *answer)
+{
+    memset(k, 0, sizeof *k);
+    k->status = status;
+    k->answer = answer;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    k->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL,
+                            canned_req, k, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+                            MHD_OPTION_END);
+    assert_non_null(k->d);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(k->d, MHD_DAEMON_INFO_BIND_PORT);
+    assert_non_null(info);
+    k->port = (int)info->port;
+}
+
+static void canned_stop(canned *k)
+{
+    MHD_stop_daemon(k->d);
+    k->d = NULL;
+}
+
+/* Deliver evs to a canned answer with the given id_pointer line. */
+static void batch_to_canned(canned *ck, unsigned status, const char *answer, const char *extra,
+                            relais_event **evs, size_t n, relais_verdict *v, relais_answer *a)
+{
+    canned_start(ck, status, answer);
+    char y[512];
+    snprintf(y, sizeof y, "url: http://127.0.0.1:%d/bulk\n%s", ck->port, extra ? extra : "");
+    snk k;
+    snk_new(&k, y);
+    deliver_many(&k, evs, NULL, n, v, a);
+    snk_free(&k);
+    canned_stop(ck);
+}
+
+static void test_sink_batch_answers(void **state)
+{
+    relais_event *evs[3];
+    for (int i = 0; i < 3; i++) evs[i] = mk_event_n("person/c", i);
+    relais_verdict v[3];
+    relais_answer a[3];
+    canned ck;
+
+    /* {"results":[...]} and what was sent */
+    batch_to_canned(&ck, 200, "{\"results\":[{\"id\":\"A\"},{\"id\":\"B\"},{\"id\":42}]}",
+                    "id_pointer: /id\n", evs, 3, v, a);
+    assert_string_equal(a[0].local_id, "A");
+    assert_string_equal(a[1].local_id, "B");
+    assert_string_equal(a[2].local_id, "42");
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(v[i], RELAIS_DELIVER_OK);
+        assert_int_equal(a[i].status, 200);
+    }
+    assert_int_equal(ck.has_key, 0);
+    assert_string_equal(ck.size, "3");
+    char ids[256];
+    snprintf(ids, sizeof ids, "%s,%s,%s", relais_event_id(evs[0]), relais_event_id(evs[1]),
+             relais_event_id(evs[2]));
+    assert_string_equal(ck.ids, ids);
+    json_t *sent = json_loadb(ck.body, ck.len, 0, NULL);
+    assert_true(json_is_array(sent));
+    assert_int_equal(json_array_size(sent), 3);
+    for (int i = 0; i < 3; i++) {
+        size_t len = 0;
+        const char *j = relais_event_json(evs[i], &len);
+        json_t *want = json_loadb(j, len, 0, NULL);
+        assert_true(json_equal(json_array_get(sent, (size_t)i), want));   /* the canonical event */
+        json_decref(want);
+    }
+    json_decref(sent);
+    free(ck.body);
+
+    /* a plain array of ids, id_pointer "" (the element itself) */
+    batch_to_canned(&ck, 201, "[\"x-1\",7,\"x-3\"]", "id_pointer: \"\"\n", evs, 3, v, a);
+    assert_string_equal(a[0].local_id, "x-1");
+    assert_string_equal(a[1].local_id, "7");
+    assert_string_equal(a[2].local_id, "x-3");
+    free(ck.body);
+
+    /* without id_pointer no local id is taken, per-event statuses still are */
+    batch_to_canned(&ck, 200, "[{\"id\":\"A\"},{\"id\":\"B\",\"status\":409},{\"id\":\"C\"}]",
+                    NULL, evs, 3, v, a);
+    assert_int_equal(v[0], RELAIS_DELIVER_OK);
+    assert_string_equal(a[0].local_id, "");
+    assert_int_equal(v[1], RELAIS_DELIVER_REJECT);
+    assert_int_equal(a[1].status, 409);
+    free(ck.body);
+
+    /* per-event statuses: ok without id, refused, a status that is not a number ignored */
+    batch_to_canned(&ck, 207,
+                    "[{\"status\":201},{\"status\":409,\"error\":\"conflict\"},"
+                    "{\"status\":\"bad\",\"id\":\"Z\"}]",
+                    "id_pointer: /id\n", evs, 3, v, a);
+    assert_int_equal(v[0], RELAIS_DELIVER_OK);
+    assert_int_equal(a[0].status, 201);
+    assert_non_null(strstr(a[0].detail, "(no id at /id)"));
+    assert_int_equal(v[1], RELAIS_DELIVER_REJECT);
+    assert_int_equal(a[1].status, 409);
+    assert_non_null(strstr(a[1].detail, "element 1 of 3: 409 refused"));
+    assert_non_null(strstr(a[1].detail, "conflict"));
+    assert_int_equal(v[2], RELAIS_DELIVER_OK);
+    assert_int_equal(a[2].status, 207);
+    assert_string_equal(a[2].local_id, "Z");
+    free(ck.body);
+    batch_to_canned(&ck, 200, "{\"results\":[{\"status\":500},{\"status\":429},{\"status\":99}]}",
+                    NULL, evs, 3, v, a);
+    assert_int_equal(v[0], RELAIS_DELIVER_RETRY);
+    assert_int_equal(v[1], RELAIS_DELIVER_RETRY);
+    assert_int_equal(v[2], RELAIS_DELIVER_OK);
+    assert_int_equal(a[2].status, 200);
+    free(ck.body);
+
+    /* answers that do not speak per event: the request's verdict for all, no ids */
+    struct { unsigned status; const char *answer; relais_verdict v; const char *note; } cases[] = {
+        { 200, "[{\"id\":\"A\"}]", RELAIS_DELIVER_OK, "(no ids: answer has 1 results for 3 events)" },
+        { 202, "accepted", RELAIS_DELIVER_OK, "(no ids: answer is not JSON)" },
+        { 200, "{\"id\":\"A\"}", RELAIS_DELIVER_OK, "(no ids: answer is neither an array" },
+        { 500, "[{\"id\":\"A\"},{\"id\":\"B\"},{\"id\":\"C\"}]", RELAIS_DELIVER_RETRY, "HTTP 500" },
+        { 400, "[{\"id\":\"A\"},{\"id\":\"B\"},{\"id\":\"C\"}]", RELAIS_DELIVER_REJECT, "HTTP 400 refused" },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        batch_to_canned(&ck, cases[c].status, cases[c].answer, "id_pointer: /id\n", evs, 3, v, a);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(v[i], cases[c].v);
+            assert_int_equal(a[i].status, (int)cases[c].status);
+            assert_string_equal(a[i].local_id, "");
+            if (!strstr(a[i].detail, cases[c].note))
+                fail_msg("case %zu: detail '%s' lacks '%s'", c, a[i].detail, cases[c].note);
+        }
+        free(ck.body);
+    }
+    for (int i = 0; i < 3; i++) relais_event_unref(evs[i]);
+
+    /* a large batch: Relais-Batch-Ids would pass 8 KiB, so only the size is sent */
+    relais_event *many[300];
+    relais_verdict mv[300];
+    relais_answer *ma = calloc(300, sizeof *ma);
+    for (int i = 0; i < 300; i++) many[i] = mk_event_n("person/m", i);
+    batch_to_canned(&ck, 200, "[]", NULL, many, 300, mv, ma);
+    assert_string_equal(ck.ids, "");
+    assert_string_equal(ck.size, "300");
+    sent = json_loadb(ck.body, ck.len, 0, NULL);
+    assert_int_equal(json_array_size(sent), 300);
+    assert_string_equal(jstr(sent, "/299/id"), relais_event_id(many[299]));
+    json_decref(sent);
+    free(ck.body);
+    for (int i = 0; i < 300; i++) {
+        assert_int_equal(mv[i], RELAIS_DELIVER_OK);
+        relais_event_unref(many[i]);
+    }
+    free(ma);
+}
+
+/* A Relais sink batching into a Relais webhook source: the source takes the
+ * CloudEvents batch and its {"results":[{"event_id":..}]} answer gives the
+ * sink one local id per event. */
+static void test_sink_batch_to_source(void **state)
+{
+    fake_reset();
+    src s;
+    src_start(&s, "listen: 127.0.0.1:0\n");
+    char y[256];
+    snprintf(y, sizeof y, "url: http://127.0.0.1:%d/events\nid_pointer: /event_id\n", s.port);
+    snk k;
+    snk_new(&k, y);
+    relais_event *evs[3];
+    for (int i = 0; i < 3; i++) evs[i] = mk_event_n("person/s", i);
+    relais_verdict v[3];
+    relais_answer a[3];
+    deliver_many(&k, evs, NULL, 3, v, a);
+    assert_int_equal(fake_count(&F.recs), 3);
+    pthread_mutex_lock(&F.lock);
+    assert_int_equal(F.nsubmit, 1);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(v[i], RELAIS_DELIVER_OK);
+        assert_int_equal(a[i].status, 202);
+        /* the receiving hub's event id for that record */
+        const char *rid = relais_event_record_id(evs[i]);
+        char p[64];
+        snprintf(p, sizeof p, "/%d/record_id", i);
+        assert_string_equal(jstr(F.recs, p), rid);
+        assert_string_equal(a[i].local_id, json_string_value(json_object_get(F.seen, rid)));
+    }
+    pthread_mutex_unlock(&F.lock);
+    for (int i = 0; i < 3; i++) relais_event_unref(evs[i]);
+    snk_free(&k);
+    src_stop(&s);
+}
+
 int main(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1287,6 +1828,12 @@ int main(void)
         cmocka_unit_test_setup(test_sink_transport, sink_setup),
         cmocka_unit_test_setup(test_sink_auth_signature_headers, sink_setup),
         cmocka_unit_test_setup(test_sink_concurrent_keepalive, sink_setup),
+        cmocka_unit_test_setup(test_sink_batch, sink_setup),
+        cmocka_unit_test_setup(test_sink_batch_faults, sink_setup),
+        cmocka_unit_test_setup(test_sink_batch_local_ids_auth, sink_setup),
+        cmocka_unit_test_setup(test_sim_batch_protocol, sink_setup),
+        cmocka_unit_test(test_sink_batch_answers),
+        cmocka_unit_test(test_sink_batch_to_source),
     };
     int failed = cmocka_run_group_tests_name("http pure", pure, NULL, NULL);
     failed += cmocka_run_group_tests_name("http source", source, NULL, NULL);

@@ -8,7 +8,7 @@
  * contains the substring (so every error of a file is checked, not just the
  * first). Then targeted tests: defaults, the full example's values, lists,
  * where clauses, secrets in journal.conninfo (resolved, never quoted back),
- * error order, loading from memory, missing files, destroy(NULL).
+ * error order, loading from memory, missing files, destroy(NULL), batch_max.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -417,6 +417,37 @@ static void test_buffer_and_files(void **state)
     relais_errlist_free(&errs);
 }
 
+/* batch_max: kept on sinks of connectors that deliver batches, default 1;
+ * the refusals (file sink, 0, source) are in invalid/batch_max.yaml. */
+static void test_batch_max(void **state)
+{
+    (void)state;
+    relais_errlist errs;
+    relais_errlist_init(&errs);
+    relais_config *c = relais_config_load(ts_source_path("tests/data/config/valid/batch_max.yaml"), &errs);
+    dump(&errs);
+    assert_non_null(c);
+    assert_int_equal(c->n_connectors, 4);
+    assert_string_equal(c->connectors[0].name, "worksite");
+    assert_int_equal(c->connectors[0].batch_max, 50);
+    assert_non_null(c->connectors[0].desc->deliver_batch);
+    assert_int_equal(c->connectors[1].batch_max, 10000);
+    assert_int_equal(c->connectors[2].batch_max, 1);
+    assert_int_equal(c->connectors[3].batch_max, 1);     /* default */
+    relais_config_destroy(c);
+    relais_errlist_free(&errs);
+
+    /* one error per bad value, naming the line */
+    c = load_text("bus: {brokers: embedded}\njournal: {conninfo: x}\nconnectors:\n"
+                  "  - {name: f, type: file, mode: sink, dir: /tmp,\n"
+                  "     batch_max: 2}\n", &errs);
+    assert_null(c);
+    assert_int_equal(errs.count, 1);
+    assert_string_equal(errs.msgs[0], "mem.yaml:5: connector 'f': connector type 'file' delivers "
+                                      "one event at a time; 'batch_max' must be 1");
+    relais_errlist_free(&errs);
+}
+
 static void test_registry(void **state)
 {
     (void)state;
@@ -440,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_errors_in_line_order),
         cmocka_unit_test(test_no_cascade),
         cmocka_unit_test(test_buffer_and_files),
+        cmocka_unit_test(test_batch_max),
         cmocka_unit_test(test_registry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
