@@ -582,7 +582,8 @@ relais_hub *relais_hub_new(relais_config *cfg, char *errstr, size_t errlen)
 
     char err[512];
     relais_journal_opts jo = { .conninfo = cfg->journal.conninfo, .batch_max = cfg->journal.batch_max,
-                               .batch_wait_ms = cfg->journal.batch_wait_ms, .writer = 1, .queue_max = 100000 };
+                               .batch_wait_ms = cfg->journal.batch_wait_ms > 0 ? cfg->journal.batch_wait_ms : -1,  /* config 0 = no wait */
+                               .writer = 1, .queue_max = 100000 };
     h->j = relais_journal_open(&jo, err, sizeof err);
     if (!h->j) { snprintf(errstr, errlen, "journal: %s", err); relais_hub_destroy(h); return NULL; }
 

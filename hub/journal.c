@@ -3,19 +3,44 @@
  * migrations in hub/migrations.c, design in docs/JOURNAL.md).
  *
  * Write side: callers turn each write into a job that owns copies or
- * references of everything it needs, and queue it. One writer thread takes
- * every queued job (up to batch_max items, waiting up to batch_wait_ms for
- * more), runs them in ONE transaction where jobs of one kind are merged into
- * one statement (a JSON array parameter expanded with json_to_recordset), and
- * commits. Blocking callers then get their results; async jobs are freed.
+ * references of everything it needs, and queue it on one of two lanes. A
+ * lane is a queue, a writer thread and that thread's own connection:
+ *   lane A "relais-journal"   the blocking jobs: ingest, reject, route (a
+ *                             source or the bus thread waits for them);
+ *   lane B "relais-j-async"   the async jobs: attempt outcomes and free-form
+ *                             steps (nobody waits for them).
+ * Each writer takes every job queued on its lane (up to batch_max items,
+ * waiting up to batch_wait_ms for more), runs them in ONE transaction where
+ * jobs of one kind are merged into one statement (a JSON array parameter
+ * expanded with json_to_recordset), and commits. Blocking callers then get
+ * their results; async jobs are freed. The two lanes commit independently,
+ * so a blocking call never waits behind a large batch of outcomes.
  *
- * Failures:
+ * Why two lanes are safe (docs/JOURNAL.md, "Why two lanes"):
+ *   - an attempt outcome is queued only after the route that created its
+ *     delivery committed, a "published" step only after its ingest
+ *     committed (the hub's order); lane B is FIFO, so two outcomes of one
+ *     delivery apply in order (in one batch: one statement per "round");
+ *   - lane B never waits for a lock lane A holds (it updates deliveries rows
+ *     that committed routes created, in id order, and upserts xref; lane A
+ *     inserts new rows and only reads xref), so no lock cycle between them;
+ *     a deadlock or serialization failure (class 40) is retried anyway;
+ *   - a route reads the cross-references lane B has not committed yet from
+ *     lane B's list of pending outcomes (pending_xref), so a local id
+ *     learned before the route was queued reaches it, as with one writer.
+ *
+ * Failures (per lane):
  *   - connection lost (or a server-side condition such as a statement timeout):
- *     blocking jobs of the batch fail (ingest results UNAVAILABLE), async jobs
- *     go back to the head of the queue, the writer reconnects with backoff
- *     100 ms .. 5 s; meanwhile blocking calls fail at once. The async queue is
- *     bounded by queue_max: when over, the oldest async job is dropped with
- *     an error log.
+ *     when it was lost before COMMIT was sent, the lane reconnects at once and
+ *     runs the batch again (a connection killed while idle costs no call);
+ *     otherwise blocking jobs of the batch fail (ingest results UNAVAILABLE),
+ *     async jobs go back to the head of the queue, the writer reconnects with
+ *     backoff 100 ms .. 5 s; meanwhile blocking calls fail at once. The async
+ *     queue is bounded by queue_max: when over, the oldest async job is
+ *     dropped with an error log.
+ *   - deadlock / serialization failure: the batch is run again after a short
+ *     pause (CONFLICT_TRIES times), then async jobs go back to the head of
+ *     the queue without disconnecting and blocking jobs fail.
  *   - data error (PostgreSQL refused a value): the batch is re-run job by job,
  *     an ingest job event by event, so one bad input cannot sink the others.
  *     A refused event gets REJECTED and a rejections row; a refused async job
@@ -23,16 +48,22 @@
  *   - blocking calls give up after block_timeout_ms (default 30 s).
  *
  * Threads and ownership:
- *   writer thread  owns j->wconn, j->next_connect_us, j->backoff_ms and every
- *                  job it took off the queue until it completes it.
- *   any thread     queues jobs; j->mu guards the queue (head, tail, counters),
- *                  job states and results hand-over, stopping, down.
- *                  A blocking caller waits on its job's condvar; when it gives
- *                  up on a running job it marks it abandoned and the writer
- *                  frees it.
+ *   writer threads each owns its lane's wconn, next_connect_us, backoff_ms,
+ *                  batch array and every job it took off its queue until it
+ *                  completes it.
+ *   any thread     queues jobs; a lane's mu guards its queue (head, tail,
+ *                  counters, the pending-xref list), job states and results
+ *                  hand-over, stopping, down, wcancel, dropped. Lane A's mu
+ *                  also guards block_timeout_ms. No thread ever holds both
+ *                  lanes' mutexes. A blocking caller waits on its job's
+ *                  condvar; when it gives up on a running job it marks it
+ *                  abandoned and the writer frees it.
+ *   lane A writer  reads lane B's pending-xref list under lane B's mu (the
+ *                  jobs on it are immutable until completed, which happens
+ *                  under that mutex).
  *   read side      j->rmu guards j->rconn (trace, dlq, replay, claim,
  *                  unrouted, xref_get), usable from any thread.
- *   healthy, batches, jobs are atomics.
+ *   healthy (per lane and the read-only one), batches, jobs are atomics.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -57,6 +88,8 @@
 #define BACKOFF_MAX_MS         5000
 #define IDLE_PING_MS           2000
 #define TRANSIENT_TRIES        3
+#define CONFLICT_TRIES         5      /* deadlock / serialization failure */
+#define CONFLICT_PAUSE_MS      20     /* times the try number */
 #define RAW_MAX                4096
 
 /* ---- jobs ------------------------------------------------------------------------ */
@@ -75,11 +108,13 @@ typedef struct route_in {
 typedef struct job {
     struct job *next;
     job_kind    kind;
-    int         blocking;
+    int         blocking;     /* ingest, reject, route: lane A; attempt, step: lane B */
     int         owned;        /* 0 for the writer's temporary sub-jobs: nothing to free */
-    job_state   state;        /* under j->mu */
-    int         rc;           /* under j->mu */
-    int         abandoned;    /* under j->mu: the caller gave up, the writer frees */
+    job_state   state;        /* under its lane's mu */
+    int         rc;           /* under its lane's mu */
+    int         abandoned;    /* under its lane's mu: the caller gave up, the writer frees */
+    int         in_xlist;     /* under lane B's mu: on the pending-xref list */
+    struct job *xprev, *xnext;
     pthread_cond_t cond;      /* blocking jobs */
     int64_t     at_us;        /* when the call was made (hub wall clock) */
     union {
@@ -94,19 +129,21 @@ typedef struct job {
     } u;
 } job;
 
-struct relais_journal {
-    char *conninfo;
-    long  batch_max, batch_wait_ms, queue_max, block_timeout_ms;
-    int   writer;
+enum { LANE_BLOCKING, LANE_ASYNC, NLANES };
 
-    pthread_mutex_t rmu;          /* read side */
-    PGconn         *rconn;
+/* One queue, one writer thread, one connection. */
+typedef struct lane {
+    struct relais_journal *j;
+    const char     *name;         /* in logs: "writer", "async writer" */
+    const char     *thread_name;  /* at most 15 characters (Linux) */
+    const char     *app_name;     /* PostgreSQL application_name */
 
-    pthread_mutex_t mu;           /* queue */
+    pthread_mutex_t mu;           /* the queue */
     pthread_cond_t  wake;         /* the writer waits here */
     job            *head, *tail;
     size_t          qasync;       /* queued async jobs */
     size_t          qitems;       /* items (events, rows) of the queued jobs */
+    job            *xhead, *xtail; /* lane B: queued or running OK outcomes with a local id, queue order */
     int             stopping;
     int64_t         stop_deadline_us;
     int             down;         /* writer disconnected: blocking calls fail at once */
@@ -123,6 +160,19 @@ struct relais_journal {
     PGconn *wconn;
     int64_t next_connect_us;
     long    backoff_ms;
+} lane;
+
+struct relais_journal {
+    char *conninfo;
+    long  batch_max, batch_wait_ms, queue_max;
+    long  block_timeout_ms;       /* under lanes[LANE_BLOCKING].mu */
+    int   writer;
+
+    pthread_mutex_t rmu;          /* read side */
+    PGconn         *rconn;
+    atomic_int      healthy;      /* read only (no writer): the read connection; else unused */
+
+    lane            lanes[NLANES];
 };
 
 /* ---- small helpers ------------------------------------------------------------- */
@@ -341,39 +391,66 @@ static void job_reset_results(job *jb, const char *reason)
     }
 }
 
-/* ---- the queue (caller holds j->mu) ----------------------------------------------- */
+/* ---- the queue (caller holds l->mu) ----------------------------------------------- */
 
-static void q_push_tail(relais_journal *j, job *jb)
+static void q_push_tail(lane *l, job *jb)
 {
     jb->next = NULL;
     jb->state = JOB_QUEUED;
-    if (j->tail) j->tail->next = jb; else j->head = jb;
-    j->tail = jb;
-    if (!jb->blocking) j->qasync++;
-    j->qitems += job_items(jb);
+    if (l->tail) l->tail->next = jb; else l->head = jb;
+    l->tail = jb;
+    if (!jb->blocking) l->qasync++;
+    l->qitems += job_items(jb);
 }
 
-static void q_unlink(relais_journal *j, job *prev, job *jb)
+static void q_unlink(lane *l, job *prev, job *jb)
 {
-    if (prev) prev->next = jb->next; else j->head = jb->next;
-    if (j->tail == jb) j->tail = prev;
+    if (prev) prev->next = jb->next; else l->head = jb->next;
+    if (l->tail == jb) l->tail = prev;
     jb->next = NULL;
-    if (!jb->blocking) j->qasync--;
-    j->qitems -= job_items(jb);
+    if (!jb->blocking) l->qasync--;
+    l->qitems -= job_items(jb);
 }
 
-static int q_remove(relais_journal *j, job *jb)
+static int q_remove(lane *l, job *jb)
 {
     job *prev = NULL;
-    for (job *p = j->head; p; prev = p, p = p->next) {
-        if (p == jb) { q_unlink(j, prev, p); return 0; }
+    for (job *p = l->head; p; prev = p, p = p->next) {
+        if (p == jb) { q_unlink(l, prev, p); return 0; }
     }
     return -1;
 }
 
-/* Mark done and hand over; frees async and abandoned jobs. */
-static void complete_locked(job *jb, int rc)
+/* The pending-xref list: lane B's OK outcomes that carry a local id, from
+ * queueing until completion, in queue order (a route reads it, pending_xref). */
+static int teaches_xref(const job *jb)
 {
+    return jb->kind == JOB_ATTEMPT && jb->u.attempt.out == OUT_OK && jb->u.attempt.local_id &&
+           jb->u.attempt.local_id[0] && jb->u.attempt.subject;
+}
+
+static void xlist_append(lane *l, job *jb)
+{
+    jb->xnext = NULL;
+    jb->xprev = l->xtail;
+    if (l->xtail) l->xtail->xnext = jb; else l->xhead = jb;
+    l->xtail = jb;
+    jb->in_xlist = 1;
+}
+
+static void xlist_unlink(lane *l, job *jb)
+{
+    if (!jb->in_xlist) return;
+    if (jb->xprev) jb->xprev->xnext = jb->xnext; else l->xhead = jb->xnext;
+    if (jb->xnext) jb->xnext->xprev = jb->xprev; else l->xtail = jb->xprev;
+    jb->xprev = jb->xnext = NULL;
+    jb->in_xlist = 0;
+}
+
+/* Mark done and hand over; frees async and abandoned jobs. */
+static void complete_locked(lane *l, job *jb, int rc)
+{
+    xlist_unlink(l, jb);
     jb->rc = rc;
     jb->state = JOB_DONE;
     if (!jb->blocking || jb->abandoned) job_free(jb);
@@ -381,33 +458,34 @@ static void complete_locked(job *jb, int rc)
 }
 
 /* Keep the async queue within queue_max: drop the oldest async jobs. */
-static void q_bound_locked(relais_journal *j)
+static void q_bound_locked(lane *l)
 {
-    while (j->qasync > (size_t)j->queue_max) {
-        job *prev = NULL, *p = j->head;
+    long queue_max = l->j->queue_max;
+    while (l->qasync > (size_t)queue_max) {
+        job *prev = NULL, *p = l->head;
         while (p && p->blocking) { prev = p; p = p->next; }
         if (!p) break;
-        q_unlink(j, prev, p);
-        j->dropped++;
+        q_unlink(l, prev, p);
+        l->dropped++;
         relais_logf(RELAIS_LOG_ERROR, COMP, "queue full (%ld async jobs waiting for PostgreSQL): "
-                    "dropped the oldest %s job%s%s (%llu dropped so far)", j->queue_max, kind_name(p->kind),
+                    "dropped the oldest %s job%s%s (%llu dropped so far)", queue_max, kind_name(p->kind),
                     p->kind == JOB_ATTEMPT || p->kind == JOB_STEP ? " of event " : "",
                     p->kind == JOB_ATTEMPT ? p->u.attempt.event_id : p->kind == JOB_STEP ? p->u.step.event_id : "",
-                    (unsigned long long)j->dropped);
-        complete_locked(p, -1);
+                    (unsigned long long)l->dropped);
+        complete_locked(l, p, -1);
     }
 }
 
 /* Fail every queued blocking job (the writer is disconnected). */
-static void q_fail_blocking_locked(relais_journal *j, const char *reason)
+static void q_fail_blocking_locked(lane *l, const char *reason)
 {
-    job *prev = NULL, *p = j->head;
+    job *prev = NULL, *p = l->head;
     while (p) {
         job *next = p->next;
         if (p->blocking) {
-            q_unlink(j, prev, p);
+            q_unlink(l, prev, p);
             job_reset_results(p, reason);
-            complete_locked(p, -1);
+            complete_locked(l, p, -1);
         } else {
             prev = p;
         }
@@ -417,46 +495,63 @@ static void q_fail_blocking_locked(relais_journal *j, const char *reason)
 
 static int submit_async(relais_journal *j, job *jb)
 {
-    pthread_mutex_lock(&j->mu);
-    if (j->stopping || !j->writer) {
-        pthread_mutex_unlock(&j->mu);
-        relais_logf(RELAIS_LOG_ERROR, COMP, "%s job refused: the journal is %s", kind_name(jb->kind),
-                    j->writer ? "closing" : "open without a writer");
+    lane *l = &j->lanes[LANE_ASYNC];
+    if (!j->writer) {
+        relais_logf(RELAIS_LOG_ERROR, COMP, "%s job refused: the journal is open without a writer",
+                    kind_name(jb->kind));
         job_free(jb);
         return -1;
     }
-    q_push_tail(j, jb);
-    q_bound_locked(j);
-    pthread_cond_signal(&j->wake);
-    pthread_mutex_unlock(&j->mu);
+    pthread_mutex_lock(&l->mu);
+    if (l->stopping) {
+        pthread_mutex_unlock(&l->mu);
+        relais_logf(RELAIS_LOG_ERROR, COMP, "%s job refused: the journal is closing", kind_name(jb->kind));
+        job_free(jb);
+        return -1;
+    }
+    q_push_tail(l, jb);
+    if (teaches_xref(jb)) xlist_append(l, jb);
+    q_bound_locked(l);
+    pthread_cond_signal(&l->wake);
+    pthread_mutex_unlock(&l->mu);
     return 0;
 }
 
-/* Queue a blocking job and wait for it. Returns the job's rc, or -1 when it
- * could not run. *abandoned = 1 when the writer still holds the job (the
- * caller must not touch or free it), else the caller frees it. */
+/* Queue a blocking job on lane A and wait for it. Returns the job's rc, or
+ * -1 when it could not run. *abandoned = 1 when the writer still holds the
+ * job (the caller must not touch or free it), else the caller frees it. */
 static int submit_blocking(relais_journal *j, job *jb, int *abandoned)
 {
     *abandoned = 0;
     job_reset_results(jb, "journal unavailable");
-    pthread_mutex_lock(&j->mu);
+    lane *l = &j->lanes[LANE_BLOCKING], *la = &j->lanes[LANE_ASYNC];
     const char *why = NULL;
-    if (!j->writer) why = "the journal is open without a writer";
-    else if (j->stopping) why = "the journal is closing";
-    else if (j->down) why = "PostgreSQL is unreachable";
-    else if (j->qasync >= (size_t)j->queue_max) why = "the journal queue is full";
+    if (!j->writer) {
+        why = "the journal is open without a writer";
+    } else {
+        /* the async lane's bound applies to blocking calls too: a hub whose
+         * outcomes cannot be written takes no new work */
+        pthread_mutex_lock(&la->mu);
+        if (la->qasync >= (size_t)j->queue_max) why = "the journal queue is full";
+        pthread_mutex_unlock(&la->mu);
+    }
+    if (!why) {
+        pthread_mutex_lock(&l->mu);
+        if (l->stopping) why = "the journal is closing";
+        else if (l->down) why = "PostgreSQL is unreachable";
+        if (why) pthread_mutex_unlock(&l->mu);
+    }
     if (why) {
-        pthread_mutex_unlock(&j->mu);
         char reason[128];
         snprintf(reason, sizeof reason, "journal unavailable: %s", why);
         job_reset_results(jb, reason);
         return -1;
     }
-    q_push_tail(j, jb);
-    pthread_cond_signal(&j->wake);
+    q_push_tail(l, jb);
+    pthread_cond_signal(&l->wake);
     int64_t deadline = mono_us() + j->block_timeout_ms * 1000;
     while (jb->state != JOB_DONE) {
-        if (cond_wait_until(&jb->cond, &j->mu, deadline) == ETIMEDOUT && jb->state != JOB_DONE) break;
+        if (cond_wait_until(&jb->cond, &l->mu, deadline) == ETIMEDOUT && jb->state != JOB_DONE) break;
     }
     int rc;
     if (jb->state == JOB_DONE) {
@@ -466,13 +561,13 @@ static int submit_blocking(relais_journal *j, job *jb, int *abandoned)
         relais_logf(RELAIS_LOG_ERROR, COMP, "%s call timed out after %ld ms waiting for PostgreSQL",
                     kind_name(jb->kind), j->block_timeout_ms);
         if (jb->state == JOB_QUEUED) {
-            q_remove(j, jb);
+            q_remove(l, jb);
         } else {
             jb->abandoned = 1;
             *abandoned = 1;
         }
     }
-    pthread_mutex_unlock(&j->mu);
+    pthread_mutex_unlock(&l->mu);
     if (rc != 0 && !*abandoned && jb->state != JOB_DONE) job_reset_results(jb, "journal timed out");
     return rc;
 }
@@ -502,9 +597,15 @@ static const struct { const char *name; const char *sql; } g_stmts[] = {
       " FROM json_to_recordset($1::json) AS x(at bigint, source text, record_id text,"
       "   location text, reason text, raw text)" },
     { "attempt",
+      /* lk locks the delivery rows in id order before the UPDATE touches
+       * them (LockRows runs above the Sort), so two writers updating the
+       * same rows (two hubs, a late answer) cannot wait for each other in a
+       * cycle; FOR NO KEY UPDATE is the lock the UPDATE itself takes. */
       "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(n int, id bigint, outcome text,"
       "   retry_ms bigint, status int, detail text, tenant text, entity text, subject text,"
       "   destination text, local_id text)),"
+      " lk AS MATERIALIZED (SELECT d.id FROM deliveries d WHERE d.id IN (SELECT x.id FROM x)"
+      "   ORDER BY d.id FOR NO KEY UPDATE OF d),"
       " upd AS (UPDATE deliveries d SET"
       "   status = CASE x.outcome WHEN 'ok' THEN 'delivered' WHEN 'dead' THEN 'dead' ELSE 'pending' END,"
       "   attempts = d.attempts + 1,"
@@ -512,7 +613,7 @@ static const struct { const char *name; const char *sql; } g_stmts[] = {
       "                     THEN now() + x.retry_ms * interval '1 millisecond' ELSE d.next_attempt_at END,"
       "   lease_owner = NULL, lease_until = NULL, last_status = x.status, last_detail = x.detail,"
       "   updated_at = now()"
-      "   FROM x WHERE d.id = x.id AND d.status = 'pending' RETURNING d.id)"
+      "   FROM x, lk WHERE d.id = x.id AND lk.id = x.id AND d.status = 'pending' RETURNING d.id)"
       " INSERT INTO xref (tenant, entity, canonical_id, package, local_id, updated_at)"
       " SELECT DISTINCT ON (tenant, entity, subject, destination) tenant, entity, subject, destination,"
       "        local_id, now()"
@@ -547,8 +648,11 @@ static const struct { const char *name; const char *sql; } g_stmts[] = {
       "   destination text, attempt int, status int, detail text)" },
 };
 
-typedef enum brc { B_OK = 0, B_DATA, B_TRANSIENT, B_CONN } brc;
-typedef struct berr { char msg[512]; char state[8]; } berr;
+/* B_CONFLICT: deadlock detected or serialization failure: nothing was
+ * written, running the batch again is the cure. */
+typedef enum brc { B_OK = 0, B_DATA, B_TRANSIENT, B_CONN, B_CONFLICT } brc;
+/* at_commit: the failure came from COMMIT itself (the outcome may be unknown). */
+typedef struct berr { char msg[512]; char state[8]; int at_commit; } berr;
 
 static brc classify(PGconn *c, const PGresult *r, berr *e)
 {
@@ -558,36 +662,37 @@ static brc classify(PGconn *c, const PGresult *r, berr *e)
     if (!c || PQstatus(c) != CONNECTION_OK) return B_CONN;
     if (!st) return B_TRANSIENT;                     /* client side: out of memory... */
     if (!strncmp(st, "08", 2)) return B_CONN;        /* connection exception */
+    if (!strcmp(st, "40P01") || !strcmp(st, "40001")) return B_CONFLICT;
     if (!strncmp(st, "40", 2) || !strncmp(st, "53", 2) || !strncmp(st, "57", 2) ||
         !strncmp(st, "58", 2) || !strncmp(st, "XX", 2)) return B_TRANSIENT;
     return B_DATA;                                   /* PostgreSQL refused a value */
 }
 
-static brc wexec(relais_journal *j, const char *stmt, int n, const char *const *vals,
+static brc wexec(lane *l, const char *stmt, int n, const char *const *vals,
                  PGresult **out, berr *e)
 {
-    PGresult *r = PQexecPrepared(j->wconn, stmt, n, vals, NULL, NULL, 0);
+    PGresult *r = PQexecPrepared(l->wconn, stmt, n, vals, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
         if (out) *out = r; else PQclear(r);
         return B_OK;
     }
-    brc c = classify(j->wconn, r, e);
+    brc c = classify(l->wconn, r, e);
     PQclear(r);
     return c;
 }
 
-static brc wexec_plain(relais_journal *j, const char *sql, berr *e)
+static brc wexec_plain(lane *l, const char *sql, berr *e)
 {
-    PGresult *r = PQexec(j->wconn, sql);
+    PGresult *r = PQexec(l->wconn, sql);
     ExecStatusType st = PQresultStatus(r);
-    brc c = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? B_OK : classify(j->wconn, r, e);
+    brc c = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? B_OK : classify(l->wconn, r, e);
     PQclear(r);
     return c;
 }
 
 /* Run a statement with one JSON array parameter (plus extra text ones). */
-static brc wexec_json(relais_journal *j, const char *stmt, json_t *arr, const char *p2, const char *p3,
+static brc wexec_json(lane *l, const char *stmt, json_t *arr, const char *p2, const char *p3,
                       PGresult **out, berr *e)
 {
     char *js = json_dumps(arr, JSON_COMPACT);
@@ -597,7 +702,7 @@ static brc wexec_json(relais_journal *j, const char *stmt, json_t *arr, const ch
         return B_TRANSIENT;
     }
     const char *vals[3] = { js, p2, p3 };
-    brc c = wexec(j, stmt, p3 ? 3 : p2 ? 2 : 1, vals, out, e);
+    brc c = wexec(l, stmt, p3 ? 3 : p2 ? 2 : 1, vals, out, e);
     free(js);
     return c;
 }
@@ -620,7 +725,7 @@ static void add_step(json_t *steps, int64_t at_us, const char *event_id, const c
 
 typedef struct ingest_ref { relais_event *ev; relais_submit_result *res; int64_t at_us; } ingest_ref;
 
-static brc batch_ingest(relais_journal *j, job **b, size_t n, json_t *steps, berr *e)
+static brc batch_ingest(lane *l, job **b, size_t n, json_t *steps, berr *e)
 {
     size_t total = 0;
     for (size_t i = 0; i < n; i++) if (b[i]->kind == JOB_INGEST) total += b[i]->u.ingest.n;
@@ -671,7 +776,7 @@ static brc batch_ingest(relais_journal *j, job **b, size_t n, json_t *steps, ber
     char *mjs = json_dumps(meta, JSON_COMPACT);
     if (!mjs) goto out;
     const char *vals[2] = { mjs, bodies };
-    rc = wexec(j, "ingest", 2, vals, &r, e);
+    rc = wexec(l, "ingest", 2, vals, &r, e);
     free(mjs);
     if (rc != B_OK) goto out;
     for (int row = 0; row < PQntuples(r); row++) {
@@ -702,7 +807,7 @@ static brc batch_ingest(relais_journal *j, job **b, size_t n, json_t *steps, ber
             json_object_set_new(o, "record_id", jstr(rid ? rid : relais_event_id(it[k].ev)));
             json_array_append_new(keys, o);
         }
-        rc = wexec_json(j, "ingest_dups", keys, NULL, NULL, &r, e);
+        rc = wexec_json(l, "ingest_dups", keys, NULL, NULL, &r, e);
         if (rc != B_OK) goto out;
         for (int row = 0; row < PQntuples(r); row++) {
             long nn = strtol(PQgetvalue(r, row, 0), NULL, 10);
@@ -736,7 +841,7 @@ out:
     return rc;
 }
 
-static brc batch_reject(relais_journal *j, job **b, size_t n, json_t *steps, berr *e)
+static brc batch_reject(lane *l, job **b, size_t n, json_t *steps, berr *e)
 {
     json_t *rows = NULL;
     for (size_t i = 0; i < n; i++) {
@@ -765,7 +870,7 @@ static brc batch_reject(relais_journal *j, job **b, size_t n, json_t *steps, ber
         add_step(steps, jb->at_us, NULL, "rejected", NULL, 0, 0, detail);
     }
     if (!rows) return B_OK;
-    brc rc = wexec_json(j, "reject", rows, NULL, NULL, NULL, e);
+    brc rc = wexec_json(l, "reject", rows, NULL, NULL, NULL, e);
     json_decref(rows);
     return rc;
 }
@@ -779,7 +884,7 @@ static int cmp_attempt_ord(const void *a, const void *b)
     return x->pos < y->pos ? -1 : x->pos > y->pos;
 }
 
-static brc batch_attempt(relais_journal *j, job **b, size_t n, json_t *steps, berr *e)
+static brc batch_attempt(lane *l, job **b, size_t n, json_t *steps, berr *e)
 {
     size_t na = 0;
     for (size_t i = 0; i < n; i++) if (b[i]->kind == JOB_ATTEMPT) na++;
@@ -828,7 +933,7 @@ static brc batch_attempt(relais_journal *j, job **b, size_t n, json_t *steps, be
             set_opt(o, "local_id", jb->u.attempt.local_id);
             json_array_append_new(rows, o);
         }
-        rc = wexec_json(j, "attempt", rows, NULL, NULL, NULL, e);
+        rc = wexec_json(l, "attempt", rows, NULL, NULL, NULL, e);
         json_decref(rows);
     }
     free(round);
@@ -871,7 +976,83 @@ static int cmp_ref_event(const void *a, const void *b)
                   relais_event_id(y->jb->u.route.items[y->item].ev));
 }
 
-static brc batch_route(relais_journal *j, job **b, size_t n, json_t *steps, berr *e)
+/* A cross-reference key: (tenant, entity, canonical id, package). */
+typedef struct xkey { const char *tenant, *entity, *subject, *dest; size_t n; } xkey;
+
+static int cmp_xkey(const void *a, const void *b)
+{
+    const xkey *x = a, *y = b;
+    int c = strcmp(x->subject, y->subject);
+    if (!c) c = strcmp(x->dest, y->dest);
+    if (!c) c = strcmp(x->entity, y->entity);
+    if (!c) c = strcmp(x->tenant, y->tenant);
+    return c;
+}
+
+/* The local ids that lane B has been given but not committed yet, for the
+ * rows refs[0..nr) of one route statement: ov[i] = the local id of the LAST
+ * pending OK outcome with row i's key (the one xref will keep), else NULL.
+ * Called by lane A before the route statement runs: an outcome queued
+ * earlier is either still on lane B's list (seen here) or committed (seen
+ * by the statement). NULL when nothing is pending (or out of memory: the
+ * statement's own xref lookup still applies). */
+static char **pending_xref(relais_journal *j, const route_ref *refs, size_t nr)
+{
+    lane *lb = &j->lanes[LANE_ASYNC];
+    pthread_mutex_lock(&lb->mu);
+    int any = lb->xhead != NULL;
+    pthread_mutex_unlock(&lb->mu);
+    if (!any || !nr) return NULL;
+    xkey *keys = calloc(nr, sizeof *keys);
+    char (*ents)[128] = calloc(nr, sizeof *ents);
+    const char **src = calloc(nr, sizeof *src);
+    char **ov = calloc(nr, sizeof *ov);
+    if (!keys || !ents || !src || !ov) {
+        free(keys); free(ents); free(src); free(ov);
+        return NULL;
+    }
+    size_t nk = 0;
+    for (size_t i = 0; i < nr; i++) {
+        const route_ref *ref = &refs[i];
+        if (ref->dest == NO_DEST) continue;
+        const route_in *it = &ref->jb->u.route.items[ref->item];
+        const char *subject = relais_event_subject(it->ev);
+        if (!subject) continue;
+        relais_event_entity(it->ev, ents[nk], sizeof ents[nk]);
+        keys[nk] = (xkey){ or_empty(relais_event_tenant(it->ev)), ents[nk], subject, it->dests[ref->dest], i };
+        nk++;
+    }
+    qsort(keys, nk, sizeof *keys, cmp_xkey);
+    int found = 0;
+    pthread_mutex_lock(&lb->mu);
+    for (const job *x = lb->xhead; x && nk; x = x->xnext) {
+        xkey probe = { x->u.attempt.tenant, x->u.attempt.entity, x->u.attempt.subject,
+                       x->u.attempt.destination, 0 };
+        size_t lo = 0, hi = nk;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (cmp_xkey(&keys[mid], &probe) < 0) lo = mid + 1; else hi = mid;
+        }
+        for (size_t k = lo; k < nk && cmp_xkey(&keys[k], &probe) == 0; k++) {
+            src[keys[k].n] = x->u.attempt.local_id;   /* later in the queue wins */
+            found = 1;
+        }
+    }
+    for (size_t i = 0; found && i < nr; i++) if (src[i]) ov[i] = strdup(src[i]);
+    pthread_mutex_unlock(&lb->mu);
+    free(keys);
+    free(ents);
+    free(src);
+    if (!found) { free(ov); ov = NULL; }
+    return ov;
+}
+
+static void free_overlay(char **ov, size_t n)
+{
+    free_strv(ov, n);
+}
+
+static brc batch_route(lane *l, job **b, size_t n, json_t *steps, berr *e)
 {
     size_t total = 0;
     const job *first = NULL;
@@ -946,10 +1127,11 @@ static brc batch_route(relais_journal *j, job **b, size_t n, json_t *steps, berr
         }
         char lease_s[32];
         snprintf(lease_s, sizeof lease_s, "%ld", lease);
+        char **ov = pending_xref(l->j, refs, nr);
         PGresult *r = NULL;
-        rc = wexec_json(j, "route", rows, owner, lease_s, &r, e);
+        rc = wexec_json(l, "route", rows, owner, lease_s, &r, e);
         json_decref(rows);
-        if (rc != B_OK) break;
+        if (rc != B_OK) { free_overlay(ov, nr); break; }
         qsort(bare, nbare, sizeof *bare, cmp_ref_event);
         int64_t prev_id = -1;
         for (int row = 0; row < PQntuples(r); row++) {
@@ -989,12 +1171,18 @@ static brc batch_route(relais_journal *j, job **b, size_t n, json_t *steps, berr
                 dv->destination = xstrdup(it->dests[ref->dest]);
                 dv->tenant = xstrdup(relais_event_tenant(it->ev) ? relais_event_tenant(it->ev) : "");
                 dv->attempts = 0;
-                dv->local_id = PQgetisnull(r, row, 3) ? NULL : xstrdup(PQgetvalue(r, row, 3));
+                if (ov && ov[nn]) {   /* a newer local id, not committed by lane B yet */
+                    dv->local_id = ov[nn];
+                    ov[nn] = NULL;
+                } else {
+                    dv->local_id = PQgetisnull(r, row, 3) ? NULL : xstrdup(PQgetvalue(r, row, 3));
+                }
                 add_step(steps, ref->jb->at_us, relais_event_id(it->ev), "routed", it->dests[ref->dest], 0, 0,
                          it->routes ? it->routes[ref->dest] : NULL);
             }
         }
         PQclear(r);
+        free_overlay(ov, nr);
     }
     free(refs);
     free(bare);
@@ -1014,30 +1202,35 @@ static void batch_steps(job **b, size_t n, json_t *steps)
 
 /* Run jobs b[0..n) in one transaction. Results land in the jobs only when the
  * transaction committed. */
-static brc run_batch(relais_journal *j, job **b, size_t n, berr *e)
+static brc run_batch(lane *l, job **b, size_t n, berr *e)
 {
+    e->at_commit = 0;
     for (size_t i = 0; i < n; i++) job_reset_results(b[i], "journal unavailable");
     json_t *steps = json_array();
     if (!steps) {
         snprintf(e->msg, sizeof e->msg, "out of memory");
+        e->state[0] = '\0';
         return B_TRANSIENT;
     }
-    brc rc = wexec_plain(j, "BEGIN", e);
-    if (rc == B_OK) rc = batch_ingest(j, b, n, steps, e);
-    if (rc == B_OK) rc = batch_reject(j, b, n, steps, e);
-    if (rc == B_OK) rc = batch_attempt(j, b, n, steps, e);   /* before route: xref for it */
-    if (rc == B_OK) rc = batch_route(j, b, n, steps, e);
+    brc rc = wexec_plain(l, "BEGIN", e);
+    if (rc == B_OK) rc = batch_ingest(l, b, n, steps, e);
+    if (rc == B_OK) rc = batch_reject(l, b, n, steps, e);
+    if (rc == B_OK) rc = batch_attempt(l, b, n, steps, e);
+    if (rc == B_OK) rc = batch_route(l, b, n, steps, e);
     if (rc == B_OK) batch_steps(b, n, steps);
-    if (rc == B_OK && json_array_size(steps) > 0) rc = wexec_json(j, "steps", steps, NULL, NULL, NULL, e);
-    if (rc == B_OK) rc = wexec_plain(j, "COMMIT", e);
+    if (rc == B_OK && json_array_size(steps) > 0) rc = wexec_json(l, "steps", steps, NULL, NULL, NULL, e);
+    if (rc == B_OK) {
+        rc = wexec_plain(l, "COMMIT", e);
+        if (rc != B_OK) e->at_commit = 1;
+    }
     json_decref(steps);
     if (rc == B_OK) {
-        atomic_fetch_add(&j->batches, 1);
+        atomic_fetch_add(&l->batches, 1);
         return B_OK;
     }
-    if (PQstatus(j->wconn) == CONNECTION_OK) {
+    if (PQstatus(l->wconn) == CONNECTION_OK) {
         berr ignored;
-        if (wexec_plain(j, "ROLLBACK", &ignored) != B_OK) rc = B_CONN;
+        if (wexec_plain(l, "ROLLBACK", &ignored) != B_OK) rc = B_CONN;
     } else {
         rc = B_CONN;
     }
@@ -1045,54 +1238,106 @@ static brc run_batch(relais_journal *j, job **b, size_t n, berr *e)
     return rc;
 }
 
-/* ---- the writer thread ---------------------------------------------------------------- */
+/* ---- the writer threads ---------------------------------------------------------------- */
 
-static void finish_ok(relais_journal *j, job **b, size_t n)
+static void sleep_ms(long ms)
 {
-    atomic_fetch_add(&j->jobs, n);
-    atomic_store(&j->healthy, 1);
-    pthread_mutex_lock(&j->mu);
-    for (size_t i = 0; i < n; i++) complete_locked(b[i], 0);
-    pthread_mutex_unlock(&j->mu);
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
-/* Install (c != NULL) or drop the writer connection; the cancel handle is
- * published under j->mu for relais_journal_close. */
-static void set_writer_conn(relais_journal *j, PGconn *c)
+static void finish_ok(lane *l, job **b, size_t n)
+{
+    atomic_fetch_add(&l->jobs, n);
+    atomic_store(&l->healthy, 1);
+    pthread_mutex_lock(&l->mu);
+    for (size_t i = 0; i < n; i++) complete_locked(l, b[i], 0);
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* Install (c != NULL) or drop the writer connection (the old one, if any,
+ * is closed); the cancel handle is published under l->mu for
+ * relais_journal_close. */
+static void set_writer_conn(lane *l, PGconn *c)
 {
     PGcancel *cancel = c ? PQgetCancel(c) : NULL;
-    pthread_mutex_lock(&j->mu);
-    PGcancel *old = j->wcancel;
-    j->wcancel = cancel;
-    j->down = c ? 0 : 1;
-    pthread_mutex_unlock(&j->mu);
+    pthread_mutex_lock(&l->mu);
+    PGcancel *old = l->wcancel;
+    l->wcancel = cancel;
+    l->down = c ? 0 : 1;
+    pthread_mutex_unlock(&l->mu);
     PQfreeCancel(old);
-    if (!c) PQfinish(j->wconn);
-    j->wconn = c;
+    if (l->wconn && l->wconn != c) PQfinish(l->wconn);
+    l->wconn = c;
 }
 
-static void disconnect_writer(relais_journal *j)
+static void disconnect_writer(lane *l)
 {
-    set_writer_conn(j, NULL);
-    atomic_store(&j->healthy, 0);
-    j->next_connect_us = mono_us() + (int64_t)j->backoff_ms * 1000;
+    set_writer_conn(l, NULL);
+    atomic_store(&l->healthy, 0);
+    l->next_connect_us = mono_us() + (int64_t)l->backoff_ms * 1000;
+}
+
+static int prepare_all(PGconn *c, char *errstr, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof g_stmts / sizeof g_stmts[0]; i++) {
+        PGresult *r = PQprepare(c, g_stmts[i].name, g_stmts[i].sql, 0, NULL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            char msg[512];
+            pg_message(c, r, msg, sizeof msg);
+            snprintf(errstr, errlen, "cannot prepare statement %s: %s", g_stmts[i].name, msg);
+            PQclear(r);
+            return -1;
+        }
+        PQclear(r);
+    }
+    return 0;
+}
+
+static PGconn *connect_writer(lane *l, char *errstr, size_t errlen)
+{
+    PGconn *c = pg_connect(l->j->conninfo, l->app_name, errstr, errlen);
+    if (c && prepare_all(c, errstr, errlen) != 0) {
+        PQfinish(c);
+        c = NULL;
+    }
+    return c;
+}
+
+/* The connection turned out broken before anything was committed (a backend
+ * killed while the lane was idle, a PostgreSQL restart): one new connection
+ * at once, rather than failing the batch or waiting for the backoff.
+ * 1 when connected. */
+static int reconnect_now(lane *l, const berr *e)
+{
+    char err[700];
+    PGconn *c = connect_writer(l, err, sizeof err);
+    if (!c) return 0;
+    set_writer_conn(l, c);
+    l->backoff_ms = BACKOFF_MIN_MS;
+    atomic_store(&l->healthy, 1);
+    relais_logf(RELAIS_LOG_INFO, COMP, "%s: connection lost (%s); connected again", l->name, e->msg);
+    return 1;
 }
 
 /* The transaction could not run: fail the blocking jobs, put the async ones
- * back at the head of the queue (in order), reconnect with backoff. */
-static void outage(relais_journal *j, job **b, size_t n, const berr *e)
+ * back at the head of the queue (in order). With `disconnect` (connection
+ * lost, or a server-side condition) the connection is dropped and the writer
+ * reconnects with backoff; without (a deadlock or serialization failure that
+ * persisted) the next loop simply runs the async jobs again. */
+static void outage(lane *l, job **b, size_t n, const berr *e, int disconnect)
 {
     size_t kept = 0, failed = 0;
     char reason[256];
     snprintf(reason, sizeof reason, "journal unavailable: %.200s", e->msg);
-    disconnect_writer(j);
-    pthread_mutex_lock(&j->mu);
+    if (disconnect) disconnect_writer(l);
+    pthread_mutex_lock(&l->mu);
     job *chain = NULL, *ctail = NULL;
     for (size_t i = 0; i < n; i++) {
         job *jb = b[i];
         if (jb->blocking) {
             job_reset_results(jb, reason);
-            complete_locked(jb, -1);
+            complete_locked(l, jb, -1);
             failed++;
             continue;
         }
@@ -1100,51 +1345,74 @@ static void outage(relais_journal *j, job **b, size_t n, const berr *e)
         jb->next = NULL;
         if (ctail) ctail->next = jb; else chain = jb;
         ctail = jb;
-        j->qasync++;
-        j->qitems += job_items(jb);
+        l->qasync++;
+        l->qitems += job_items(jb);
         kept++;
     }
     if (chain) {
-        ctail->next = j->head;
-        if (!j->head) j->tail = ctail;
-        j->head = chain;
+        ctail->next = l->head;
+        if (!l->head) l->tail = ctail;
+        l->head = chain;
     }
-    q_bound_locked(j);
-    pthread_mutex_unlock(&j->mu);
-    relais_logf(RELAIS_LOG_WARN, COMP, "transaction failed (%s%s%s): %zu blocking call(s) failed, %zu async "
-                "job(s) kept for retry; reconnecting in %ld ms", e->state[0] ? e->state : "", e->state[0] ? ": " : "",
-                e->msg, failed, kept, j->backoff_ms);
+    q_bound_locked(l);
+    pthread_mutex_unlock(&l->mu);
+    if (disconnect) {
+        relais_logf(RELAIS_LOG_WARN, COMP, "%s: transaction failed (%s%s%s): %zu blocking call(s) failed, %zu async "
+                    "job(s) kept for retry; reconnecting in %ld ms", l->name, e->state[0] ? e->state : "",
+                    e->state[0] ? ": " : "", e->msg, failed, kept, l->backoff_ms);
+    } else {
+        relais_logf(RELAIS_LOG_WARN, COMP, "%s: transaction failed %d times (%s: %s): %zu blocking call(s) failed, "
+                    "%zu async job(s) kept for retry", l->name, CONFLICT_TRIES, e->state, e->msg, failed, kept);
+    }
 }
 
-static brc run_with_retries(relais_journal *j, job **b, size_t n, berr *e)
+/* Run the batch; transient errors are tried TRANSIENT_TRIES times, conflicts
+ * (deadlock, serialization failure) CONFLICT_TRIES times with a growing pause
+ * so that the other transaction can finish. */
+static brc run_with_retries(lane *l, job **b, size_t n, berr *e)
 {
-    brc rc = B_OK;
-    for (int t = 0; t < TRANSIENT_TRIES; t++) {
-        rc = run_batch(j, b, n, e);
-        if (rc != B_TRANSIENT) break;
+    int transient = 0, conflicts = 0;
+    for (;;) {
+        brc rc = run_batch(l, b, n, e);
+        if (rc == B_TRANSIENT && ++transient < TRANSIENT_TRIES) continue;
+        if (rc == B_CONFLICT && ++conflicts < CONFLICT_TRIES) {
+            relais_logf(RELAIS_LOG_INFO, COMP, "%s: %s (%s); running the batch of %zu job(s) again", l->name,
+                        e->msg, e->state, n);
+            sleep_ms((long)CONFLICT_PAUSE_MS * conflicts);
+            continue;
+        }
+        return rc;
     }
+}
+
+/* run_with_retries, plus one immediate reconnection when the connection was
+ * found broken before COMMIT (nothing of the batch can have been written). */
+static brc run_or_reconnect(lane *l, job **b, size_t n, berr *e)
+{
+    brc rc = run_with_retries(l, b, n, e);
+    if (rc == B_CONN && !e->at_commit && reconnect_now(l, e)) rc = run_with_retries(l, b, n, e);
     return rc;
 }
 
 /* A job refused by PostgreSQL alone: events one by one, the rest fail or drop. */
-static brc refuse_job(relais_journal *j, job *jb, const berr *e0, berr *eout)
+static brc refuse_job(lane *l, job *jb, const berr *e0, berr *eout)
 {
     if (jb->kind != JOB_INGEST) {
         if (jb->blocking) {
             relais_logf(RELAIS_LOG_ERROR, COMP, "%s refused by PostgreSQL: %s", kind_name(jb->kind), e0->msg);
             job_reset_results(jb, e0->msg);
-            pthread_mutex_lock(&j->mu);
-            complete_locked(jb, -1);
-            pthread_mutex_unlock(&j->mu);
+            pthread_mutex_lock(&l->mu);
+            complete_locked(l, jb, -1);
+            pthread_mutex_unlock(&l->mu);
         } else {
             const char *eid = jb->kind == JOB_ATTEMPT ? jb->u.attempt.event_id
                             : jb->kind == JOB_STEP ? jb->u.step.event_id : "";
             relais_logf(RELAIS_LOG_ERROR, COMP, "dropped %s job%s%s: PostgreSQL refused it: %s",
                         kind_name(jb->kind), *eid ? " of event " : "", eid, e0->msg);
-            pthread_mutex_lock(&j->mu);
-            j->dropped++;
-            complete_locked(jb, -1);
-            pthread_mutex_unlock(&j->mu);
+            pthread_mutex_lock(&l->mu);
+            l->dropped++;
+            complete_locked(l, jb, -1);
+            pthread_mutex_unlock(&l->mu);
         }
         return B_OK;
     }
@@ -1155,6 +1423,7 @@ static brc refuse_job(relais_journal *j, job *jb, const berr *e0, berr *eout)
     if (!res) {
         snprintf(eout->msg, sizeof eout->msg, "out of memory");
         eout->state[0] = '\0';
+        eout->at_commit = 0;
         return B_TRANSIENT;
     }
     for (size_t x = 0; x < n; x++) {
@@ -1167,7 +1436,7 @@ static brc refuse_job(relais_journal *j, job *jb, const berr *e0, berr *eout)
         sub.u.ingest.n = 1;
         job *sp = &sub;
         berr e;
-        brc rc = run_with_retries(j, &sp, 1, &e);
+        brc rc = run_with_retries(l, &sp, 1, &e);
         if (rc == B_OK) continue;
         if (rc != B_DATA) { *eout = e; free(res); return rc; }
         relais_event *ev = jb->u.ingest.evs[x];
@@ -1189,84 +1458,58 @@ static brc refuse_job(relais_journal *j, job *jb, const berr *e0, berr *eout)
         rj.u.reject.rawlen = len > RAW_MAX ? RAW_MAX : len;
         job *rp = &rj;
         berr e2;
-        rc = run_with_retries(j, &rp, 1, &e2);
-        if (rc == B_CONN || rc == B_TRANSIENT) { *eout = e2; free(res); return rc; }
+        rc = run_with_retries(l, &rp, 1, &e2);
+        if (rc == B_CONN || rc == B_TRANSIENT || rc == B_CONFLICT) { *eout = e2; free(res); return rc; }
         if (rc != B_OK) relais_logf(RELAIS_LOG_ERROR, COMP, "cannot record the rejection of event %s: %s",
                                     relais_event_id(ev), e2.msg);
     }
     memcpy(jb->u.ingest.res, res, n * sizeof *res);
     free(res);
-    atomic_fetch_add(&j->jobs, 1);
-    pthread_mutex_lock(&j->mu);
-    complete_locked(jb, 0);
-    pthread_mutex_unlock(&j->mu);
+    atomic_fetch_add(&l->jobs, 1);
+    pthread_mutex_lock(&l->mu);
+    complete_locked(l, jb, 0);
+    pthread_mutex_unlock(&l->mu);
     return B_OK;
 }
 
-static void isolate(relais_journal *j, job **b, size_t n, const berr *e0)
+static void isolate(lane *l, job **b, size_t n, const berr *e0)
 {
     relais_logf(RELAIS_LOG_WARN, COMP, "a batch of %zu job(s) was refused (%s%s%s); running its jobs one by one",
                 n, e0->state, e0->state[0] ? ": " : "", e0->msg);
     for (size_t i = 0; i < n; i++) {
         berr e;
-        brc rc = run_with_retries(j, &b[i], 1, &e);
-        if (rc == B_OK) { finish_ok(j, &b[i], 1); continue; }
+        brc rc = run_with_retries(l, &b[i], 1, &e);
+        if (rc == B_OK) { finish_ok(l, &b[i], 1); continue; }
         if (rc == B_DATA) {
             berr e2 = e;
-            rc = refuse_job(j, b[i], &e, &e2);
+            rc = refuse_job(l, b[i], &e, &e2);
             e = e2;
         }
         if (rc != B_OK) {
-            outage(j, b + i, n - i, &e);
+            outage(l, b + i, n - i, &e, rc != B_CONFLICT);
             return;
         }
     }
 }
 
-static void process(relais_journal *j, job **b, size_t n)
+static void process(lane *l, job **b, size_t n)
 {
     berr e;
-    brc rc = run_with_retries(j, b, n, &e);
-    if (rc == B_OK) finish_ok(j, b, n);
-    else if (rc == B_DATA) isolate(j, b, n, &e);
-    else outage(j, b, n, &e);
+    brc rc = run_or_reconnect(l, b, n, &e);
+    if (rc == B_OK) finish_ok(l, b, n);
+    else if (rc == B_DATA) isolate(l, b, n, &e);
+    else outage(l, b, n, &e, rc != B_CONFLICT);
 }
 
-static int prepare_all(PGconn *c, char *errstr, size_t errlen)
-{
-    for (size_t i = 0; i < sizeof g_stmts / sizeof g_stmts[0]; i++) {
-        PGresult *r = PQprepare(c, g_stmts[i].name, g_stmts[i].sql, 0, NULL);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-            char msg[512];
-            pg_message(c, r, msg, sizeof msg);
-            snprintf(errstr, errlen, "cannot prepare statement %s: %s", g_stmts[i].name, msg);
-            PQclear(r);
-            return -1;
-        }
-        PQclear(r);
-    }
-    return 0;
-}
-
-static PGconn *connect_writer(relais_journal *j, char *errstr, size_t errlen)
-{
-    PGconn *c = pg_connect(j->conninfo, "relais-journal-writer", errstr, errlen);
-    if (c && prepare_all(c, errstr, errlen) != 0) {
-        PQfinish(c);
-        c = NULL;
-    }
-    return c;
-}
-
-/* Take queued jobs up to batch_max items (at least one job). Holds j->mu. */
-static size_t take_batch(relais_journal *j, job **b, size_t cap)
+/* Take queued jobs up to batch_max items (at least one job). Holds l->mu. */
+static size_t take_batch(lane *l, job **b, size_t cap)
 {
     size_t n = 0, items = 0;
-    while (j->head && n < cap) {
-        job *jb = j->head;
+    while (l->head && n < cap) {
+        job *jb = l->head;
         size_t k = job_items(jb);
-        if (n > 0 && items + k > (size_t)j->batch_max) break;
-        q_unlink(j, NULL, jb);
+        if (n > 0 && items + k > (size_t)l->j->batch_max) break;
+        q_unlink(l, NULL, jb);
         jb->state = JOB_RUNNING;
         b[n++] = jb;
         items += k;
@@ -1276,90 +1519,130 @@ static size_t take_batch(relais_journal *j, job **b, size_t cap)
 
 static void *writer_main(void *arg)
 {
-    relais_journal *j = arg;
-    pthread_setname_np(pthread_self(), "relais-journal");
+    lane *l = arg;
+    relais_journal *j = l->j;
     size_t cap = (size_t)j->batch_max;
-    job **batch = j->batch;
+    job **batch = l->batch;
     int64_t last_activity = mono_us();
     int warned = 0;
-    pthread_mutex_lock(&j->mu);
+    pthread_mutex_lock(&l->mu);
     for (;;) {
         int64_t now = mono_us();
-        if (j->stopping && (!j->head || now >= j->stop_deadline_us)) break;
-        if (!j->wconn) {
-            if (now < j->next_connect_us) {
-                q_fail_blocking_locked(j, "journal unavailable: PostgreSQL is unreachable");
-                int64_t until = j->next_connect_us;
-                if (j->stopping && j->stop_deadline_us < until) until = j->stop_deadline_us;
-                cond_wait_until(&j->wake, &j->mu, until);
+        if (l->stopping && (!l->head || now >= l->stop_deadline_us)) break;
+        if (!l->wconn) {
+            if (now < l->next_connect_us) {
+                q_fail_blocking_locked(l, "journal unavailable: PostgreSQL is unreachable");
+                int64_t until = l->next_connect_us;
+                if (l->stopping && l->stop_deadline_us < until) until = l->stop_deadline_us;
+                cond_wait_until(&l->wake, &l->mu, until);
                 continue;
             }
-            pthread_mutex_unlock(&j->mu);
+            pthread_mutex_unlock(&l->mu);
             char err[700];
-            PGconn *c = connect_writer(j, err, sizeof err);
+            PGconn *c = connect_writer(l, err, sizeof err);
             if (c) {
-                set_writer_conn(j, c);
-                j->backoff_ms = BACKOFF_MIN_MS;
-                atomic_store(&j->healthy, 1);
-                relais_logf(RELAIS_LOG_INFO, COMP, "writer connected to PostgreSQL again");
+                set_writer_conn(l, c);
+                l->backoff_ms = BACKOFF_MIN_MS;
+                atomic_store(&l->healthy, 1);
+                relais_logf(RELAIS_LOG_INFO, COMP, "%s connected to PostgreSQL again", l->name);
                 warned = 0;
             } else {
-                if (!warned) relais_logf(RELAIS_LOG_WARN, COMP, "writer: %s; retrying with backoff", err);
+                if (!warned) relais_logf(RELAIS_LOG_WARN, COMP, "%s: %s; retrying with backoff", l->name, err);
                 warned = 1;
-                atomic_store(&j->healthy, 0);
-                j->next_connect_us = mono_us() + (int64_t)j->backoff_ms * 1000;
-                j->backoff_ms = j->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : j->backoff_ms * 2;
+                atomic_store(&l->healthy, 0);
+                l->next_connect_us = mono_us() + (int64_t)l->backoff_ms * 1000;
+                l->backoff_ms = l->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : l->backoff_ms * 2;
             }
-            pthread_mutex_lock(&j->mu);
-            if (!c) q_fail_blocking_locked(j, "journal unavailable: PostgreSQL is unreachable");
+            pthread_mutex_lock(&l->mu);
+            if (!c) q_fail_blocking_locked(l, "journal unavailable: PostgreSQL is unreachable");
             last_activity = mono_us();
             continue;
         }
-        if (!j->head) {
-            if (j->stopping) break;
-            cond_wait_until(&j->wake, &j->mu, now + IDLE_PING_MS * 1000);
-            if (!j->head && !j->stopping && mono_us() - last_activity >= IDLE_PING_MS * 1000) {
+        if (!l->head) {
+            if (l->stopping) break;
+            cond_wait_until(&l->wake, &l->mu, now + IDLE_PING_MS * 1000);
+            if (!l->head && !l->stopping && mono_us() - last_activity >= IDLE_PING_MS * 1000) {
                 /* idle: check the connection so that healthy() tells the truth */
-                pthread_mutex_unlock(&j->mu);
+                pthread_mutex_unlock(&l->mu);
                 berr e;
-                if (wexec_plain(j, "SELECT 1", &e) != B_OK) {
-                    relais_logf(RELAIS_LOG_WARN, COMP, "writer connection lost: %s", e.msg);
-                    disconnect_writer(j);
+                if (wexec_plain(l, "SELECT 1", &e) != B_OK) {
+                    if (!reconnect_now(l, &e)) {
+                        relais_logf(RELAIS_LOG_WARN, COMP, "%s connection lost: %s", l->name, e.msg);
+                        disconnect_writer(l);
+                    }
                 } else {
-                    atomic_store(&j->healthy, 1);
+                    atomic_store(&l->healthy, 1);
                 }
                 last_activity = mono_us();
-                pthread_mutex_lock(&j->mu);
+                pthread_mutex_lock(&l->mu);
             }
             continue;
         }
-        if (j->qitems < (size_t)j->batch_max && j->batch_wait_ms > 0 && !j->stopping) {
+        if (l->qitems < (size_t)j->batch_max && j->batch_wait_ms > 0 && !l->stopping) {
             int64_t deadline = now + j->batch_wait_ms * 1000;
-            while (j->qitems < (size_t)j->batch_max && !j->stopping &&
-                   cond_wait_until(&j->wake, &j->mu, deadline) != ETIMEDOUT) {
+            while (l->qitems < (size_t)j->batch_max && !l->stopping &&
+                   cond_wait_until(&l->wake, &l->mu, deadline) != ETIMEDOUT) {
             }
         }
-        size_t n = take_batch(j, batch, cap);
-        pthread_mutex_unlock(&j->mu);
-        process(j, batch, n);
+        size_t n = take_batch(l, batch, cap);
+        pthread_mutex_unlock(&l->mu);
+        process(l, batch, n);
         last_activity = mono_us();
-        pthread_mutex_lock(&j->mu);
+        pthread_mutex_lock(&l->mu);
     }
     /* closing: whatever is left could not be written in time */
     size_t lost = 0;
-    while (j->head) {
-        job *jb = j->head;
-        q_unlink(j, NULL, jb);
+    while (l->head) {
+        job *jb = l->head;
+        q_unlink(l, NULL, jb);
         if (!jb->blocking) lost++;
         job_reset_results(jb, "the journal is closing");
-        complete_locked(jb, -1);
+        complete_locked(l, jb, -1);
     }
-    pthread_mutex_unlock(&j->mu);
+    pthread_mutex_unlock(&l->mu);
     if (lost) relais_logf(RELAIS_LOG_ERROR, COMP, "closing: %zu async job(s) could not be written and are lost", lost);
     return NULL;
 }
 
 /* ---- open / close ------------------------------------------------------------------------- */
+
+static const struct { const char *name, *thread_name, *app_name; } g_lanes[NLANES] = {
+    [LANE_BLOCKING] = { "writer", "relais-journal", "relais-journal-writer" },
+    [LANE_ASYNC]    = { "async writer", "relais-j-async", "relais-journal-async" },
+};
+
+static void lane_init(relais_journal *j, lane *l, int which)
+{
+    l->j = j;
+    l->name = g_lanes[which].name;
+    l->thread_name = g_lanes[which].thread_name;
+    l->app_name = g_lanes[which].app_name;
+    l->backoff_ms = BACKOFF_MIN_MS;
+    pthread_mutex_init(&l->mu, NULL);
+    cond_init_mono(&l->wake);
+    atomic_init(&l->healthy, 0);
+    atomic_init(&l->batches, 0);
+    atomic_init(&l->jobs, 0);
+}
+
+/* Connect the lane's writer and start its thread. */
+static int lane_start(lane *l, char *errstr, size_t errlen)
+{
+    char err[600];
+    l->batch = calloc((size_t)l->j->batch_max, sizeof *l->batch);
+    if (!l->batch) { snprintf(errstr, errlen, "journal: out of memory"); return -1; }
+    PGconn *wc = connect_writer(l, err, sizeof err);
+    if (!wc) { snprintf(errstr, errlen, "journal: %s", err); return -1; }
+    set_writer_conn(l, wc);
+    atomic_store(&l->healthy, 1);
+    if (pthread_create(&l->thread, NULL, writer_main, l) != 0) {
+        snprintf(errstr, errlen, "journal: cannot start the %s thread", l->name);
+        return -1;
+    }
+    l->thread_started = 1;
+    pthread_setname_np(l->thread, l->thread_name);   /* named before open returns */
+    return 0;
+}
 
 relais_journal *relais_journal_open(const relais_journal_opts *o, char *errstr, size_t errlen)
 {
@@ -1375,13 +1658,9 @@ relais_journal *relais_journal_open(const relais_journal_opts *o, char *errstr, 
     j->queue_max = o->queue_max > 0 ? o->queue_max : DEFAULT_QUEUE_MAX;
     j->block_timeout_ms = DEFAULT_BLOCK_TIMEOUT;
     j->writer = o->writer ? 1 : 0;
-    j->backoff_ms = BACKOFF_MIN_MS;
     pthread_mutex_init(&j->rmu, NULL);
-    pthread_mutex_init(&j->mu, NULL);
-    cond_init_mono(&j->wake);
     atomic_init(&j->healthy, 0);
-    atomic_init(&j->batches, 0);
-    atomic_init(&j->jobs, 0);
+    for (int i = 0; i < NLANES; i++) lane_init(j, &j->lanes[i], i);
     if (!j->conninfo) { snprintf(errstr, errlen, "journal: out of memory"); goto fail; }
 
     char err[600];
@@ -1401,16 +1680,9 @@ relais_journal *relais_journal_open(const relais_journal_opts *o, char *errstr, 
     if (applied) relais_logf(RELAIS_LOG_INFO, COMP, "applied %d migration(s); schema at version %d",
                              applied, relais_migrations_latest());
     if (j->writer) {
-        j->batch = calloc((size_t)j->batch_max, sizeof *j->batch);
-        if (!j->batch) { snprintf(errstr, errlen, "journal: out of memory"); goto fail; }
-        PGconn *wc = connect_writer(j, err, sizeof err);
-        if (!wc) { snprintf(errstr, errlen, "journal: %s", err); goto fail; }
-        set_writer_conn(j, wc);
-        if (pthread_create(&j->thread, NULL, writer_main, j) != 0) {
-            snprintf(errstr, errlen, "journal: cannot start the writer thread");
-            goto fail;
+        for (int i = 0; i < NLANES; i++) {
+            if (lane_start(&j->lanes[i], errstr, errlen) != 0) goto fail;
         }
-        j->thread_started = 1;
     }
     atomic_store(&j->healthy, 1);
     return j;
@@ -1422,55 +1694,81 @@ fail:
 void relais_journal_close(relais_journal *j)
 {
     if (!j) return;
-    if (j->thread_started) {
-        pthread_mutex_lock(&j->mu);
-        j->stopping = 1;
-        j->stop_deadline_us = mono_us() + (int64_t)CLOSE_DRAIN_MS * 1000;
-        pthread_cond_signal(&j->wake);
-        pthread_mutex_unlock(&j->mu);
-        /* A writer stuck in a statement (a table locked by someone else) is
-         * cancelled once the drain time is over, as often as needed. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += CLOSE_DRAIN_MS / 1000 + 1;
-        while (pthread_timedjoin_np(j->thread, NULL, &ts) == ETIMEDOUT) {
+    /* Both lanes drain at the same time, within the same deadline. */
+    int64_t deadline = mono_us() + (int64_t)CLOSE_DRAIN_MS * 1000;
+    for (int i = 0; i < NLANES; i++) {
+        lane *l = &j->lanes[i];
+        if (!l->thread_started) continue;
+        pthread_mutex_lock(&l->mu);
+        l->stopping = 1;
+        l->stop_deadline_us = deadline;
+        pthread_cond_signal(&l->wake);
+        pthread_mutex_unlock(&l->mu);
+    }
+    /* A writer stuck in a statement (a table locked by someone else) is
+     * cancelled once the drain time is over, as often as needed. */
+    struct timespec first;
+    clock_gettime(CLOCK_REALTIME, &first);
+    first.tv_sec += CLOSE_DRAIN_MS / 1000 + 1;
+    for (int i = 0; i < NLANES; i++) {
+        lane *l = &j->lanes[i];
+        if (!l->thread_started) continue;
+        struct timespec ts = first;
+        while (pthread_timedjoin_np(l->thread, NULL, &ts) == ETIMEDOUT) {
             char err[256];
-            pthread_mutex_lock(&j->mu);
-            if (j->wcancel) PQcancel(j->wcancel, err, sizeof err);
-            pthread_mutex_unlock(&j->mu);
+            pthread_mutex_lock(&l->mu);
+            if (l->wcancel) PQcancel(l->wcancel, err, sizeof err);
+            pthread_mutex_unlock(&l->mu);
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 100 * 1000000L;
             if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
         }
     }
-    PQfreeCancel(j->wcancel);
-    PQfinish(j->wconn);
-    free(j->batch);
+    for (int i = 0; i < NLANES; i++) {
+        lane *l = &j->lanes[i];
+        PQfreeCancel(l->wcancel);
+        PQfinish(l->wconn);
+        free(l->batch);
+        pthread_cond_destroy(&l->wake);
+        pthread_mutex_destroy(&l->mu);
+    }
     PQfinish(j->rconn);
-    pthread_cond_destroy(&j->wake);
-    pthread_mutex_destroy(&j->mu);
     pthread_mutex_destroy(&j->rmu);
     free(j->conninfo);
     free(j);
 }
 
+/* With a writer: 1 when BOTH lanes' last transaction or connection check
+ * succeeded. Read only: the read connection's last query. */
 int relais_journal_healthy(relais_journal *j)
 {
-    return j ? atomic_load(&j->healthy) : 0;
+    if (!j) return 0;
+    if (!j->writer) return atomic_load(&j->healthy);
+    for (int i = 0; i < NLANES; i++) {
+        if (!atomic_load(&j->lanes[i].healthy)) return 0;
+    }
+    return 1;
 }
 
 void relais_journal_set_block_timeout(relais_journal *j, long ms)
 {
     if (!j) return;
-    pthread_mutex_lock(&j->mu);
+    lane *l = &j->lanes[LANE_BLOCKING];
+    pthread_mutex_lock(&l->mu);
     j->block_timeout_ms = ms > 0 ? ms : DEFAULT_BLOCK_TIMEOUT;
-    pthread_mutex_unlock(&j->mu);
+    pthread_mutex_unlock(&l->mu);
 }
 
+/* The sum of both lanes. */
 void relais_journal_stats(relais_journal *j, uint64_t *batches, uint64_t *jobs)
 {
-    if (batches) *batches = j ? atomic_load(&j->batches) : 0;
-    if (jobs) *jobs = j ? atomic_load(&j->jobs) : 0;
+    uint64_t b = 0, n = 0;
+    for (int i = 0; j && i < NLANES; i++) {
+        b += atomic_load(&j->lanes[i].batches);
+        n += atomic_load(&j->lanes[i].jobs);
+    }
+    if (batches) *batches = b;
+    if (jobs) *jobs = n;
 }
 
 /* ---- write API ------------------------------------------------------------------------------ */

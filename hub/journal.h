@@ -3,15 +3,18 @@
  * (dedupe by source and source record id), the deliveries (the durable retry
  * queue), the dead-letter queue and the cross-reference store.
  *
- * Threads: one writer thread owns the writer connection. Every write goes
- * through its queue; it takes all queued jobs (up to batch_max, waiting up to
- * batch_wait for more), runs them in ONE transaction and commits (group
- * commit: no per-event commit on the hot path), then wakes the callers of
- * the blocking calls. The read-side calls (trace, dlq, replay, claim,
- * unrouted, xref_get) use a second connection guarded by a mutex.
+ * Threads: two writer "lanes", each a queue, a thread and its own
+ * connection: the blocking calls (ingest, reject, route) go to one, the async
+ * ones (attempt, step) to the other, so a blocking call never waits behind a
+ * batch of outcomes. Each writer takes all the jobs queued on its lane (up
+ * to batch_max, waiting up to batch_wait for more), runs them in ONE
+ * transaction and commits (group commit: no per-event commit on the hot
+ * path), then wakes the callers of the blocking calls. The read-side calls
+ * (trace, dlq, replay, claim, unrouted, xref_get) use a third connection
+ * guarded by a mutex.
  * When PostgreSQL is down, blocking calls return -1 with
  * RELAIS_SUBMIT_UNAVAILABLE results, async jobs stay queued and are retried
- * (bounded queue), and the writer reconnects with backoff.
+ * (bounded queue), and both writers reconnect with backoff.
  *
  * Schema: see hub/migrations.c (versioned, applied at open under an advisory lock).
  *   events(id uuid pk, tenant, source, record_id, type, subject, correlation_id,
@@ -42,7 +45,7 @@ typedef struct relais_journal relais_journal;
 typedef struct relais_journal_opts {
     const char *conninfo;
     long        batch_max;       /* default 1000 */
-    long        batch_wait_ms;   /* default 2 */
+    long        batch_wait_ms;   /* 0: default (2); negative: no wait */
     int         writer;          /* 1: start the writer thread (the hub); 0: read side only (CLI) */
     long        queue_max;       /* most queued async jobs before blocking calls fail; default 100000 */
 } relais_journal_opts;
@@ -51,15 +54,17 @@ typedef struct relais_journal_opts {
 relais_journal *relais_journal_open(const relais_journal_opts *o, char *errstr, size_t errlen);
 /* Drain the queue (bounded wait), stop the writer, close connections. NULL-safe. */
 void relais_journal_close(relais_journal *j);
-/* 1 when the last transaction or connection check succeeded. */
+/* 1 when the last transaction or connection check of BOTH writers succeeded
+ * (read only: the read connection's last query). */
 int  relais_journal_healthy(relais_journal *j);
-/* Counters of the writer since open: transactions committed and jobs they
- * carried (group commit: batches is far below jobs under load). NULL-safe outs. */
+/* Counters of the writers since open (both lanes added up): transactions
+ * committed and jobs they carried (group commit: batches is far below jobs
+ * under load). NULL-safe outs. */
 void relais_journal_stats(relais_journal *j, uint64_t *batches, uint64_t *jobs);
 /* Blocking calls (ingest, reject, route) give up after ms (default 30000). */
 void relais_journal_set_block_timeout(relais_journal *j, long ms);
 
-/* ---- write side (via the writer thread) ---- */
+/* ---- write side (via the writer threads) ---- */
 
 /* Journal n new events (inbox dedupe on (source instance, record id)).
  * Steps "received" or "duplicate". Blocks until committed.

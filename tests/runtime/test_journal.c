@@ -6,13 +6,18 @@
  * transitions, cross-references, claims with leases and SKIP LOCKED, replay,
  * trace, rejections, PostgreSQL unreachable at open, killed connections, a
  * longer outage with a bounded async queue, blocking-call timeout, a value
- * PostgreSQL refuses, and draining at close.
+ * PostgreSQL refuses, draining at close, and the two writer lanes: blocking
+ * calls commit while the async lane waits for a lock (and a route sees the
+ * local id of an outcome not committed yet), outcomes lock delivery rows in
+ * id order (two hubs, opposite orders, no deadlock), a deadlock lane B loses
+ * is retried.
  *
  * Threads: the cmocka thread runs every assertion. Worker threads (concurrent
  * ingest, concurrent open, concurrent claim, a route racing an ingest) only
  * record what they saw in their own struct; the main thread checks it after
  * pthread_join.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1227,6 +1232,208 @@ static void test_close_drains_and_read_only(void **state)
     free(ci);
 }
 
+/* ---- two lanes ------------------------------------------------------------------------------ */
+
+/* How many threads of this process carry `name` (/proc/self/task/<tid>/comm). */
+static int threads_named(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int count = 0;
+    for (struct dirent *de = readdir(d); de; de = readdir(d)) {
+        if (de->d_name[0] == '.') continue;
+        char path[300], comm[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        if (fgets(comm, sizeof comm, f)) comm[strcspn(comm, "\n")] = '\0';
+        fclose(f);
+        if (!strcmp(comm, name)) count++;
+    }
+    closedir(d);
+    return count;
+}
+
+/* Sessions of this test's database from a journal lane waiting for a lock. */
+#define LANE_WAITING(app) "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()" \
+                          " AND application_name = '" app "' AND wait_event_type = 'Lock'"
+
+static PGconn *lock_delivery(const char *ci, int64_t id)
+{
+    PGconn *c = PQconnectdb(ci);
+    assert_int_equal(PQstatus(c), CONNECTION_OK);
+    PQclear(PQexec(c, "BEGIN"));
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT id FROM deliveries WHERE id = %lld FOR UPDATE", (long long)id);
+    PGresult *r = PQexec(c, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    assert_int_equal(PQntuples(r), 1);
+    PQclear(r);
+    return c;
+}
+
+/* Blocking calls (lane A) commit while the async lane (B) is stuck behind a
+ * row lock: they no longer wait behind attempt outcomes. A route made
+ * meanwhile already gets the local id of an outcome lane B has not
+ * committed yet. */
+static void test_lanes_blocking_not_behind_async(void **state)
+{
+    (void)state;
+    char *ci = fresh_db("jlanes");
+    relais_journal *j = open_j(ci, 1, 2, 0);
+    relais_journal_set_block_timeout(j, 3000);   /* with one writer for all, the ingest below times out */
+    /* two writer threads, each with its connection */
+    assert_int_equal(threads_named("relais-journal"), 1);
+    assert_int_equal(threads_named("relais-j-async"), 1);
+    assert_int_equal(sqll(ci, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                              " AND application_name IN ('relais-journal-writer', 'relais-journal-async')"), 2);
+
+    relais_event *e1 = mk_event("request/5", "L1");
+    ingest_ok(j, e1);
+    const char *dests[2] = { "sig", "ged" };
+    size_t n = 0, n2 = 0;
+    relais_delivery *d = route1(j, e1, dests, NULL, 2, 60000, &n);
+    assert_int_equal(n, 2);
+    relais_delivery *sig = find_dest(d, n, "sig"), *ged = find_dest(d, n, "ged");
+
+    /* another session holds sig's row: lane B's transaction waits for it */
+    PGconn *locker = lock_delivery(ci, sig->id);
+    relais_answer a503 = answer(503, "busy", NULL), a201 = answer(201, "created", "GED-7");
+    assert_int_equal(relais_journal_attempt(j, sig, RELAIS_DELIVER_RETRY, &a503, 60000, 0, 0, 0), 0);
+    assert_int_equal(relais_journal_attempt(j, ged, RELAIS_DELIVER_OK, &a201, 0, 0, 0, 0), 0);
+    wait_long(ci, 1, 5000, LANE_WAITING("relais-journal-async"));
+
+    /* meanwhile lane A commits at once: an ingest, a route, a rejection */
+    relais_event *e2 = mk_event_full("fr.relais.grc.request.closed", "request/5", "L1-closed", "webhook",
+                                     NULL, NULL, NULL);
+    long long t0 = mono_ms();
+    ingest_ok(j, e2);
+    relais_delivery *d2 = route1(j, e2, dests, NULL, 2, 60000, &n2);
+    assert_int_equal(relais_journal_reject(j, "webhook", "L-bad", "body", "malformed JSON", NULL, 0), 0);
+    long long took = mono_ms() - t0;
+    fprintf(stderr, "lane A: ingest + route + reject while lane B waits for a row lock: %lld ms\n", took);
+    assert_true(took < 2000);
+    assert_int_equal(n2, 2);
+    /* the local id ged gave is not in xref yet, but the route knows it */
+    assert_int_equal(sqll(ci, "SELECT count(*) FROM xref"), 0);
+    assert_non_null(find_dest(d2, n2, "ged")->local_id);
+    assert_string_equal(find_dest(d2, n2, "ged")->local_id, "GED-7");
+    assert_null(find_dest(d2, n2, "sig")->local_id);
+    /* lane B is still stuck: none of its work is visible */
+    assert_int_equal(sqll(ci, "SELECT count(*) FROM steps WHERE step = 'attempt'"), 0);
+    assert_int_equal(sqll(ci, "SELECT count(*) FROM events"), 2);
+    assert_int_equal(sqll(ci, "SELECT count(*) FROM rejections WHERE record_id = 'L-bad'"), 1);
+    assert_int_equal(relais_journal_healthy(j), 1);
+
+    /* the lock goes: lane B commits both outcomes */
+    PQclear(PQexec(locker, "ROLLBACK"));
+    PQfinish(locker);
+    wait_long(ci, 2, 5000, "SELECT count(*) FROM steps WHERE step = 'attempt'");
+    assert_int_equal(sqll(ci, "SELECT count(*) FROM deliveries WHERE id = %lld AND status = 'pending'"
+                              " AND attempts = 1", (long long)sig->id), 1);
+    assert_int_equal(sqll(ci, "SELECT count(*) FROM deliveries WHERE id = %lld AND status = 'delivered'",
+                          (long long)ged->id), 1);
+    assert_int_equal(sqll(ci, "SELECT count(*) FROM xref WHERE canonical_id = 'request/5' AND package = 'ged'"
+                              " AND local_id = 'GED-7'"), 1);
+    uint64_t nb, nj;
+    relais_journal_stats(j, &nb, &nj);
+    assert_int_equal(nj, 7);                   /* 2 ingest, 2 route, 1 reject, 2 attempts: both lanes */
+    relais_deliveries_free(d, n);
+    relais_deliveries_free(d2, n2);
+    relais_event_unref(e1);
+    relais_event_unref(e2);
+    relais_journal_close(j);
+    free(ci);
+}
+
+/* Two hubs apply outcomes for the same deliveries, queued in opposite
+ * orders: lane B locks the rows in id order, so they wait for each other
+ * instead of deadlocking (deadlock_timeout is 5 s here: a deadlock would
+ * show as a 5 s stall). */
+static void test_outcomes_lock_rows_in_id_order(void **state)
+{
+    (void)state;
+    char *ci = fresh_db("jorder");
+    char dbname[128], sql[256];
+    db_name(ci, dbname, sizeof dbname);
+    snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" SET deadlock_timeout = '5s'", dbname);
+    free(ts_sql(admin_conninfo(), sql));
+    relais_journal *j = open_j(ci, 1, 2, 0);
+    enum { N = 20 };
+    int64_t ids[N];
+    route_many(j, N, "ord", 60000, ids);
+    relais_event *ev = mk_event(NULL, "ord-any");
+    relais_delivery dv[N];
+    for (int i = 0; i < N; i++) {
+        dv[i] = (relais_delivery){ ids[i], ev, (char *)"sig", (char *)"ville", 0, NULL };
+    }
+    /* two hubs, each gathering its outcomes into one batch (100 ms) */
+    relais_journal *h1 = open_j(ci, 1, 100, 0), *h2 = open_j(ci, 1, 100, 0);
+    PGconn *locker = lock_delivery(ci, ids[N / 2]);
+    relais_answer a = answer(503, "busy", NULL);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(relais_journal_attempt(h1, &dv[i], RELAIS_DELIVER_RETRY, &a, 60000, 0, 0, 0), 0);
+        assert_int_equal(relais_journal_attempt(h2, &dv[N - 1 - i], RELAIS_DELIVER_RETRY, &a, 60000, 0, 0, 0), 0);
+    }
+    wait_long(ci, 2, 5000, LANE_WAITING("relais-journal-async"));
+    long long t0 = mono_ms();
+    PQclear(PQexec(locker, "ROLLBACK"));
+    PQfinish(locker);
+    wait_long(ci, N, 3000, "SELECT count(*) FROM deliveries WHERE attempts = 2");
+    fprintf(stderr, "two hubs, %d outcomes each in opposite orders: applied %lld ms after the lock went\n",
+            N, mono_ms() - t0);
+    assert_int_equal(sqll(ci, "SELECT count(*) FROM steps WHERE step = 'attempt'"), 2 * N);
+    relais_journal_close(h1);
+    relais_journal_close(h2);
+    relais_event_unref(ev);
+    relais_journal_close(j);
+    free(ci);
+}
+
+/* A deadlock that lane B loses (40P01) is retried: the outcomes are written
+ * once, nothing is dropped, the lane stays healthy. */
+static void test_deadlock_retried(void **state)
+{
+    (void)state;
+    char *ci = fresh_db("jdeadlock");
+    char dbname[128], sql[256];
+    db_name(ci, dbname, sizeof dbname);
+    snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" SET deadlock_timeout = '200ms'", dbname);
+    free(ts_sql(admin_conninfo(), sql));
+    relais_journal *j = open_j(ci, 1, 20, 0);
+    int64_t ids[2];
+    route_many(j, 2, "dl", 60000, ids);
+    assert_true(ids[0] < ids[1]);
+    relais_event *ev = mk_event(NULL, "dl-any");
+    relais_delivery d0 = { ids[0], ev, (char *)"sig", (char *)"ville", 0, NULL };
+    relais_delivery d1 = { ids[1], ev, (char *)"sig", (char *)"ville", 0, NULL };
+
+    /* the locker holds ids[1] and will not be the one PostgreSQL aborts */
+    PGconn *locker = lock_delivery(ci, ids[1]);
+    PQclear(PQexec(locker, "SET deadlock_timeout = '10s'"));
+    relais_answer a = answer(503, "busy", NULL);
+    assert_int_equal(relais_journal_attempt(j, &d0, RELAIS_DELIVER_RETRY, &a, 60000, 0, 0, 0), 0);
+    assert_int_equal(relais_journal_attempt(j, &d1, RELAIS_DELIVER_RETRY, &a, 60000, 0, 0, 0), 0);
+    /* lane B holds ids[0] and waits for ids[1]; the locker now asks for
+     * ids[0]: a cycle, which lane B's deadlock check breaks by aborting */
+    wait_long(ci, 1, 5000, LANE_WAITING("relais-journal-async"));
+    snprintf(sql, sizeof sql, "SELECT id FROM deliveries WHERE id = %lld FOR UPDATE", (long long)ids[0]);
+    PGresult *r = PQexec(locker, sql);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);   /* it got the row: lane B gave way */
+    PQclear(r);
+    assert_int_equal(sqll(ci, "SELECT count(*) FROM deliveries WHERE attempts > 0"), 0);
+    PQclear(PQexec(locker, "ROLLBACK"));
+    PQfinish(locker);
+    wait_long(ci, 2, 5000, "SELECT count(*) FROM deliveries WHERE attempts = 1");
+    ts_sleep_ms(100);
+    assert_int_equal(sqll(ci, "SELECT count(*) FROM steps WHERE step = 'attempt'"), 2);
+    assert_int_equal(sqll(ci, "SELECT count(*) FROM steps WHERE step = 'retry_scheduled'"), 2);
+    assert_int_equal(relais_journal_healthy(j), 1);
+    relais_event_unref(ev);
+    relais_journal_close(j);
+    free(ci);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1247,6 +1454,9 @@ int main(void)
         cmocka_unit_test(test_blocking_call_times_out),
         cmocka_unit_test(test_refused_value_isolated),
         cmocka_unit_test(test_close_drains_and_read_only),
+        cmocka_unit_test(test_lanes_blocking_not_behind_async),
+        cmocka_unit_test(test_outcomes_lock_rows_in_id_order),
+        cmocka_unit_test(test_deadlock_retried),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
