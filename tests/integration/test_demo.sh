@@ -10,3 +10,18 @@ grep -q '"status":"duplicate"' "$T/demo.log" || fail "demo duplicate"
 grep -qE "delivered +worksite" "$T/demo.log" || fail "demo trace"
 grep -q "hub stopped cleanly (exit 0)" "$T/demo.log" || fail "demo stop"
 pass "tools/demo: records cross packages, the duplicate is caught, the trace is printed, all stops cleanly"
+
+# --keep leaves it running and says how to reach it; --stop stops it
+export RELAIS_DEMO_BUILD_DIR="$RELAIS_BUILD_DIR" RELAIS_DEMO_RUN_DIR="$T/demo2"
+"$RELAIS_SOURCE_DIR/tools/demo" --keep >"$T/keep.log" 2>&1 || { cat "$T/keep.log"; fail "tools/demo --keep"; }
+admin=$(sed -n 's/^ *admin *\(http:[^ ]*\)\/healthz.*/\1/p' "$T/keep.log")
+boot=$(sed -n 's/^ *Kafka *kcat -b \([^ ]*\) .*/\1/p' "$T/keep.log")
+db=$(sed -n 's/^ *journal *psql "\(.*\)"$/\1/p' "$T/keep.log")
+[ -n "$admin" ] && [ -n "$boot" ] && [ -n "$db" ] || { cat "$T/keep.log"; fail "--keep does not print admin, Kafka and psql"; }
+curl -fsS "$admin/healthz" | grep -q '"status":"ok"' || fail "kept hub not healthy at $admin"
+kcat -b "$boot" -t relais.events -C -e -o beginning -q 2>/dev/null | grep -q GRC-2026-0042 || fail "kcat cannot read the kept broker"
+[ "$(psql -X -At "$db" -c "SELECT count(*) FROM events")" -ge 3 ] || fail "psql cannot read the kept journal"
+"$RELAIS_SOURCE_DIR/tools/demo" --stop | grep -q "demo stopped" || fail "--stop"
+sleep 1
+if curl -fsS "$admin/healthz" >/dev/null 2>&1; then fail "hub still running after --stop"; fi
+pass "tools/demo --keep prints working admin, kcat and psql addresses; --stop stops it"
