@@ -194,57 +194,29 @@ static void strlist_free(char **l)
  * NULL-terminated list of trimmed, non-empty items. NULL on error. */
 static char **list_of(loader *L, const yt_node *v, int line, const char *what)
 {
-    size_t cap = 1;
     if (v->kind == YT_MAP) {
         err_at(L, line, "%s must be a value or a list of values, not a map", what);
         return NULL;
     }
-    if (v->kind == YT_SEQ) {
-        cap = v->count + 1;
-    } else {
-        for (const char *p = v->scalar; *p; p++)
-            if (*p == ',') cap++;
-        cap++;
+    if (v->kind == YT_SCALAR) {
+        char **out = relais_split_list(v->scalar);
+        if (!out) err_at(L, line, "out of memory");
+        return out;
     }
-    char **out = calloc(cap, sizeof *out);
+    char **out = calloc(v->count + 1, sizeof *out);
     if (!out) {
         err_at(L, line, "out of memory");
         return NULL;
     }
-    size_t n = 0;
-    if (v->kind == YT_SEQ) {
-        for (size_t i = 0; i < v->count; i++) {
-            const yt_node *it = v->values[i];
-            if (it->kind != YT_SCALAR) {
-                err_at(L, it->line, "%s: list items must be plain values, not %s", what,
-                       kind_name(it));
-                strlist_free(out);
-                return NULL;
-            }
-            out[n] = dup_or_err(L, it->scalar, it->line);
-            if (!out[n]) { strlist_free(out); return NULL; }
-            n++;
+    for (size_t i = 0; i < v->count; i++) {
+        const yt_node *it = v->values[i];
+        if (it->kind != YT_SCALAR) {
+            err_at(L, it->line, "%s: list items must be plain values, not %s", what, kind_name(it));
+            strlist_free(out);
+            return NULL;
         }
-        return out;
-    }
-    const char *p = v->scalar;
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        const char *e = comma ? comma : p + strlen(p);
-        const char *b = p;
-        while (b < e && isspace((unsigned char)*b)) b++;
-        while (e > b && isspace((unsigned char)e[-1])) e--;
-        if (e > b) {
-            out[n] = strndup(b, (size_t)(e - b));
-            if (!out[n]) {
-                err_at(L, line, "out of memory");
-                strlist_free(out);
-                return NULL;
-            }
-            n++;
-        }
-        if (!comma) break;
-        p = comma + 1;
+        out[i] = dup_or_err(L, it->scalar, it->line);
+        if (!out[i]) { strlist_free(out); return NULL; }
     }
     return out;
 }

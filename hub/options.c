@@ -320,9 +320,7 @@ static void strlist_free(char **l)
     free(l);
 }
 
-/* Comma-separated text -> NULL-terminated list (items trimmed, empty ones
- * dropped). */
-static char **strlist_from_text(const char *s)
+char **relais_split_list(const char *s)
 {
     size_t n = 1;
     for (const char *p = s; *p; p++)
@@ -411,7 +409,7 @@ static int set_from_text(apply_ctx *a, const relais_option *o, void *cfg, const 
         return 0;
     }
     case RELAIS_OPT_STRLIST: {
-        char **l = strlist_from_text(text);
+        char **l = relais_split_list(text);
         if (!l) { add_err(a, line, "out of memory"); return -1; }
         *FIELD(cfg, o->offset, char **) = l;
         return 0;

@@ -23,6 +23,11 @@ void relais_options_free(const relais_option *tbl, void *cfg);
 /* JSON description of a table: [{name,type,default,required,enum,desc,modes}] */
 json_t *relais_options_describe(const relais_option *tbl);
 
+/* Comma-separated text -> newly allocated NULL-terminated list, items
+ * trimmed, empty ones dropped (free each item and the list). NULL on
+ * out of memory. */
+char **relais_split_list(const char *s);
+
 /* Value parsers, shared with the rest of the config. 0 ok, -1 invalid. */
 int relais_parse_duration_ms(const char *s, long *out);
 int relais_parse_size(const char *s, long *out);
