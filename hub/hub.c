@@ -219,6 +219,8 @@ static int op_submit(void *hubp, relais_instance *inst, const relais_record *rec
                 publish(h, evs[x]);
             } else if (tmp[x].status == RELAIS_SUBMIT_DUPLICATE) {
                 if (m) atomic_fetch_add(&m->duplicates, 1);
+            } else if (tmp[x].status == RELAIS_SUBMIT_REJECTED) {
+                if (m) atomic_fetch_add(&m->rejected, 1);   /* refused by PostgreSQL (journal.h) */
             }
         }
     }
