@@ -1,8 +1,8 @@
 /*
  * http_body.c - the pure part of the http connector: webhook body -> records
  * (fields picked with hub/jsonptr.h), the X-Relais-Signature scheme (HMAC-SHA256 via
- * OpenSSL's EVP_MAC, constant-time compare), UTF-8-safe excerpts and the
- * listen-address split. No I/O, no threads, no global state: every function
+ * OpenSSL's EVP_MAC, constant-time compare), UTF-8-safe excerpts, the
+ * listen-address split and the capped request-body buffer. No I/O, no threads, no global state: every function
  * works on its arguments only, so the webhook threads call them freely and
  * tests/fuzz/fuzz_webhook.c fuzzes relais_http_parse_body.
  *
@@ -532,4 +532,47 @@ int relais_http_split_listen(const char *listen, char *host, size_t hostlen, int
     host[hl] = '\0';
     *port = (int)p;
     return 0;
+}
+
+/* ---- Request body buffer ---------------------------------------------------- */
+
+int relais_http_upload_take(relais_http_upload *u, const char *data, size_t *size, size_t max)
+{
+    size_t n = *size;
+    *size = 0;
+    if (u->too_large || n == 0)
+        return 0;
+    if (n > max - u->len) {
+        u->too_large = 1;
+        free(u->buf);
+        u->buf = NULL;
+        u->len = u->cap = 0;
+        return 0;
+    }
+    if (u->len + n + 1 > u->cap) {          /* + 1: the NUL */
+        size_t cap = u->cap ? u->cap : 4096;
+        while (cap < u->len + n + 1)
+            cap *= 2;
+        if (cap > max + 1)
+            cap = max + 1;
+        char *nb = realloc(u->buf, cap);
+        if (!nb)
+            return -1;
+        u->buf = nb;
+        u->cap = cap;
+    }
+    memcpy(u->buf + u->len, data, n);
+    u->len += n;
+    u->buf[u->len] = '\0';
+    return 0;
+}
+
+void relais_http_upload_free(relais_http_upload *u)
+{
+    if (!u)
+        return;
+    free(u->buf);
+    u->buf = NULL;
+    u->len = u->cap = 0;
+    u->too_large = 0;
 }

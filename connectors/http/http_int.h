@@ -4,9 +4,9 @@
  *   http.c         the descriptor, the option table, init/start/stop/destroy
  *                  dispatching to the source or the sink half
  *   http_body.c    webhook body parsing (pure: JSON text -> records, fields
- *                  picked with hub/jsonptr.h), the X-Relais-Signature scheme
- *                  and the UTF-8 excerpt helper; no I/O, fuzzed by
- *                  tests/fuzz/fuzz_webhook.c
+ *                  picked with hub/jsonptr.h), the X-Relais-Signature scheme,
+ *                  the UTF-8 excerpt helper and the capped request-body
+ *                  buffer; no I/O, fuzzed by tests/fuzz/fuzz_webhook.c
  *   http_source.c  the webhook source (libmicrohttpd)
  *   http_sink.c    the sink (libcurl): one event per POST, or a batch
  *
@@ -152,6 +152,22 @@ size_t relais_http_excerpt(char *dst, size_t dstlen, const char *src, size_t src
  * 0 ok, -1 invalid (message in errstr). */
 int relais_http_split_listen(const char *listen, char *host, size_t hostlen, int *port,
                              char *errstr, size_t errlen);
+
+/* A request body gathered from libmicrohttpd's upload callbacks, with a hard
+ * cap (used by http_source.c and sim_http.c; one connection thread owns it).
+ * Zero-initialised it is empty. */
+typedef struct relais_http_upload {
+    char  *buf;        /* NULL while empty; NUL-terminated after len bytes */
+    size_t len, cap;
+    int    too_large;  /* more than max bytes came: buf freed, the rest ignored */
+} relais_http_upload;
+
+/* Take the *size bytes of data that libmicrohttpd hands over (sets *size to
+ * 0: consumed), unless the body would get longer than max: then too_large is
+ * set and the buffer freed. 0 ok (also when too large), -1 out of memory. */
+int relais_http_upload_take(relais_http_upload *u, const char *data, size_t *size, size_t max);
+/* Frees the bytes and makes u empty again (u itself is the caller's); NULL: no-op. */
+void relais_http_upload_free(relais_http_upload *u);
 
 /* ---- Source and sink halves ----------------------------------------------- */
 

@@ -57,10 +57,8 @@ struct relais_http_source {
 };
 
 struct request {
-    char  *buf;
-    size_t len, cap;
-    int    too_large;
-    int    answered;     /* a response was queued on the first call */
+    relais_http_upload body;
+    int                answered;     /* a response was queued on the first call */
 };
 
 static char *dup_opt(const char *s) { return s ? strdup(s) : NULL; }
@@ -281,7 +279,7 @@ static enum MHD_Result handle_records(relais_http_source *s, struct MHD_Connecti
 static enum MHD_Result handle_body(relais_http_source *s, struct MHD_Connection *c,
                                    struct request *rq)
 {
-    if (rq->too_large) {
+    if (rq->body.too_large) {
         char msg[128];
         snprintf(msg, sizeof msg, "body larger than max_body (%zu bytes)", s->max_body);
         return respond_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
@@ -289,7 +287,8 @@ static enum MHD_Result handle_body(relais_http_source *s, struct MHD_Connection 
     if (s->hmac_secret) {
         const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, RELAIS_HTTP_SIG_HEADER);
         relais_http_sig_status st = relais_http_verify(s->hmac_secret, sig, (long long)time(NULL),
-                                                       s->hmac_tolerance_s, rq->buf, rq->len);
+                                                       s->hmac_tolerance_s, rq->body.buf,
+                                                       rq->body.len);
         if (st != RELAIS_HTTP_SIG_OK) {
             relais_instance_log(s->inst, RELAIS_LOG_WARN, "401: %s", relais_http_sig_status_text(st));
             return respond_error(c, MHD_HTTP_UNAUTHORIZED, relais_http_sig_status_text(st));
@@ -312,7 +311,8 @@ static enum MHD_Result handle_body(relais_http_source *s, struct MHD_Connection 
         .max_batch = s->max_batch,
     };
     relais_http_batch b;
-    relais_http_body_status st = relais_http_parse_body(rq->buf ? rq->buf : "", rq->len, &o, &b);
+    relais_http_body_status st = relais_http_parse_body(rq->body.buf ? rq->body.buf : "",
+                                                        rq->body.len, &o, &b);
     enum MHD_Result ret;
     if (st == RELAIS_HTTP_BODY_OK) {
         ret = handle_records(s, c, &b);
@@ -320,7 +320,7 @@ static enum MHD_Result handle_body(relais_http_source *s, struct MHD_Connection 
         char where[96];
         if (b.line > 0) snprintf(where, sizeof where, "body line %d column %d", b.line, b.column);
         else snprintf(where, sizeof where, "body");
-        reject_raw(s, key, where, b.error, rq->buf, rq->len);
+        reject_raw(s, key, where, b.error, rq->body.buf, rq->body.len);
         json_t *e = json_pack("{s:s}", "error", b.error);
         if (e && b.line > 0) {
             json_object_set_new(e, "line", json_integer(b.line));
@@ -374,27 +374,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        size_t n = *upload_data_size;
-        *upload_data_size = 0;
-        if (rq->too_large) return MHD_YES;
-        if (n > s->max_body - rq->len) {
-            rq->too_large = 1;
-            free(rq->buf);
-            rq->buf = NULL;
-            rq->len = rq->cap = 0;
-            return MHD_YES;
-        }
-        if (rq->len + n > rq->cap) {
-            size_t cap = rq->cap ? rq->cap : 4096;
-            while (cap < rq->len + n) cap *= 2;
-            if (cap > s->max_body) cap = s->max_body;
-            char *nb = realloc(rq->buf, cap);
-            if (!nb) return MHD_NO;
-            rq->buf = nb;
-            rq->cap = cap;
-        }
-        memcpy(rq->buf + rq->len, upload_data, n);
-        rq->len += n;
+        if (relais_http_upload_take(&rq->body, upload_data, upload_data_size, s->max_body) != 0)
+            return MHD_NO;
         return MHD_YES;
     }
     rq->answered = 1;
@@ -406,7 +387,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     struct request *rq = *con_cls;
     if (!rq) return;
-    free(rq->buf);
+    relais_http_upload_free(&rq->body);
     free(rq);
     *con_cls = NULL;
 }

@@ -74,9 +74,7 @@ struct sim {
 };
 
 struct req {
-    char  *buf;
-    size_t len;
-    int    too_large;
+    relais_http_upload body;
 };
 
 static void sim_log(const struct sim *sim, const char *method, const char *url, unsigned status,
@@ -164,7 +162,7 @@ static json_t *request_entry(struct MHD_Connection *c, const char *url)
 static int request_refusal(const struct sim *sim, struct MHD_Connection *c, const struct req *rq,
                            const char **refusal)
 {
-    if (rq->too_large) {
+    if (rq->body.too_large) {
         *refusal = "body too large";
         return MHD_HTTP_CONTENT_TOO_LARGE;
     }
@@ -181,7 +179,7 @@ static int request_refusal(const struct sim *sim, struct MHD_Connection *c, cons
     if (sim->hmac_secret) {
         relais_http_sig_status st = relais_http_verify(
             sim->hmac_secret, MHD_lookup_connection_value(c, MHD_HEADER_KIND, RELAIS_HTTP_SIG_HEADER),
-            (long long)time(NULL), 300, rq->buf ? rq->buf : "", rq->len);
+            (long long)time(NULL), 300, rq->body.buf ? rq->body.buf : "", rq->body.len);
         if (st != RELAIS_HTTP_SIG_OK) {
             *refusal = relais_http_sig_status_text(st);
             return MHD_HTTP_UNAUTHORIZED;
@@ -220,7 +218,7 @@ static enum MHD_Result handle_event(struct sim *sim, struct MHD_Connection *c, c
     const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
     json_t *entry = request_entry(c, url);
     json_object_set_new(entry, "seq", json_integer((json_int_t)seq));
-    json_t *body = rq->buf ? json_loadb(rq->buf, rq->len, 0, NULL) : NULL;
+    json_t *body = rq->body.buf ? json_loadb(rq->body.buf, rq->body.len, 0, NULL) : NULL;
     json_object_set_new(entry, "event", body ? body : json_null());
 
     const char *refusal = NULL;
@@ -306,7 +304,7 @@ static enum MHD_Result handle_batch(struct sim *sim, struct MHD_Connection *c, c
 
     json_t *common = request_entry(c, url);
     json_object_set_new(common, "request", json_integer((json_int_t)req_no));
-    json_t *body = rq->buf ? json_loadb(rq->buf, rq->len, 0, NULL) : NULL;
+    json_t *body = rq->body.buf ? json_loadb(rq->body.buf, rq->body.len, 0, NULL) : NULL;
     const char *refusal = NULL;
     if (status == 0) status = request_refusal(sim, c, rq, &refusal);
     if (status == 0 && !json_is_array(body)) {
@@ -395,7 +393,7 @@ static enum MHD_Result handle_batch(struct sim *sim, struct MHD_Connection *c, c
 static enum MHD_Result handle_fail(struct sim *sim, struct MHD_Connection *c, struct req *rq)
 {
     json_error_t err;
-    json_t *o = rq->buf ? json_loadb(rq->buf, rq->len, 0, &err) : NULL;
+    json_t *o = rq->body.buf ? json_loadb(rq->body.buf, rq->body.len, 0, &err) : NULL;
     json_t *st = json_object_get(o, "status"), *dl = json_object_get(o, "delay_ms"),
            *ct = json_object_get(o, "count"), *pe = json_object_get(o, "per_event");
     if (!json_is_object(o) || (st && !json_is_integer(st)) || (dl && !json_is_integer(dl))
@@ -433,18 +431,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        size_t n = *upload_data_size;
-        *upload_data_size = 0;
-        if (rq->too_large || rq->len + n > (size_t)SIM_MAX_BODY) {
-            rq->too_large = 1;
-            return MHD_YES;
-        }
-        char *nb = realloc(rq->buf, rq->len + n + 1);
-        if (!nb) return MHD_NO;
-        rq->buf = nb;
-        memcpy(rq->buf + rq->len, upload_data, n);
-        rq->len += n;
-        rq->buf[rq->len] = '\0';
+        if (relais_http_upload_take(&rq->body, upload_data, upload_data_size, (size_t)SIM_MAX_BODY) != 0)
+            return MHD_NO;
         return MHD_YES;
     }
     int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
@@ -503,7 +491,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     struct req *rq = *con_cls;
     if (!rq) return;
-    free(rq->buf);
+    relais_http_upload_free(&rq->body);
     free(rq);
     *con_cls = NULL;
 }

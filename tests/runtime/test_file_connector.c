@@ -1,7 +1,7 @@
 /* Runtime tests: the `file` connector (connectors/file/) driven through a
- * stand-alone instance (relais_instance_new) whose ops record what the
- * connector submits and rejects, with options parsed from YAML by the real
- * option table. */
+ * stand-alone instance (relais_instance_new) whose hub is a ts_recorder
+ * (testsupport.h) recording what the connector submits and rejects, with
+ * options parsed from YAML by the real option table. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
@@ -10,158 +10,22 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "testsupport.h"
-#include "instance.h"
 #include "options.h"
 #include "event_int.h"
 #include "../../connectors/file/file_csv.h"
 
 extern const relais_connector relais_connector_file;
 
-/* ---- recording ops (test-only globals) ---------------------------------- */
+/* ---- the recording hub (test-only global) -------------------------------- */
 
-typedef struct sub_rec {
-    char *record_id, *type, *subject, *correlation, *data;
-} sub_rec;
-
-typedef struct rej_rec {
-    char *record_id, *where, *reason, *raw;
-} rej_rec;
-
-static struct {
-    sub_rec subs[256];
-    size_t  nsubs;
-    rej_rec rejs[64];
-    size_t  nrejs;
-    size_t  submit_calls;
-    int     accepting;
-    long    ok_calls;       /* submit calls answered before UNAVAILABLE; -1 = always */
-    int     reject_fails;   /* relais_reject answers -1 (journal down) */
-    char   *seen[256];      /* record ids accepted so far (the hub's dedupe) */
-    size_t  nseen;
-} g;
-
-static char *dup0(const char *s) { return s ? strdup(s) : NULL; }
-
-static void g_reset(void)
-{
-    for (size_t i = 0; i < g.nsubs; i++) {
-        free(g.subs[i].record_id);
-        free(g.subs[i].type);
-        free(g.subs[i].subject);
-        free(g.subs[i].correlation);
-        free(g.subs[i].data);
-    }
-    for (size_t i = 0; i < g.nrejs; i++) {
-        free(g.rejs[i].record_id);
-        free(g.rejs[i].where);
-        free(g.rejs[i].reason);
-        free(g.rejs[i].raw);
-    }
-    for (size_t i = 0; i < g.nseen; i++)
-        free(g.seen[i]);
-    memset(&g, 0, sizeof g);
-    g.accepting = 1;
-    g.ok_calls = -1;
-}
-
-static int t_submit(void *hub, relais_instance *inst, const relais_record *recs, size_t n,
-                    relais_submit_result *res)
-{
-    (void)hub;
-    (void)inst;
-    g.submit_calls++;
-    if (g.ok_calls == 0) {
-        for (size_t i = 0; i < n; i++)
-            res[i].status = RELAIS_SUBMIT_UNAVAILABLE;
-        return -1;
-    }
-    if (g.ok_calls > 0)
-        g.ok_calls--;
-    for (size_t i = 0; i < n; i++) {
-        assert_true(g.nsubs < 256);
-        sub_rec *s = &g.subs[g.nsubs++];
-        s->record_id = dup0(recs[i].record_id);
-        s->type = dup0(recs[i].type);
-        s->subject = dup0(recs[i].subject);
-        s->correlation = dup0(recs[i].correlation_id);
-        s->data = json_dumps(recs[i].data, JSON_COMPACT | JSON_SORT_KEYS);
-        res[i].status = RELAIS_SUBMIT_ACCEPTED;
-        for (size_t k = 0; k < g.nseen; k++)
-            if (strcmp(g.seen[k], recs[i].record_id) == 0)
-                res[i].status = RELAIS_SUBMIT_DUPLICATE;
-        if (res[i].status == RELAIS_SUBMIT_ACCEPTED)
-            g.seen[g.nseen++] = strdup(recs[i].record_id);
-    }
-    return 0;
-}
-
-static int t_reject(void *hub, relais_instance *inst, const char *record_id, const char *where,
-                    const char *reason, const char *raw, size_t rawlen)
-{
-    (void)hub;
-    (void)inst;
-    if (g.reject_fails)
-        return -1;
-    assert_true(g.nrejs < 64);
-    rej_rec *r = &g.rejs[g.nrejs++];
-    r->record_id = dup0(record_id);
-    r->where = dup0(where);
-    r->reason = dup0(reason);
-    r->raw = raw ? strndup(raw, rawlen) : NULL;
-    return 0;
-}
-
-static int t_accepting(void *hub, const relais_instance *inst)
-{
-    (void)hub;
-    (void)inst;
-    return g.accepting;
-}
-
-static const relais_instance_ops g_ops = { t_submit, t_reject, t_accepting };
+static ts_recorder *g_rec;
 
 /* ---- fixtures ------------------------------------------------------------ */
 
-typedef struct conn {
-    relais_instance *inst;
-    void            *cfg;
-    void            *ctx;
-} conn;
-
-/* Options from YAML through the real option table, then init + start.
- * Returns -1 (message in err) when the connector refuses the options. */
-static int conn_open(conn *c, unsigned mode, const char *yaml, char *err, size_t errlen)
+/* Instance "drop" of the file connector, options from YAML (ts_conn_open). */
+static int conn_open(ts_conn *c, unsigned mode, const char *yaml, char *err, size_t errlen)
 {
-    const relais_connector *d = &relais_connector_file;
-    memset(c, 0, sizeof *c);
-    yt_node *map = yt_load_buffer("test.yaml", yaml, strlen(yaml), err, errlen);
-    assert_non_null(map);
-    c->cfg = calloc(1, d->config_size);
-    relais_errlist errs;
-    relais_errlist_init(&errs);
-    int rc = relais_options_apply(d->options, c->cfg, mode, map, NULL, "test.yaml", &errs);
-    if (rc != 0)
-        snprintf(err, errlen, "%s", errs.count ? errs.msgs[0] : "?");
-    relais_errlist_free(&errs);
-    yt_free(map);
-    if (rc != 0)
-        return -1;
-    c->inst = relais_instance_new("drop", "ville", mode, d, c->cfg, &g_ops, NULL, NULL);
-    if (d->init(c->inst, c->cfg, &c->ctx, err, errlen) != 0)
-        return -1;
-    c->inst->ctx = c->ctx;
-    return d->start(c->ctx, err, errlen);
-}
-
-static void conn_close(conn *c)
-{
-    const relais_connector *d = &relais_connector_file;
-    if (c->ctx)
-        d->stop(c->ctx);
-    d->destroy(c->ctx);
-    relais_instance_destroy(c->inst);
-    relais_options_free(d->options, c->cfg);
-    free(c->cfg);
+    return ts_conn_open(c, &relais_connector_file, "drop", mode, yaml, g_rec, NULL, err, errlen);
 }
 
 static char g_dir[256];
@@ -169,7 +33,7 @@ static char g_dir[256];
 static int setup(void **state)
 {
     (void)state;
-    g_reset();
+    g_rec = ts_recorder_new();
     snprintf(g_dir, sizeof g_dir, "/tmp/relais-filetest-XXXXXX");
     assert_non_null(mkdtemp(g_dir));
     return 0;
@@ -181,7 +45,8 @@ static int teardown(void **state)
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     assert_int_equal(system(cmd), 0);
-    g_reset();
+    ts_recorder_free(g_rec);
+    g_rec = NULL;
     return 0;
 }
 
@@ -243,15 +108,12 @@ static size_t count_entries(const char *dir)
     return n;
 }
 
-static const sub_rec *sub_by_id(const char *rid)
+static const ts_submitted *sub_by_id(const char *rid)
 {
-    for (size_t i = 0; i < g.nsubs; i++)
-        if (strcmp(g.subs[i].record_id, rid) == 0)
-            return &g.subs[i];
-    return NULL;
+    return ts_recorder_find(g_rec, rid);
 }
 
-static void receive(conn *c)
+static void receive(ts_conn *c)
 {
     assert_int_equal(relais_connector_file.receive(c->ctx), 0);
 }
@@ -265,7 +127,7 @@ static void test_jsonl_good_and_bad_lines(void **state)
     snprintf(yaml, sizeof yaml,
              "dir: %s\nevent_type: fr.relais.grc.request.created\n"
              "record_id_field: /id\nsubject_field: /who/name\ncorrelation_field: /case\n", g_dir);
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), 0);
     drop("a.jsonl", "{\"id\":\"r1\",\"who\":{\"name\":\"Ana\"},\"case\":\"k-1\"}\n"
                     "{\"id\":\"r2\",\"n\":2}\r\n"
@@ -273,26 +135,26 @@ static void test_jsonl_good_and_bad_lines(void **state)
                     "\n"
                     "{\"id\":3,\"n\":3}");
     receive(&c);
-    assert_int_equal(g.nsubs, 3);
-    const sub_rec *s = sub_by_id("r1");
+    assert_int_equal(ts_recorder_nsubs(g_rec), 3);
+    const ts_submitted *s = sub_by_id("r1");
     assert_non_null(s);
     assert_string_equal(s->type, "fr.relais.grc.request.created");
     assert_string_equal(s->subject, "Ana");
-    assert_string_equal(s->correlation, "k-1");
+    assert_string_equal(s->correlation_id, "k-1");
     assert_non_null(sub_by_id("r2"));
     assert_null(sub_by_id("r2")->subject);
     s = sub_by_id("3");      /* a number as record id, in its JSON form */
     assert_non_null(s);
     assert_string_equal(s->data, "{\"id\":3,\"n\":3}");
-    assert_int_equal(g.nrejs, 1);
-    assert_string_equal(g.rejs[0].where, "a.jsonl:3");
-    assert_string_equal(g.rejs[0].record_id, "a.jsonl:3");
-    assert_non_null(strstr(g.rejs[0].reason, "invalid JSON"));
-    assert_string_equal(g.rejs[0].raw, "not json");
+    assert_int_equal(ts_recorder_nrejs(g_rec), 1);
+    assert_string_equal(ts_recorder_rej(g_rec, 0)->where, "a.jsonl:3");
+    assert_string_equal(ts_recorder_rej(g_rec, 0)->record_id, "a.jsonl:3");
+    assert_non_null(strstr(ts_recorder_rej(g_rec, 0)->reason, "invalid JSON"));
+    assert_string_equal(ts_recorder_rej(g_rec, 0)->raw, "not json");
     /* Every record has a verdict: archived. */
     assert_false(exists(in_dir("a.jsonl")));
     assert_true(exists(in_dir("archive/a.jsonl")));
-    conn_close(&c);
+    ts_conn_close(&c);
 }
 
 static void test_jsonl_default_ids_limits_and_redrop(void **state)
@@ -301,7 +163,7 @@ static void test_jsonl_default_ids_limits_and_redrop(void **state)
     char yaml[1024], err[512];
     snprintf(yaml, sizeof yaml, "dir: %s\nevent_type: fr.relais.test.thing.created\nmax_line: 40\n"
                                 "subject_field: /obj\n", g_dir);
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), 0);
     const char *text = "{\"a\":1}\n"
                        "{\"long\":\"0123456789012345678901234567890123456789\"}\n"
@@ -311,28 +173,28 @@ static void test_jsonl_default_ids_limits_and_redrop(void **state)
                        "{\"b\":2}\n";
     drop("d.jsonl", text);
     receive(&c);
-    assert_int_equal(g.nsubs, 2);
+    assert_int_equal(ts_recorder_nsubs(g_rec), 2);
     assert_non_null(sub_by_id("d.jsonl:1"));
     assert_non_null(sub_by_id("d.jsonl:6"));
-    assert_int_equal(g.nrejs, 4);
-    assert_string_equal(g.rejs[0].where, "d.jsonl:2");
-    assert_non_null(strstr(g.rejs[0].reason, "longer than max_line"));
-    assert_int_equal(strlen(g.rejs[0].raw), 40);          /* the excerpt kept */
-    assert_string_equal(g.rejs[1].reason, "not a JSON object");
-    assert_non_null(strstr(g.rejs[2].reason, "invalid JSON"));   /* duplicate key */
-    assert_non_null(strstr(g.rejs[3].reason, "subject_field /obj is an object"));
+    assert_int_equal(ts_recorder_nrejs(g_rec), 4);
+    assert_string_equal(ts_recorder_rej(g_rec, 0)->where, "d.jsonl:2");
+    assert_non_null(strstr(ts_recorder_rej(g_rec, 0)->reason, "longer than max_line"));
+    assert_int_equal(strlen(ts_recorder_rej(g_rec, 0)->raw), 40);          /* the excerpt kept */
+    assert_string_equal(ts_recorder_rej(g_rec, 1)->reason, "not a JSON object");
+    assert_non_null(strstr(ts_recorder_rej(g_rec, 2)->reason, "invalid JSON"));   /* duplicate key */
+    assert_non_null(strstr(ts_recorder_rej(g_rec, 3)->reason, "subject_field /obj is an object"));
     assert_true(exists(in_dir("archive/d.jsonl")));
 
     /* The same file dropped again: same record ids (the hub dedupes them),
      * archived next to the first copy, not over it. */
     drop("d.jsonl", text);
     receive(&c);
-    assert_int_equal(g.nsubs, 4);
-    assert_string_equal(g.subs[2].record_id, "d.jsonl:1");
-    assert_string_equal(g.subs[3].record_id, "d.jsonl:6");
+    assert_int_equal(ts_recorder_nsubs(g_rec), 4);
+    assert_string_equal(ts_recorder_sub(g_rec, 2)->record_id, "d.jsonl:1");
+    assert_string_equal(ts_recorder_sub(g_rec, 3)->record_id, "d.jsonl:6");
     assert_true(exists(in_dir("archive/d.jsonl")));
     assert_true(exists(in_dir("archive/d.jsonl.1")));
-    conn_close(&c);
+    ts_conn_close(&c);
 }
 
 static void test_csv_file(void **state)
@@ -341,7 +203,7 @@ static void test_csv_file(void **state)
     char yaml[1024], err[512];
     snprintf(yaml, sizeof yaml, "dir: %s\npattern: \"*.csv\"\nevent_type: fr.relais.grc.request.created\n"
                                 "subject_field: name\n", g_dir);
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), 0);
     drop("b.csv", "\xEF\xBB\xBFname,city\r\n"
                   "Ana,Lyon\r\n"
@@ -350,8 +212,8 @@ static void test_csv_file(void **state)
                   "Eve,\"Nice, \"\"06\"\"\"\r\n"
                   ",Brest\r\n");
     receive(&c);
-    assert_int_equal(g.nsubs, 4);
-    const sub_rec *s = sub_by_id("b.csv:2");
+    assert_int_equal(ts_recorder_nsubs(g_rec), 4);
+    const ts_submitted *s = sub_by_id("b.csv:2");
     assert_non_null(s);
     assert_string_equal(s->data, "{\"city\":\"Lyon\",\"name\":\"Ana\"}");
     assert_string_equal(s->subject, "Ana");
@@ -364,13 +226,13 @@ static void test_csv_file(void **state)
     s = sub_by_id("b.csv:7");
     assert_non_null(s);
     assert_null(s->subject);       /* empty cell: no subject */
-    assert_int_equal(g.nrejs, 1);
-    assert_string_equal(g.rejs[0].where, "b.csv:3");
-    assert_string_equal(g.rejs[0].reason, "expected 2 columns, found 1");
-    assert_string_equal(g.rejs[0].raw, "Bob");
+    assert_int_equal(ts_recorder_nrejs(g_rec), 1);
+    assert_string_equal(ts_recorder_rej(g_rec, 0)->where, "b.csv:3");
+    assert_string_equal(ts_recorder_rej(g_rec, 0)->reason, "expected 2 columns, found 1");
+    assert_string_equal(ts_recorder_rej(g_rec, 0)->raw, "Bob");
     assert_true(exists(in_dir("archive/b.csv")));
     assert_false(exists(in_dir("b.csv")));
-    conn_close(&c);
+    ts_conn_close(&c);
 }
 
 static void test_csv_semicolon_and_record_id_column(void **state)
@@ -379,18 +241,18 @@ static void test_csv_semicolon_and_record_id_column(void **state)
     char yaml[1024], err[512];
     snprintf(yaml, sizeof yaml, "dir: %s\nformat: csv\npattern: \"export-*.txt\"\ncsv_delimiter: \";\"\n"
                                 "event_type: fr.relais.x.y.z\nrecord_id_field: num\n", g_dir);
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), 0);
     drop("export-1.txt", "num;label\n10;a,b\n11;\"x;y\n");
     drop("other.csv", "num;label\n12;c\n");
     receive(&c);
-    assert_int_equal(g.nsubs, 1);
+    assert_int_equal(ts_recorder_nsubs(g_rec), 1);
     assert_string_equal(sub_by_id("10")->data, "{\"label\":\"a,b\",\"num\":\"10\"}");
-    assert_int_equal(g.nrejs, 1);
-    assert_string_equal(g.rejs[0].where, "export-1.txt:3");
-    assert_non_null(strstr(g.rejs[0].reason, "unbalanced quote"));
+    assert_int_equal(ts_recorder_nrejs(g_rec), 1);
+    assert_string_equal(ts_recorder_rej(g_rec, 0)->where, "export-1.txt:3");
+    assert_non_null(strstr(ts_recorder_rej(g_rec, 0)->reason, "unbalanced quote"));
     assert_true(exists(in_dir("other.csv")));      /* not matching the pattern */
-    conn_close(&c);
+    ts_conn_close(&c);
 }
 
 static void test_csv_bad_header_goes_to_error_dir(void **state)
@@ -399,31 +261,31 @@ static void test_csv_bad_header_goes_to_error_dir(void **state)
     char yaml[1024], err[512];
     snprintf(yaml, sizeof yaml, "dir: %s\npattern: \"*.csv\"\nevent_type: fr.relais.x.y.z\n"
                                 "error_dir: %s/bad\n", g_dir, g_dir);
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), 0);
     drop("c.csv", "id,name,id\n1,a,2\n");
     receive(&c);
-    assert_int_equal(g.nsubs, 0);
-    assert_int_equal(g.nrejs, 1);
-    assert_string_equal(g.rejs[0].where, "c.csv:1");
-    assert_non_null(strstr(g.rejs[0].reason, "appears twice"));
+    assert_int_equal(ts_recorder_nsubs(g_rec), 0);
+    assert_int_equal(ts_recorder_nrejs(g_rec), 1);
+    assert_string_equal(ts_recorder_rej(g_rec, 0)->where, "c.csv:1");
+    assert_non_null(strstr(ts_recorder_rej(g_rec, 0)->reason, "appears twice"));
     assert_true(exists(in_dir("bad/c.csv")));
     assert_false(exists(in_dir("c.csv")));
-    conn_close(&c);
+    ts_conn_close(&c);
 
     /* A configured column absent from the header: the file as a whole. */
-    g_reset();
+    ts_recorder_reset(g_rec);
     /* format csv alone: the pattern defaults to *.csv */
     snprintf(yaml, sizeof yaml, "dir: %s\nformat: csv\nevent_type: fr.relais.x.y.z\n"
                                 "record_id_field: ref\n", g_dir);
     assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), 0);
     drop("e.csv", "id,name\n1,a\n");
     receive(&c);
-    assert_int_equal(g.nsubs, 0);
-    assert_int_equal(g.nrejs, 1);
-    assert_non_null(strstr(g.rejs[0].reason, "record_id_field: column 'ref' is not in the header"));
+    assert_int_equal(ts_recorder_nsubs(g_rec), 0);
+    assert_int_equal(ts_recorder_nrejs(g_rec), 1);
+    assert_non_null(strstr(ts_recorder_rej(g_rec, 0)->reason, "record_id_field: column 'ref' is not in the header"));
     assert_true(exists(in_dir("rejected/e.csv")));
-    conn_close(&c);
+    ts_conn_close(&c);
 }
 
 static void test_incomplete_names_ignored(void **state)
@@ -431,19 +293,19 @@ static void test_incomplete_names_ignored(void **state)
     (void)state;
     char yaml[1024], err[512];
     snprintf(yaml, sizeof yaml, "dir: %s\nevent_type: fr.relais.x.y.z\n", g_dir);
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), 0);
     const char *names[] = { ".x.tmp", ".hidden.jsonl", "y.jsonl.tmp", "z.jsonl.part", "w.tmp", "v.txt" };
     for (size_t i = 0; i < 6; i++)
         write_raw(names[i], "{\"a\":1}\n");
     assert_int_equal(mkdir(in_dir("sub.jsonl"), 0755), 0);    /* a folder, not a file */
     receive(&c);
-    assert_int_equal(g.nsubs, 0);
-    assert_int_equal(g.nrejs, 0);
+    assert_int_equal(ts_recorder_nsubs(g_rec), 0);
+    assert_int_equal(ts_recorder_nrejs(g_rec), 0);
     for (size_t i = 0; i < 6; i++)
         assert_true(exists(in_dir(names[i])));
     assert_true(exists(in_dir("sub.jsonl")));
-    conn_close(&c);
+    ts_conn_close(&c);
 }
 
 static void test_unavailable_leaves_file_and_resubmits_all(void **state)
@@ -451,41 +313,41 @@ static void test_unavailable_leaves_file_and_resubmits_all(void **state)
     (void)state;
     char yaml[1024], err[512];
     snprintf(yaml, sizeof yaml, "dir: %s\nevent_type: fr.relais.x.y.z\nbatch: 2\n", g_dir);
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), 0);
     drop("u.jsonl", "{\"n\":1}\n{\"n\":2}\nbad\n{\"n\":4}\n{\"n\":5}\n");
     /* First batch journaled, then the hub goes away. */
-    g.ok_calls = 1;
+    ts_recorder_set_submit_budget(g_rec, 1);
     receive(&c);
-    assert_int_equal(g.submit_calls, 2);
-    assert_int_equal(g.nsubs, 2);
+    assert_int_equal(ts_recorder_submit_calls(g_rec), 2);
+    assert_int_equal(ts_recorder_nsubs(g_rec), 2);
     assert_true(exists(in_dir("u.jsonl")));
     assert_false(exists(in_dir("archive/u.jsonl")));
     /* Back: the whole file again, from its first line. */
-    g.ok_calls = -1;
+    ts_recorder_set_submit_budget(g_rec, -1);
     receive(&c);
-    assert_int_equal(g.nsubs, 2 + 4);
+    assert_int_equal(ts_recorder_nsubs(g_rec), 2 + 4);
     const char *want[] = { "u.jsonl:1", "u.jsonl:2", "u.jsonl:4", "u.jsonl:5" };
     for (size_t i = 0; i < 4; i++)
-        assert_string_equal(g.subs[2 + i].record_id, want[i]);
-    assert_int_equal(g.nseen, 4);          /* the first two came back as duplicates */
+        assert_string_equal(ts_recorder_sub(g_rec, 2 + i)->record_id, want[i]);
+    assert_int_equal(ts_recorder_naccepted(g_rec), 4);          /* the first two came back as duplicates */
     assert_true(exists(in_dir("archive/u.jsonl")));
     assert_false(exists(in_dir("u.jsonl")));
 
     /* A reject that cannot be journaled stops the file as well. */
-    g_reset();
+    ts_recorder_reset(g_rec);
     drop("v.jsonl", "bad\n{\"n\":1}\n");
-    g.reject_fails = 1;
+    ts_recorder_set_reject_fails(g_rec, 1);
     receive(&c);
-    assert_int_equal(g.nrejs, 0);
-    assert_int_equal(g.submit_calls, 0);
+    assert_int_equal(ts_recorder_nrejs(g_rec), 0);
+    assert_int_equal(ts_recorder_submit_calls(g_rec), 0);
     assert_true(exists(in_dir("v.jsonl")));
-    g.reject_fails = 0;
+    ts_recorder_set_reject_fails(g_rec, 0);
     receive(&c);
-    assert_int_equal(g.nrejs, 1);
-    assert_int_equal(g.nsubs, 1);
+    assert_int_equal(ts_recorder_nrejs(g_rec), 1);
+    assert_int_equal(ts_recorder_nsubs(g_rec), 1);
     assert_true(exists(in_dir("archive/v.jsonl")));
-    conn_close(&c);
+    ts_conn_close(&c);
 }
 
 static void test_not_accepting_reads_nothing(void **state)
@@ -493,27 +355,27 @@ static void test_not_accepting_reads_nothing(void **state)
     (void)state;
     char yaml[1024], err[512];
     snprintf(yaml, sizeof yaml, "dir: %s\nevent_type: fr.relais.x.y.z\n", g_dir);
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), 0);
     drop("p.jsonl", "{\"n\":1}\nbad\n");
-    g.accepting = 0;
+    ts_recorder_set_accepting(g_rec, 0);
     receive(&c);
-    assert_int_equal(g.submit_calls, 0);
-    assert_int_equal(g.nrejs, 0);
+    assert_int_equal(ts_recorder_submit_calls(g_rec), 0);
+    assert_int_equal(ts_recorder_nrejs(g_rec), 0);
     assert_true(exists(in_dir("p.jsonl")));
-    g.accepting = 1;
+    ts_recorder_set_accepting(g_rec, 1);
     receive(&c);
-    assert_int_equal(g.nsubs, 1);
-    assert_int_equal(g.nrejs, 1);
+    assert_int_equal(ts_recorder_nsubs(g_rec), 1);
+    assert_int_equal(ts_recorder_nrejs(g_rec), 1);
     assert_true(exists(in_dir("archive/p.jsonl")));
-    conn_close(&c);
+    ts_conn_close(&c);
 }
 
 static void test_source_option_errors(void **state)
 {
     (void)state;
     char yaml[1024], err[512];
-    conn c;
+    ts_conn c;
     snprintf(yaml, sizeof yaml, "dir: %s\n", g_dir);
     assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), -1);
     assert_non_null(strstr(err, "event_type"));
@@ -523,7 +385,7 @@ static void test_source_option_errors(void **state)
     snprintf(yaml, sizeof yaml, "dir: %s\nevent_type: a.b\ncsv_delimiter: \";;\"\n", g_dir);
     assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), -1);
     assert_non_null(strstr(err, "csv_delimiter"));
-    conn_close(&c);
+    ts_conn_close(&c);
 
     snprintf(yaml, sizeof yaml, "dir: %s\nformat: xml\nevent_type: a.b\n", g_dir);
     assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), -1);
@@ -534,28 +396,14 @@ static void test_source_option_errors(void **state)
 
 /* ---- sink ------------------------------------------------------------------ */
 
-static relais_event *make_event(const char *data_json)
-{
-    json_error_t je;
-    json_t *d = json_loads(data_json, 0, &je);
-    assert_non_null(d);
-    relais_record r = { .type = "fr.relais.grc.request.created", .subject = "request/1",
-                        .record_id = "r-1", .data = d };
-    char err[256];
-    relais_event *ev = relais_event_build(&r, "desk", "ville", err, sizeof err);
-    json_decref(d);
-    assert_non_null(ev);
-    return ev;
-}
-
 static void test_sink_jsonl_atomic_and_once(void **state)
 {
     (void)state;
     char yaml[1024], err[512];
     snprintf(yaml, sizeof yaml, "dir: %s/out\n", g_dir);    /* created on demand */
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, RELAIS_MODE_SINK, yaml, err, sizeof err), 0);
-    relais_event *ev = make_event("{\"category\":\"voirie\"}");
+    relais_event *ev = ts_event("request/1", "{\"category\":\"voirie\"}");
     relais_answer ans;
     memset(&ans, 0, sizeof ans);
     assert_int_equal(relais_connector_file.deliver(c.ctx, ev, NULL, &ans), RELAIS_DELIVER_OK);
@@ -578,12 +426,12 @@ static void test_sink_jsonl_atomic_and_once(void **state)
     /* The same event again: the same file, still one. */
     assert_int_equal(relais_connector_file.deliver(c.ctx, ev, NULL, &ans), RELAIS_DELIVER_OK);
     assert_int_equal(count_entries(in_dir("out")), 1);
-    relais_event *ev2 = make_event("{\"category\":\"eclairage\"}");
+    relais_event *ev2 = ts_event("request/1", "{\"category\":\"eclairage\"}");
     assert_int_equal(relais_connector_file.deliver(c.ctx, ev2, NULL, &ans), RELAIS_DELIVER_OK);
     assert_int_equal(count_entries(in_dir("out")), 2);
     relais_event_unref(ev);
     relais_event_unref(ev2);
-    conn_close(&c);
+    ts_conn_close(&c);
 }
 
 static void test_sink_csv_columns(void **state)
@@ -593,10 +441,11 @@ static void test_sink_csv_columns(void **state)
     snprintf(yaml, sizeof yaml, "dir: %s\nformat: csv\n"
                                 "columns: [id, type, data.category, data.note, data.n, data.missing, data.tags]\n",
              g_dir);
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, RELAIS_MODE_SINK, yaml, err, sizeof err), 0);
-    relais_event *ev = make_event("{\"category\":\"voirie\",\"note\":\"a, \\\"b\\\"\\nc\",\"n\":42,"
-                                  "\"tags\":[\"x\",\"y\"]}");
+    relais_event *ev = ts_event("request/1",
+                                "{\"category\":\"voirie\",\"note\":\"a, \\\"b\\\"\\nc\",\"n\":42,"
+                                "\"tags\":[\"x\",\"y\"]}");
     relais_answer ans;
     memset(&ans, 0, sizeof ans);
     assert_int_equal(relais_connector_file.deliver(c.ctx, ev, NULL, &ans), RELAIS_DELIVER_OK);
@@ -617,13 +466,13 @@ static void test_sink_csv_columns(void **state)
     assert_string_equal(row.fields[3], "a, \"b\"\nc");
     file_csv_reader_destroy(r);
     relais_event_unref(ev);
-    conn_close(&c);
+    ts_conn_close(&c);
 
     /* columns are required with csv. */
     snprintf(yaml, sizeof yaml, "dir: %s\nformat: csv\n", g_dir);
     assert_int_equal(conn_open(&c, RELAIS_MODE_SINK, yaml, err, sizeof err), -1);
     assert_non_null(strstr(err, "columns"));
-    conn_close(&c);
+    ts_conn_close(&c);
 }
 
 static void test_sink_io_error_is_retry(void **state)
@@ -633,9 +482,9 @@ static void test_sink_io_error_is_retry(void **state)
     /* A path under a regular file: ENOTDIR, even for root. */
     write_raw("plain", "x");
     snprintf(yaml, sizeof yaml, "dir: %s/plain/out\n", g_dir);
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, RELAIS_MODE_SINK, yaml, err, sizeof err), 0);
-    relais_event *ev = make_event("{}");
+    relais_event *ev = ts_event("request/1", "{}");
     relais_answer ans;
     memset(&ans, 0, sizeof ans);
     assert_int_equal(relais_connector_file.deliver(c.ctx, ev, NULL, &ans), RELAIS_DELIVER_RETRY);
@@ -643,7 +492,7 @@ static void test_sink_io_error_is_retry(void **state)
     assert_non_null(strstr(ans.detail, "/plain/out/."));
     assert_string_equal(ans.local_id, "");
     relais_event_unref(ev);
-    conn_close(&c);
+    ts_conn_close(&c);
 }
 
 /* A folder whose final file name would be 4096 bytes (one more than a path
@@ -654,7 +503,7 @@ static void test_sink_io_error_is_retry(void **state)
 static void test_sink_long_path_is_retry_not_truncated(void **state)
 {
     (void)state;
-    relais_event *ev = make_event("{}");
+    relais_event *ev = ts_event("request/1", "{}");
     size_t idlen = strlen(relais_event_id(ev));
     /* final = dir + "/" + id + ".jsonl" must be 4096 bytes: */
     size_t want = 4096 - 1 - idlen - strlen(".jsonl");
@@ -691,7 +540,7 @@ static void test_sink_long_path_is_retry_not_truncated(void **state)
     static char yaml[4400];
     char err[512];
     snprintf(yaml, sizeof yaml, "dir: \"%s\"\n", dir);
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, RELAIS_MODE_SINK, yaml, err, sizeof err), 0);
     relais_answer ans;
     memset(&ans, 0, sizeof ans);
@@ -706,7 +555,7 @@ static void test_sink_long_path_is_retry_not_truncated(void **state)
     json_decref(valid);
     assert_int_equal(count_entries(dir), 0);   /* the temporary file is gone */
     relais_event_unref(ev);
-    conn_close(&c);
+    ts_conn_close(&c);
 }
 
 int main(void)

@@ -312,6 +312,28 @@ static const char *jstr(json_t *o, const char *path)
     return json_string_value(v);
 }
 
+/* A request with a NUL-terminated body (or none) whose answer must have the
+ * given status; the caller frees the answer. */
+static resp *req_expect(int port, const char *method, const char *path, const char *const *headers,
+                        const char *body, long status)
+{
+    resp *r = http_req(port, method, path, headers, body, body ? strlen(body) : 0, 0);
+    assert_int_equal(r->status, status);
+    return r;
+}
+
+/* POST to /events whose answer must have the given status; the caller frees it. */
+static resp *post_expect(int port, const char *body, const char *const *headers, long status)
+{
+    return req_expect(port, "POST", "/events", headers, body, status);
+}
+
+/* The same when only the status matters. */
+static void post_status(int port, const char *body, const char *const *headers, long status)
+{
+    resp_free(post_expect(port, body, headers, status));
+}
+
 /* ---- Source tests ----------------------------------------------------------- */
 
 static int source_setup(void **state) { fake_reset(); return 0; }
@@ -321,8 +343,7 @@ static void test_single_record(void **state)
     src s;
     src_start(&s, BASIC "subject_pointer: /request/id\ncorrelation_pointer: /case\n");
     const char *hd[] = { "Idempotency-Key: K-1", "Content-Type: application/json", NULL };
-    resp *r = post(s.port, "{\"request\":{\"id\":\"R-17\"},\"case\":42,\"x\":\"é\"}", hd);
-    assert_int_equal(r->status, 202);
+    resp *r = post_expect(s.port, "{\"request\":{\"id\":\"R-17\"},\"case\":42,\"x\":\"é\"}", hd, 202);
     assert_string_equal(jstr(r->json, "/status"), "accepted");
     assert_int_equal(strlen(jstr(r->json, "/event_id")), 36);
     assert_int_equal(F.nsubmit, 1);
@@ -339,8 +360,7 @@ static void test_single_record(void **state)
     resp_free(r);
 
     /* the same key again: the hub says duplicate, with the first event id */
-    r = post(s.port, "{\"request\":{\"id\":\"R-17\"},\"case\":42,\"x\":\"é\"}", hd);
-    assert_int_equal(r->status, 202);
+    r = post_expect(s.port, "{\"request\":{\"id\":\"R-17\"},\"case\":42,\"x\":\"é\"}", hd, 202);
     assert_string_equal(jstr(r->json, "/status"), "duplicate");
     assert_string_equal(jstr(r->json, "/event_id"), first);
     resp_free(r);
@@ -352,8 +372,7 @@ static void test_batch(void **state)
     src s;
     src_start(&s, BASIC "subject_pointer: /id\n");
     const char *hd[] = { "Idempotency-Key: B", NULL };
-    resp *r = post(s.port, "[{\"id\":\"a\"},{\"id\":\"b\"},{\"id\":\"c\"}]", hd);
-    assert_int_equal(r->status, 202);
+    resp *r = post_expect(s.port, "[{\"id\":\"a\"},{\"id\":\"b\"},{\"id\":\"c\"}]", hd, 202);
     json_t *res = json_object_get(r->json, "results");
     assert_int_equal(json_array_size(res), 3);
     for (size_t i = 0; i < 3; i++)
@@ -371,10 +390,10 @@ static void test_batch_bad_element(void **state)
 {
     src s;
     src_start(&s, "listen: 127.0.0.1:0\ntype_pointer: /kind\n");
-    resp *r = post(s.port,
-                   "[{\"kind\":\"fr.relais.test.a.created\"},42,{\"nokind\":1},"
-                   "{\"kind\":\"Not A Type\"},{\"kind\":\"fr.relais.test.b.created\"}]", NULL);
-    assert_int_equal(r->status, 202);
+    resp *r = post_expect(s.port,
+                          "[{\"kind\":\"fr.relais.test.a.created\"},42,{\"nokind\":1},"
+                          "{\"kind\":\"Not A Type\"},{\"kind\":\"fr.relais.test.b.created\"}]",
+                          NULL, 202);
     json_t *res = json_object_get(r->json, "results");
     assert_int_equal(json_array_size(res), 5);
     assert_string_equal(jstr(res, "/0/status"), "accepted");
@@ -399,8 +418,7 @@ static void test_single_rejected(void **state)
 {
     src s;
     src_start(&s, "listen: 127.0.0.1:0\n");   /* no event_type: a plain record has no type */
-    resp *r = post(s.port, "{\"a\":1}", NULL);
-    assert_int_equal(r->status, 422);
+    resp *r = post_expect(s.port, "{\"a\":1}", NULL, 422);
     assert_string_equal(jstr(r->json, "/status"), "rejected");
     assert_non_null(strstr(jstr(r->json, "/reason"), "missing type"));
     assert_int_equal(json_array_size(F.rejects), 1);
@@ -414,8 +432,7 @@ static void test_malformed_json(void **state)
 {
     src s;
     src_start(&s, BASIC);
-    resp *r = post(s.port, "{\"a\": 1,\n  \"b\": }", NULL);
-    assert_int_equal(r->status, 400);
+    resp *r = post_expect(s.port, "{\"a\": 1,\n  \"b\": }", NULL, 400);
     assert_non_null(jstr(r->json, "/error"));
     assert_int_equal(json_integer_value(json_object_get(r->json, "line")), 2);
     assert_true(json_integer_value(json_object_get(r->json, "column")) >= 7);
@@ -429,10 +446,8 @@ static void test_malformed_json(void **state)
     resp_free(r);
 
     /* a scalar is valid JSON but not a record */
-    r = post(s.port, "\"text\"", NULL);
-    assert_int_equal(r->status, 400);
+    post_status(s.port, "\"text\"", NULL, 400);
     assert_int_equal(json_array_size(F.rejects), 2);
-    resp_free(r);
     src_stop(&s);
 }
 
@@ -440,8 +455,7 @@ static void test_duplicate_keys(void **state)
 {
     src s;
     src_start(&s, BASIC);
-    resp *r = post(s.port, "{\"a\":1,\"a\":2}", NULL);
-    assert_int_equal(r->status, 400);
+    resp *r = post_expect(s.port, "{\"a\":1,\"a\":2}", NULL, 400);
     assert_non_null(strstr(jstr(r->json, "/error"), "duplicate"));
     assert_int_equal(json_array_size(F.rejects), 1);
     assert_int_equal(F.nsubmit, 0);
@@ -467,8 +481,7 @@ static void test_deep_nesting(void **state)
     src s;
     src_start(&s, BASIC);
     char *ok = nested(63), *deep = nested(64);
-    resp *r = post(s.port, ok, NULL);
-    assert_int_equal(r->status, 202);   /* 64 levels: the limit */
+    resp *r = post_expect(s.port, ok, NULL, 202);   /* 64 levels: the limit */
     resp_free(r);
     r = post(s.port, deep, NULL);        /* 65 levels */
     assert_int_equal(r->status, 400);
@@ -508,15 +521,12 @@ static void test_max_batch(void **state)
 {
     src s;
     src_start(&s, BASIC "max_batch: 2\n");
-    resp *r = post(s.port, "[{},{},{}]", NULL);
-    assert_int_equal(r->status, 413);
+    resp *r = post_expect(s.port, "[{},{},{}]", NULL, 413);
     assert_non_null(strstr(jstr(r->json, "/error"), "max_batch"));
     assert_int_equal(F.nsubmit, 0);
     assert_int_equal(json_array_size(F.rejects), 1);
     resp_free(r);
-    r = post(s.port, "[{},{}]", NULL);
-    assert_int_equal(r->status, 202);
-    resp_free(r);
+    post_status(s.port, "[{},{}]", NULL, 202);
     src_stop(&s);
 }
 
@@ -542,8 +552,7 @@ static void test_hmac(void **state)
     const char *body = "{\"a\":1}";
     char sig[160], hdr[200];
 
-    resp *r = post(s.port, body, NULL);
-    assert_int_equal(r->status, 401);
+    resp *r = post_expect(s.port, body, NULL, 401);
     assert_non_null(strstr(jstr(r->json, "/error"), "missing"));
     resp_free(r);
 
@@ -551,9 +560,7 @@ static void test_hmac(void **state)
     assert_int_equal(relais_http_signature_header("s3cret", now, body, strlen(body), sig, sizeof sig), 0);
     snprintf(hdr, sizeof hdr, "X-Relais-Signature: %s", sig);
     const char *good[] = { hdr, NULL };
-    r = post(s.port, body, good);
-    assert_int_equal(r->status, 202);
-    resp_free(r);
+    post_status(s.port, body, good, 202);
 
     r = post(s.port, "{\"a\":2}", good);   /* body changed after signing */
     assert_int_equal(r->status, 401);
@@ -562,21 +569,16 @@ static void test_hmac(void **state)
 
     relais_http_signature_header("wrong", now, body, strlen(body), sig, sizeof sig);
     snprintf(hdr, sizeof hdr, "X-Relais-Signature: %s", sig);
-    r = post(s.port, body, good);
-    assert_int_equal(r->status, 401);
-    resp_free(r);
+    post_status(s.port, body, good, 401);
 
     relais_http_signature_header("s3cret", now - 120, body, strlen(body), sig, sizeof sig);
     snprintf(hdr, sizeof hdr, "X-Relais-Signature: %s", sig);
-    r = post(s.port, body, good);
-    assert_int_equal(r->status, 401);
+    r = post_expect(s.port, body, good, 401);
     assert_non_null(strstr(jstr(r->json, "/error"), "tolerance"));
     resp_free(r);
 
     snprintf(hdr, sizeof hdr, "X-Relais-Signature: v1=abc");
-    r = post(s.port, body, good);
-    assert_int_equal(r->status, 401);
-    resp_free(r);
+    post_status(s.port, body, good, 401);
 
     assert_int_equal(F.nsubmit, 1);
     assert_int_equal(json_array_size(F.rejects), 0);   /* unauthenticated: not journaled */
@@ -588,26 +590,22 @@ static void test_unavailable(void **state)
     src s;
     src_start(&s, BASIC);
     F.accepting = 0;
-    resp *r = post(s.port, "{\"a\":1}", NULL);
-    assert_int_equal(r->status, 503);
+    resp *r = post_expect(s.port, "{\"a\":1}", NULL, 503);
     assert_string_equal(r->retry_after, "1");
     assert_int_equal(F.nsubmit, 0);
     resp_free(r);
 
     F.accepting = 1;
     F.mode = FAKE_UNAVAILABLE;
-    r = post(s.port, "[{\"a\":1},{\"a\":2}]", NULL);
-    assert_int_equal(r->status, 503);
+    r = post_expect(s.port, "[{\"a\":1},{\"a\":2}]", NULL, 503);
     assert_string_equal(r->retry_after, "1");
     assert_null(strstr(r->body, "accepted"));
     assert_int_equal(F.nsubmit, 1);
     resp_free(r);
 
     /* a batch with an invalid element: not journaled as rejected while unavailable */
-    r = post(s.port, "[{\"a\":1},7]", NULL);
-    assert_int_equal(r->status, 503);
+    post_status(s.port, "[{\"a\":1},7]", NULL, 503);
     assert_int_equal(json_array_size(F.rejects), 0);
-    resp_free(r);
     src_stop(&s);
 }
 
@@ -615,19 +613,12 @@ static void test_path_and_method(void **state)
 {
     src s;
     src_start(&s, BASIC "path: /hooks/desk\n");
-    resp *r = http_req(s.port, "POST", "/events", NULL, "{}", 2, 0);
-    assert_int_equal(r->status, 404);
-    resp_free(r);
-    r = http_req(s.port, "GET", "/hooks/desk", NULL, NULL, 0, 0);
-    assert_int_equal(r->status, 405);
+    resp_free(req_expect(s.port, "POST", "/events", NULL, "{}", 404));
+    resp *r = req_expect(s.port, "GET", "/hooks/desk", NULL, NULL, 405);
     assert_string_equal(r->allow, "POST");
     resp_free(r);
-    r = http_req(s.port, "PUT", "/hooks/desk", NULL, "{}", 2, 0);
-    assert_int_equal(r->status, 405);
-    resp_free(r);
-    r = http_req(s.port, "POST", "/hooks/desk", NULL, "{}", 2, 0);
-    assert_int_equal(r->status, 202);
-    resp_free(r);
+    resp_free(req_expect(s.port, "PUT", "/hooks/desk", NULL, "{}", 405));
+    resp_free(req_expect(s.port, "POST", "/hooks/desk", NULL, "{}", 202));
     assert_int_equal(F.nsubmit, 1);
     src_stop(&s);
 }
@@ -637,13 +628,13 @@ static void test_cloudevent(void **state)
     src s;
     src_start(&s, BASIC);
     const char *hd[] = { "Content-Type: application/cloudevents+json; charset=utf-8", NULL };
-    resp *r = post(s.port,
-                   "{\"specversion\":\"1.0\",\"id\":\"ce-1\",\"source\":\"/desk\","
-                   "\"type\":\"fr.relais.grc.request.created\",\"subject\":\"request/9\","
-                   "\"correlationid\":\"case-3\","
-                   "\"traceparent\":\"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\","
-                   "\"recordid\":\"GRC-9\",\"data\":{\"n\":9}}", hd);
-    assert_int_equal(r->status, 202);
+    resp *r = post_expect(s.port,
+                          "{\"specversion\":\"1.0\",\"id\":\"ce-1\",\"source\":\"/desk\","
+                          "\"type\":\"fr.relais.grc.request.created\",\"subject\":\"request/9\","
+                          "\"correlationid\":\"case-3\","
+                          "\"traceparent\":"
+                          "\"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\","
+                          "\"recordid\":\"GRC-9\",\"data\":{\"n\":9}}", hd, 202);
     assert_string_equal(jstr(r->json, "/status"), "accepted");
     json_t *rec = json_array_get(F.recs, 0);
     assert_string_equal(jstr(rec, "/type"), "fr.relais.grc.request.created");
@@ -657,24 +648,21 @@ static void test_cloudevent(void **state)
     resp_free(r);
 
     /* without recordid the sender's id is the dedupe key; no data -> {} */
-    r = post(s.port, "{\"specversion\":\"1.0\",\"id\":\"ce-2\",\"source\":\"/desk\","
-                     "\"type\":\"fr.relais.grc.request.closed\"}", hd);
-    assert_int_equal(r->status, 202);
+    post_status(s.port, "{\"specversion\":\"1.0\",\"id\":\"ce-2\",\"source\":\"/desk\","
+                "\"type\":\"fr.relais.grc.request.closed\"}", hd, 202);
     assert_string_equal(jstr(F.recs, "/1/record_id"), "ce-2");
     assert_int_equal(json_object_size(json_object_get(json_array_get(F.recs, 1), "data")), 0);
-    resp_free(r);
 
     /* wrong specversion: rejected */
-    r = post(s.port, "{\"specversion\":\"0.3\",\"id\":\"x\",\"type\":\"fr.relais.a.b\"}", hd);
-    assert_int_equal(r->status, 422);
+    r = post_expect(s.port, "{\"specversion\":\"0.3\",\"id\":\"x\",\"type\":\"fr.relais.a.b\"}",
+                    hd, 422);
     assert_non_null(strstr(jstr(r->json, "/reason"), "specversion"));
     resp_free(r);
 
     /* a batch of CloudEvents */
     const char *hb[] = { "Content-Type: application/cloudevents-batch+json", NULL };
-    r = post(s.port, "[{\"specversion\":\"1.0\",\"id\":\"b1\",\"type\":\"fr.relais.a.b\"},"
-                     "{\"specversion\":\"1.0\",\"id\":\"b2\"}]", hb);
-    assert_int_equal(r->status, 202);
+    r = post_expect(s.port, "[{\"specversion\":\"1.0\",\"id\":\"b1\",\"type\":\"fr.relais.a.b\"},"
+                    "{\"specversion\":\"1.0\",\"id\":\"b2\"}]", hb, 202);
     assert_string_equal(jstr(r->json, "/results/0/status"), "accepted");
     assert_string_equal(jstr(r->json, "/results/1/status"), "rejected");
     assert_non_null(strstr(jstr(r->json, "/results/1/reason"), "missing type"));
@@ -687,8 +675,7 @@ static void test_record_id_pointer(void **state)
     src s;
     src_start(&s, BASIC "record_id_pointer: /meta/id\n");
     const char *hd[] = { "Idempotency-Key: ignored", NULL };
-    resp *r = post(s.port, "[{\"meta\":{\"id\":1234}},{\"meta\":{}}]", hd);
-    assert_int_equal(r->status, 202);
+    resp *r = post_expect(s.port, "[{\"meta\":{\"id\":1234}},{\"meta\":{}}]", hd, 202);
     assert_string_equal(jstr(r->json, "/results/0/status"), "accepted");
     assert_string_equal(jstr(r->json, "/results/1/status"), "rejected");
     assert_non_null(strstr(jstr(r->json, "/results/1/reason"), "/meta/id"));
@@ -698,10 +685,8 @@ static void test_record_id_pointer(void **state)
     /* no key, no pointer: the hub hashes the data (record_id NULL) */
     src_stop(&s);
     src_start(&s, BASIC);
-    r = post(s.port, "{\"z\":1}", NULL);
-    assert_int_equal(r->status, 202);
+    post_status(s.port, "{\"z\":1}", NULL, 202);
     assert_true(json_is_null(json_object_get(json_array_get(F.recs, 1), "record_id")));
-    resp_free(r);
     r = post(s.port, "{\"z\":1}", NULL);
     assert_string_equal(jstr(r->json, "/status"), "duplicate");
     resp_free(r);
@@ -722,9 +707,7 @@ static void test_port_file(void **state)
     assert_int_equal(fscanf(f, "%d", &port), 1);
     fclose(f);
     assert_int_equal(port, s.port);
-    resp *r = post(port, "{}", NULL);
-    assert_int_equal(r->status, 202);
-    resp_free(r);
+    post_status(port, "{}", NULL, 202);
     src_stop(&s);
     unlink(path);
 }
@@ -866,6 +849,47 @@ static void test_excerpt(void **state)
     assert_string_equal(out, "???x");
 }
 
+/* The capped request-body buffer of the source and the simulator. */
+static void test_upload_buffer(void **state)
+{
+    relais_http_upload u = { 0 };
+    size_t n = 3;
+    assert_int_equal(relais_http_upload_take(&u, "abc", &n, 10), 0);
+    assert_int_equal(n, 0);                                                 /* consumed */
+    assert_int_equal(relais_http_upload_take(&u, "", &n, 10), 0);
+    n = 7;
+    assert_int_equal(relais_http_upload_take(&u, "defghij", &n, 10), 0);   /* exactly max */
+    assert_int_equal(u.len, 10);
+    assert_string_equal(u.buf, "abcdefghij");                             /* NUL-terminated */
+    assert_false(u.too_large);
+    n = 1;
+    assert_int_equal(relais_http_upload_take(&u, "k", &n, 10), 0);         /* one byte over */
+    assert_int_equal(n, 0);
+    assert_true(u.too_large);
+    assert_null(u.buf);
+    assert_int_equal(u.len, 0);
+    n = 1;
+    assert_int_equal(relais_http_upload_take(&u, "x", &n, 10), 0);         /* the rest ignored */
+    assert_int_equal(n, 0);
+    assert_null(u.buf);
+    relais_http_upload_free(&u);
+    assert_false(u.too_large);                                            /* empty again */
+
+    /* growing past the first allocation keeps every byte */
+    char chunk[3000];
+    memset(chunk, 'z', sizeof chunk);
+    for (int i = 0; i < 4; i++) {
+        n = sizeof chunk;
+        assert_int_equal(relais_http_upload_take(&u, chunk, &n, 1u << 20), 0);
+    }
+    assert_int_equal(u.len, 4 * sizeof chunk);
+    assert_int_equal(strlen(u.buf), 4 * sizeof chunk);
+    assert_true(u.cap > u.len);
+    relais_http_upload_free(&u);
+    assert_null(u.buf);
+    relais_http_upload_free(NULL);
+}
+
 /* ---- Concurrency of the source ---------------------------------------------- */
 
 struct poster { int port; int ok; int base; };
@@ -973,19 +997,25 @@ static int sink_group_teardown(void **state)
 
 static json_t *sim_get(const sim *sm, const char *path)
 {
-    resp *r = http_req(sm->port, "GET", path, NULL, NULL, 0, 0);
-    assert_int_equal(r->status, 200);
+    resp *r = req_expect(sm->port, "GET", path, NULL, NULL, 200);
     json_t *j = json_incref(r->json);
     resp_free(r);
     assert_non_null(j);
     return j;
 }
 
+/* One counter of the simulator's /_sim/stats. */
+static long stat_of(const sim *sm, const char *name)
+{
+    json_t *st = sim_get(sm, "/_sim/stats");
+    long v = (long)json_integer_value(json_object_get(st, name));
+    json_decref(st);
+    return v;
+}
+
 static void sim_post(const sim *sm, const char *path, const char *body)
 {
-    resp *r = http_req(sm->port, "POST", path, NULL, body, strlen(body), 0);
-    assert_int_equal(r->status, 200);
-    resp_free(r);
+    resp_free(req_expect(sm->port, "POST", path, NULL, body, 200));
 }
 
 static int sink_setup(void **state)
@@ -1022,15 +1052,19 @@ static void snk_free(snk *k)
     cfg_free(k->cfg);
 }
 
-static void snk_yaml(char *buf, size_t len, const sim *sm, const char *path, const char *extra)
+/* A sink to sm's path, id_pointer /id, plus the extra option lines. */
+static void snk_open(snk *k, const sim *sm, const char *path, const char *extra)
 {
-    snprintf(buf, len, "url: http://127.0.0.1:%d%s\nid_pointer: /id\n%s", sm->port, path,
+    char y[512];
+    snprintf(y, sizeof y, "url: http://127.0.0.1:%d%s\nid_pointer: /id\n%s", sm->port, path,
              extra ? extra : "");
+    snk_new(k, y);
 }
 
-static relais_event *mk_event(const char *subject)
+/* An event of type fr.relais.test.person.created with data {"name":"Zélie","n":n}. */
+static relais_event *mk_event_n(const char *subject, int n)
 {
-    json_t *data = json_pack("{s:s,s:i}", "name", "Zélie", "n", 1);
+    json_t *data = json_pack("{s:s,s:i}", "name", "Zélie", "n", n);
     relais_record rec = { .type = "fr.relais.test.person.created", .subject = subject,
                           .data = data };
     char err[256];
@@ -1048,11 +1082,9 @@ static relais_verdict deliver(snk *k, relais_event *ev, const char *local_id, re
 
 static void test_sink_ok(void **state)
 {
-    char y[512];
-    snk_yaml(y, sizeof y, &SIM, "/events", NULL);
     snk k;
-    snk_new(&k, y);
-    relais_event *ev = mk_event("person/1");
+    snk_open(&k, &SIM, "/events", NULL);
+    relais_event *ev = mk_event_n("person/1", 1);
     relais_answer a;
     assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_OK);
     assert_int_equal(a.status, 201);
@@ -1064,11 +1096,9 @@ static void test_sink_ok(void **state)
     assert_int_equal(a.status, 200);
     assert_string_equal(a.local_id, "L-1");
 
-    json_t *st = sim_get(&SIM, "/_sim/stats");
-    assert_int_equal(json_integer_value(json_object_get(st, "raw")), 2);
-    assert_int_equal(json_integer_value(json_object_get(st, "distinct")), 1);
-    assert_int_equal(json_integer_value(json_object_get(st, "duplicates")), 1);
-    json_decref(st);
+    assert_int_equal(stat_of(&SIM, "raw"), 2);
+    assert_int_equal(stat_of(&SIM, "distinct"), 1);
+    assert_int_equal(stat_of(&SIM, "duplicates"), 1);
 
     json_t *evs = sim_get(&SIM, "/_sim/events");
     assert_int_equal(json_array_size(evs), 2);
@@ -1089,11 +1119,9 @@ static void test_sink_ok(void **state)
 
 static void test_sink_verdicts(void **state)
 {
-    char y[512];
-    snk_yaml(y, sizeof y, &SIM, "/events", NULL);
     snk k;
-    snk_new(&k, y);
-    relais_event *ev = mk_event("person/2");
+    snk_open(&k, &SIM, "/events", NULL);
+    relais_event *ev = mk_event_n("person/2", 1);
     relais_answer a;
 
     sim_post(&SIM, "/_sim/fail", "{\"status\":500,\"count\":1}");
@@ -1124,18 +1152,15 @@ static void test_sink_verdicts(void **state)
     /* fault spent: delivered */
     assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_OK);
     assert_int_equal(a.status, 201);
-    json_t *st = sim_get(&SIM, "/_sim/stats");
-    assert_int_equal(json_integer_value(json_object_get(st, "raw")), 7);
-    assert_int_equal(json_integer_value(json_object_get(st, "failed")), 6);
-    assert_int_equal(json_integer_value(json_object_get(st, "distinct")), 1);
-    json_decref(st);
+    assert_int_equal(stat_of(&SIM, "raw"), 7);
+    assert_int_equal(stat_of(&SIM, "failed"), 6);
+    assert_int_equal(stat_of(&SIM, "distinct"), 1);
     relais_event_unref(ev);
     snk_free(&k);
 
     /* a path the destination does not serve: 404 -> REJECT */
-    snk_yaml(y, sizeof y, &SIM, "/nope", NULL);
-    snk_new(&k, y);
-    ev = mk_event("person/3");
+    snk_open(&k, &SIM, "/nope", NULL);
+    ev = mk_event_n("person/3", 1);
     assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_REJECT);
     assert_int_equal(a.status, 404);
     relais_event_unref(ev);
@@ -1148,7 +1173,7 @@ static void test_sink_transport(void **state)
     snprintf(y, sizeof y, "url: http://127.0.0.1:%d/events\n", ts_free_port());
     snk k;
     snk_new(&k, y);
-    relais_event *ev = mk_event("person/4");
+    relais_event *ev = mk_event_n("person/4", 1);
     relais_answer a;
     assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_RETRY);
     assert_int_equal(a.status, 0);
@@ -1157,8 +1182,7 @@ static void test_sink_transport(void **state)
     snk_free(&k);
 
     /* a slow destination: RETRY within the configured timeout */
-    snk_yaml(y, sizeof y, &SIM, "/events", "timeout: 300ms\n");
-    snk_new(&k, y);
+    snk_open(&k, &SIM, "/events", "timeout: 300ms\n");
     sim_post(&SIM, "/_sim/fail", "{\"delay_ms\":2000,\"count\":1}");
     int64_t t0 = relais_mono_us();
     assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_RETRY);
@@ -1173,15 +1197,13 @@ static void test_sink_transport(void **state)
 static void test_sink_auth_signature_headers(void **state)
 {
     sim_post(&SIM_AUTH, "/_sim/reset", "{}");
-    char y[512];
     setenv("HTTP_TEST_TOKEN", "tok-42", 1);
     setenv("HTTP_TEST_SIG", "sig-7", 1);
-    snk_yaml(y, sizeof y, &SIM_AUTH, "/in/archive",
-             "auth_token: env:HTTP_TEST_TOKEN\nhmac_secret: env:HTTP_TEST_SIG\n"
-             "headers: [\"X-Town: Lyon\", \"X-Env: test\"]\n");
     snk k;
-    snk_new(&k, y);
-    relais_event *ev = mk_event("person/5");
+    snk_open(&k, &SIM_AUTH, "/in/archive",
+                 "auth_token: env:HTTP_TEST_TOKEN\nhmac_secret: env:HTTP_TEST_SIG\n"
+                 "headers: [\"X-Town: Lyon\", \"X-Env: test\"]\n");
+    relais_event *ev = mk_event_n("person/5", 1);
     relais_answer a;
     assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_OK);   /* the simulator checked both */
     assert_int_equal(a.status, 201);
@@ -1195,8 +1217,7 @@ static void test_sink_auth_signature_headers(void **state)
     snk_free(&k);
 
     /* without the signature the destination refuses: 401 -> REJECT */
-    snk_yaml(y, sizeof y, &SIM_AUTH, "/in/archive", "auth_token: env:HTTP_TEST_TOKEN\n");
-    snk_new(&k, y);
+    snk_open(&k, &SIM_AUTH, "/in/archive", "auth_token: env:HTTP_TEST_TOKEN\n");
     assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_REJECT);
     assert_int_equal(a.status, 401);
     assert_non_null(strstr(a.detail, "X-Relais-Signature"));
@@ -1210,7 +1231,7 @@ static void *deliverer_main(void *arg)
 {
     struct deliverer *d = arg;
     for (int i = 0; i < 15; i++) {
-        relais_event *ev = mk_event("person/6");
+        relais_event *ev = mk_event_n("person/6", 1);
         relais_answer a;
         d->ok += relais_connector_http.deliver(d->k->ctx, ev, NULL, &a) == RELAIS_DELIVER_OK;
         relais_event_unref(ev);
@@ -1220,13 +1241,11 @@ static void *deliverer_main(void *arg)
 
 static void test_sink_concurrent_keepalive(void **state)
 {
-    char y[512];
-    snk_yaml(y, sizeof y, &SIM, "/events", NULL);
     snk k;
-    snk_new(&k, y);
+    snk_open(&k, &SIM, "/events", NULL);
     /* sequential deliveries reuse one connection */
     for (int i = 0; i < 10; i++) {
-        relais_event *ev = mk_event("person/7");
+        relais_event *ev = mk_event_n("person/7", 1);
         relais_answer a;
         assert_int_equal(deliver(&k, ev, NULL, &a), RELAIS_DELIVER_OK);
         relais_event_unref(ev);
@@ -1259,18 +1278,6 @@ static void test_sink_concurrent_keepalive(void **state)
 
 /* ---- Batches (deliver_batch) ------------------------------------------------ */
 
-static relais_event *mk_event_n(const char *subject, int n)
-{
-    json_t *data = json_pack("{s:s,s:i}", "name", "Zélie", "n", n);
-    relais_record rec = { .type = "fr.relais.test.person.created", .subject = subject,
-                          .data = data };
-    char err[256];
-    relais_event *ev = relais_event_build(&rec, "hook", "ville", err, sizeof err);
-    json_decref(data);
-    if (!ev) fail_msg("relais_event_build: %s", err);
-    return ev;
-}
-
 /* deliver_batch through the descriptor; every answer field poisoned first. */
 static void deliver_many(snk *k, relais_event **evs, const char *const *lids, size_t n,
                          relais_verdict *v, relais_answer *a)
@@ -1281,20 +1288,10 @@ static void deliver_many(snk *k, relais_event **evs, const char *const *lids, si
     relais_connector_http.deliver_batch(k->ctx, (const relais_event *const *)evs, lids, n, v, a);
 }
 
-static long stat_of(const sim *sm, const char *name)
-{
-    json_t *st = sim_get(sm, "/_sim/stats");
-    long v = (long)json_integer_value(json_object_get(st, name));
-    json_decref(st);
-    return v;
-}
-
 static void test_sink_batch(void **state)
 {
-    char y[512];
-    snk_yaml(y, sizeof y, &SIM, "/events", NULL);
     snk k;
-    snk_new(&k, y);
+    snk_open(&k, &SIM, "/events", NULL);
     relais_event *evs[5];
     for (int i = 0; i < 5; i++) evs[i] = mk_event_n("person/b", i);
     relais_verdict v[5];
@@ -1388,9 +1385,8 @@ static void test_sink_batch(void **state)
 static void test_sink_batch_faults(void **state)
 {
     char y[512];
-    snk_yaml(y, sizeof y, &SIM, "/events", NULL);
     snk k;
-    snk_new(&k, y);
+    snk_open(&k, &SIM, "/events", NULL);
     relais_event *evs[3];
     for (int i = 0; i < 3; i++) evs[i] = mk_event_n("person/f", i);
     relais_verdict v[3];
@@ -1441,8 +1437,7 @@ static void test_sink_batch_faults(void **state)
     snk_free(&k);
 
     /* a path the destination does not serve: 404 for all */
-    snk_yaml(y, sizeof y, &SIM, "/nope", NULL);
-    snk_new(&k, y);
+    snk_open(&k, &SIM, "/nope", NULL);
     deliver_many(&k, evs, NULL, 3, v, a);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(v[i], RELAIS_DELIVER_REJECT);
@@ -1467,14 +1462,12 @@ static void test_sink_batch_faults(void **state)
 static void test_sink_batch_local_ids_auth(void **state)
 {
     sim_post(&SIM_AUTH, "/_sim/reset", "{}");
-    char y[512];
     setenv("HTTP_TEST_TOKEN", "tok-42", 1);
     setenv("HTTP_TEST_SIG", "sig-7", 1);
-    snk_yaml(y, sizeof y, &SIM_AUTH, "/in/archive",
-             "auth_token: env:HTTP_TEST_TOKEN\nhmac_secret: env:HTTP_TEST_SIG\n"
-             "headers: [\"X-Town: Lyon\"]\n");
     snk k;
-    snk_new(&k, y);
+    snk_open(&k, &SIM_AUTH, "/in/archive",
+                 "auth_token: env:HTTP_TEST_TOKEN\nhmac_secret: env:HTTP_TEST_SIG\n"
+                 "headers: [\"X-Town: Lyon\"]\n");
     relais_event *evs[3];
     for (int i = 0; i < 3; i++) evs[i] = mk_event_n("person/l", i);
     const char *lids[3] = { NULL, "W-\"77\"", "" };
@@ -1496,8 +1489,7 @@ static void test_sink_batch_local_ids_auth(void **state)
     snk_free(&k);
 
     /* without the signature: 401 for the whole batch -> REJECT all */
-    snk_yaml(y, sizeof y, &SIM_AUTH, "/in/archive", "auth_token: env:HTTP_TEST_TOKEN\n");
-    snk_new(&k, y);
+    snk_open(&k, &SIM_AUTH, "/in/archive", "auth_token: env:HTTP_TEST_TOKEN\n");
     deliver_many(&k, evs, lids, 3, v, a);
     for (int i = 0; i < 3; i++) {
         assert_int_equal(v[i], RELAIS_DELIVER_REJECT);
@@ -1513,8 +1505,7 @@ static void test_sim_batch_protocol(void **state)
 {
     const char *bh[] = { "Content-Type: application/cloudevents-batch+json", NULL };
     const char *body = "[{\"id\":\"e1\"},{\"type\":\"t\"},{\"id\":\"e1\"},{\"id\":\"e2\"},7]";
-    resp *r = http_req(SIM.port, "POST", "/in/p", bh, body, strlen(body), 0);
-    assert_int_equal(r->status, 207);
+    resp *r = req_expect(SIM.port, "POST", "/in/p", bh, body, 207);
     assert_int_equal(json_array_size(r->json), 5);
     assert_string_equal(jstr(r->json, "/0/id"), "L-1");
     assert_int_equal(json_integer_value(relais_json_pointer(r->json, "/1/status")), 400);
@@ -1536,22 +1527,17 @@ static void test_sim_batch_protocol(void **state)
     /* all duplicates: 200; the batch type with a parameter is still a batch */
     const char *bh2[] = { "Content-Type: Application/CloudEvents-Batch+JSON; charset=utf-8", NULL };
     body = "[{\"id\":\"e2\"}]";
-    r = http_req(SIM.port, "POST", "/in/p", bh2, body, strlen(body), 0);
-    assert_int_equal(r->status, 200);
+    r = req_expect(SIM.port, "POST", "/in/p", bh2, body, 200);
     assert_string_equal(jstr(r->json, "/0/id"), "L-2");
     resp_free(r);
 
     /* not an array: 400 for the request */
     body = "{\"id\":\"e3\"}";
-    r = http_req(SIM.port, "POST", "/in/p", bh, body, strlen(body), 0);
-    assert_int_equal(r->status, 400);
-    resp_free(r);
+    resp_free(req_expect(SIM.port, "POST", "/in/p", bh, body, 400));
 
     /* per_event needs a status */
     body = "{\"per_event\":true}";
-    r = http_req(SIM.port, "POST", "/_sim/fail", NULL, body, strlen(body), 0);
-    assert_int_equal(r->status, 400);
-    resp_free(r);
+    resp_free(req_expect(SIM.port, "POST", "/_sim/fail", NULL, body, 400));
 }
 
 /* A destination that answers every POST with a fixed status and body, and
@@ -1801,6 +1787,7 @@ int main(void)
         cmocka_unit_test(test_depth_check),
         cmocka_unit_test(test_signature_vector),
         cmocka_unit_test(test_excerpt),
+        cmocka_unit_test(test_upload_buffer),
         cmocka_unit_test(test_options),
     };
     const struct CMUnitTest source[] = {

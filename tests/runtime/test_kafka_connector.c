@@ -1,136 +1,26 @@
 /* Runtime tests: the `kafka` connector (connectors/kafka/kafka.c) against a
  * standalone mock cluster (relais_mock_broker_start), with a plain
  * librdkafka producer and consumer on the test's side, and a stand-alone
- * instance whose ops record what the source submits (guarded by a mutex: the
- * connector's consumer thread calls them). */
+ * instance whose hub is a ts_recorder (testsupport.h) recording what the
+ * source submits and rejects (the connector's consumer thread calls its ops;
+ * its mutex guards it). */
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include "testsupport.h"
-#include "instance.h"
-#include "options.h"
 #include "bus.h"
 #include "event_int.h"
 
 extern const relais_connector relais_connector_kafka;
 
-/* ---- recording ops (test-only globals) ---------------------------------- */
+/* ---- the recording hub (test-only global) -------------------------------- */
 
-static struct {
-    pthread_mutex_t mu;
-    char           *rids[512];
-    char           *types[512];
-    char           *subjects[512];
-    char           *datas[512];
-    size_t          nsubs;
-    char           *rej_where[64];
-    char           *rej_reason[64];
-    size_t          nrejs;
-    size_t          submit_calls;
-    int             accepting;
-    int             unavailable;
-} g = { .mu = PTHREAD_MUTEX_INITIALIZER };
-
-static char *dup0(const char *s) { return s ? strdup(s) : NULL; }
-
-static void g_reset(void)
-{
-    pthread_mutex_lock(&g.mu);
-    for (size_t i = 0; i < g.nsubs; i++) {
-        free(g.rids[i]);
-        free(g.types[i]);
-        free(g.subjects[i]);
-        free(g.datas[i]);
-    }
-    for (size_t i = 0; i < g.nrejs; i++) {
-        free(g.rej_where[i]);
-        free(g.rej_reason[i]);
-    }
-    g.nsubs = g.nrejs = g.submit_calls = 0;
-    g.accepting = 1;
-    g.unavailable = 0;
-    pthread_mutex_unlock(&g.mu);
-}
-
-static int t_submit(void *hub, relais_instance *inst, const relais_record *recs, size_t n,
-                    relais_submit_result *res)
-{
-    (void)hub;
-    (void)inst;
-    pthread_mutex_lock(&g.mu);
-    g.submit_calls++;
-    int down = g.unavailable;
-    for (size_t i = 0; i < n; i++) {
-        if (down) {
-            res[i].status = RELAIS_SUBMIT_UNAVAILABLE;
-            continue;
-        }
-        if (g.nsubs < 512) {
-            g.rids[g.nsubs] = dup0(recs[i].record_id);
-            g.types[g.nsubs] = dup0(recs[i].type);
-            g.subjects[g.nsubs] = dup0(recs[i].subject);
-            g.datas[g.nsubs] = json_dumps(recs[i].data, JSON_COMPACT | JSON_SORT_KEYS);
-            g.nsubs++;
-        }
-        res[i].status = RELAIS_SUBMIT_ACCEPTED;
-    }
-    pthread_mutex_unlock(&g.mu);
-    return down ? -1 : 0;
-}
-
-static int t_reject(void *hub, relais_instance *inst, const char *record_id, const char *where,
-                    const char *reason, const char *raw, size_t rawlen)
-{
-    (void)hub;
-    (void)inst;
-    (void)record_id;
-    (void)raw;
-    (void)rawlen;
-    pthread_mutex_lock(&g.mu);
-    int down = g.unavailable;
-    if (!down && g.nrejs < 64) {
-        g.rej_where[g.nrejs] = dup0(where);
-        g.rej_reason[g.nrejs] = dup0(reason);
-        g.nrejs++;
-    }
-    pthread_mutex_unlock(&g.mu);
-    return down ? -1 : 0;
-}
-
-static int t_accepting(void *hub, const relais_instance *inst)
-{
-    (void)hub;
-    (void)inst;
-    pthread_mutex_lock(&g.mu);
-    int a = g.accepting;
-    pthread_mutex_unlock(&g.mu);
-    return a;
-}
-
-static const relais_instance_ops g_ops = { t_submit, t_reject, t_accepting };
-
-static size_t g_count(size_t *field)
-{
-    pthread_mutex_lock(&g.mu);
-    size_t n = *field;
-    pthread_mutex_unlock(&g.mu);
-    return n;
-}
-
-static long g_find(const char *rid)
-{
-    long at = -1;
-    pthread_mutex_lock(&g.mu);
-    for (size_t i = 0; i < g.nsubs && at < 0; i++)
-        if (strcmp(g.rids[i], rid) == 0)
-            at = (long)i;
-    pthread_mutex_unlock(&g.mu);
-    return at;
-}
+/* Lives for the whole program: the connector's consumer thread may still call
+ * its ops when a test fails before conn_close. */
+static ts_recorder *g_rec;
 
 /* ---- cluster and connector fixtures -------------------------------------- */
 
@@ -140,7 +30,7 @@ static int setup(void **state)
 {
     (void)state;
     char err[256];
-    g_reset();
+    ts_recorder_reset(g_rec);
     g_mock = relais_mock_broker_start(1, "relais.events", 1, err, sizeof err);
     if (!g_mock)
         fail_msg("mock cluster: %s", err);
@@ -155,49 +45,17 @@ static int teardown(void **state)
     (void)state;
     relais_mock_broker_stop(g_mock);
     g_mock = NULL;
-    g_reset();
+    ts_recorder_reset(g_rec);
     return 0;
 }
 
-typedef struct conn {
-    relais_instance *inst;
-    void            *cfg;
-    void            *ctx;
-} conn;
-
-static int conn_open(conn *c, const char *name, unsigned mode, const char *yaml, char *err,
+/* An instance of the kafka connector, options from YAML (ts_conn_open); the
+ * hub's bus bootstrap is the mock cluster. */
+static int conn_open(ts_conn *c, const char *name, unsigned mode, const char *yaml, char *err,
                      size_t errlen)
 {
-    const relais_connector *d = &relais_connector_kafka;
-    memset(c, 0, sizeof *c);
-    yt_node *map = yt_load_buffer("test.yaml", yaml, strlen(yaml), err, errlen);
-    assert_non_null(map);
-    c->cfg = calloc(1, d->config_size);
-    relais_errlist errs;
-    relais_errlist_init(&errs);
-    int rc = relais_options_apply(d->options, c->cfg, mode, map, NULL, "test.yaml", &errs);
-    if (rc != 0)
-        snprintf(err, errlen, "%s", errs.count ? errs.msgs[0] : "?");
-    relais_errlist_free(&errs);
-    yt_free(map);
-    /* The hub's bus bootstrap is the default brokers. */
-    c->inst = relais_instance_new(name, "ville", mode, d, c->cfg, &g_ops, NULL,
-                                  relais_mock_broker_bootstrap(g_mock));
-    if (rc != 0 || d->init(c->inst, c->cfg, &c->ctx, err, errlen) != 0)
-        return -1;
-    c->inst->ctx = c->ctx;
-    return d->start(c->ctx, err, errlen);
-}
-
-static void conn_close(conn *c)
-{
-    const relais_connector *d = &relais_connector_kafka;
-    if (c->ctx)
-        d->stop(c->ctx);
-    d->destroy(c->ctx);
-    relais_instance_destroy(c->inst);
-    relais_options_free(d->options, c->cfg);
-    free(c->cfg);
+    return ts_conn_open(c, &relais_connector_kafka, name, mode, yaml, g_rec,
+                        relais_mock_broker_bootstrap(g_mock), err, errlen);
 }
 
 /* ---- the test's own Kafka clients ------------------------------------------ */
@@ -247,15 +105,15 @@ static void rid_of(char *buf, size_t len, produced p)
     snprintf(buf, len, "records/%" PRId32 "/%" PRId64, p.partition, p.offset);
 }
 
-/* Wait until *field reaches n (at most ms). */
-static int wait_count(size_t *field, size_t n, long ms)
+/* Wait until count(g_rec) reaches n (at most ms). */
+static int wait_count(size_t (*count)(ts_recorder *), size_t n, long ms)
 {
     for (long t = 0; t < ms; t += 50) {
-        if (g_count(field) >= n)
+        if (count(g_rec) >= n)
             return 1;
         ts_sleep_ms(50);
     }
-    return g_count(field) >= n;
+    return count(g_rec) >= n;
 }
 
 /* ---- source ------------------------------------------------------------------ */
@@ -274,41 +132,42 @@ static void test_source_records_cloudevents_and_rejects(void **state)
     produced p3 = put(pr, 0, "{\"id\":\"c\"}");
 
     char err[512];
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, "kin", RELAIS_MODE_SOURCE,
                                "topic: records\nevent_type: fr.relais.app.record.created\n"
                                "subject_field: /who/name\nbatch: 3\n", err, sizeof err), 0);
-    assert_true(wait_count(&g.nsubs, 4, 20000));
-    assert_true(wait_count(&g.nrejs, 2, 5000));
-    conn_close(&c);      /* closes the consumer: commits the stored offsets */
+    assert_true(wait_count(ts_recorder_nsubs, 4, 20000));
+    assert_true(wait_count(ts_recorder_nrejs, 2, 5000));
+    ts_conn_close(&c);      /* closes the consumer: commits the stored offsets */
 
     char rid[100];
     rid_of(rid, sizeof rid, p1);
-    long i = g_find(rid);
-    assert_true(i >= 0);
-    assert_string_equal(g.types[i], "fr.relais.app.record.created");
-    assert_string_equal(g.subjects[i], "Ana");
-    assert_string_equal(g.datas[i], "{\"id\":\"a\",\"who\":{\"name\":\"Ana\"}}");
+    const ts_submitted *s = ts_recorder_find(g_rec, rid);
+    assert_non_null(s);
+    assert_string_equal(s->type, "fr.relais.app.record.created");
+    assert_string_equal(s->subject, "Ana");
+    assert_string_equal(s->data, "{\"id\":\"a\",\"who\":{\"name\":\"Ana\"}}");
     rid_of(rid, sizeof rid, p2);
-    assert_true(g_find(rid) >= 0);
+    assert_non_null(ts_recorder_find(g_rec, rid));
     rid_of(rid, sizeof rid, p3);
-    assert_true(g_find(rid) >= 0);
+    assert_non_null(ts_recorder_find(g_rec, rid));
     rid_of(rid, sizeof rid, ce);
-    i = g_find(rid);
-    assert_true(i >= 0);
-    assert_string_equal(g.types[i], "fr.relais.app.thing.created");
-    assert_string_equal(g.subjects[i], "thing/1");
-    assert_string_equal(g.datas[i], "{\"k\":1}");
-    assert_int_equal(g.nsubs, 4);
+    s = ts_recorder_find(g_rec, rid);
+    assert_non_null(s);
+    assert_string_equal(s->type, "fr.relais.app.thing.created");
+    assert_string_equal(s->subject, "thing/1");
+    assert_string_equal(s->data, "{\"k\":1}");
+    assert_int_equal(ts_recorder_nsubs(g_rec), 4);
 
     char w1[100], w2[100];
     rid_of(w1, sizeof w1, bad);
     rid_of(w2, sizeof w2, nodata);
     int seen_bad = 0, seen_nodata = 0;
-    for (size_t k = 0; k < g.nrejs; k++) {
-        if (strcmp(g.rej_where[k], w1) == 0 && strstr(g.rej_reason[k], "invalid JSON"))
+    for (size_t k = 0; k < ts_recorder_nrejs(g_rec); k++) {
+        const ts_rejected *j = ts_recorder_rej(g_rec, k);
+        if (strcmp(j->where, w1) == 0 && strstr(j->reason, "invalid JSON"))
             seen_bad = 1;
-        if (strcmp(g.rej_where[k], w2) == 0 && strstr(g.rej_reason[k], "$.data"))
+        if (strcmp(j->where, w2) == 0 && strstr(j->reason, "$.data"))
             seen_nodata = 1;
     }
     assert_true(seen_bad);
@@ -340,44 +199,38 @@ static void test_source_unavailable_loses_nothing(void **state)
     produced p[6];
     p[0] = put(pr, 0, "{\"n\":0}");
     char err[512];
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, "kun", RELAIS_MODE_SOURCE,
                                "topic: records\nevent_type: fr.relais.app.record.created\n"
                                "batch: 2\nretry_backoff: 200ms\n", err, sizeof err), 0);
-    assert_true(wait_count(&g.nsubs, 1, 20000));
-    size_t calls = g_count(&g.submit_calls);
+    assert_true(wait_count(ts_recorder_nsubs, 1, 20000));
+    size_t calls = ts_recorder_submit_calls(g_rec);
 
     /* Not accepting: the consumer holds off. */
-    pthread_mutex_lock(&g.mu);
-    g.accepting = 0;
-    pthread_mutex_unlock(&g.mu);
+    ts_recorder_set_accepting(g_rec, 0);
     for (int k = 1; k < 6; k++) {
         char v[64];
         snprintf(v, sizeof v, "{\"n\":%d}", k);
         p[k] = put(pr, k % 2, v);
     }
     ts_sleep_ms(1500);
-    assert_int_equal(g_count(&g.submit_calls), calls);
+    assert_int_equal(ts_recorder_submit_calls(g_rec), calls);
 
     /* Accepting but every submit UNAVAILABLE: nothing stored, read again. */
-    pthread_mutex_lock(&g.mu);
-    g.accepting = 1;
-    g.unavailable = 1;
-    pthread_mutex_unlock(&g.mu);
-    assert_true(wait_count(&g.submit_calls, calls + 3, 10000));
-    assert_int_equal(g_count(&g.nsubs), 1);
+    ts_recorder_set_down(g_rec, 1);      /* down first: no submit lands in between */
+    ts_recorder_set_accepting(g_rec, 1);
+    assert_true(wait_count(ts_recorder_submit_calls, calls + 3, 10000));
+    assert_int_equal(ts_recorder_nsubs(g_rec), 1);
 
     /* Back: every record arrives. */
-    pthread_mutex_lock(&g.mu);
-    g.unavailable = 0;
-    pthread_mutex_unlock(&g.mu);
-    assert_true(wait_count(&g.nsubs, 6, 15000));
+    ts_recorder_set_down(g_rec, 0);
+    assert_true(wait_count(ts_recorder_nsubs, 6, 15000));
     for (int k = 0; k < 6; k++) {
         char rid[100];
         rid_of(rid, sizeof rid, p[k]);
-        assert_true(g_find(rid) >= 0);
+        assert_non_null(ts_recorder_find(g_rec, rid));
     }
-    conn_close(&c);
+    ts_conn_close(&c);
     rd_kafka_destroy(pr);
 }
 
@@ -385,33 +238,19 @@ static void test_source_option_errors(void **state)
 {
     (void)state;
     char err[512];
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, "kx", RELAIS_MODE_SOURCE,
                                "topic: records\nrdkafka.enable.auto.offset.store: true\n", err,
                                sizeof err), -1);
     assert_non_null(strstr(err, "rdkafka.enable.auto.offset.store cannot be set"));
-    conn_close(&c);
+    ts_conn_close(&c);
     assert_int_equal(conn_open(&c, "kx", RELAIS_MODE_SOURCE,
                                "topic: records\nrdkafka.no.such.property: 1\n", err, sizeof err), -1);
     assert_non_null(strstr(err, "rdkafka.no.such.property"));
-    conn_close(&c);
+    ts_conn_close(&c);
 }
 
 /* ---- sink ------------------------------------------------------------------------ */
-
-static relais_event *make_event(const char *subject, const char *data_json)
-{
-    json_error_t je;
-    json_t *d = json_loads(data_json, 0, &je);
-    assert_non_null(d);
-    relais_record r = { .type = "fr.relais.grc.request.created", .subject = subject,
-                        .record_id = "r-1", .data = d };
-    char err[256];
-    relais_event *ev = relais_event_build(&r, "desk", "ville", err, sizeof err);
-    json_decref(d);
-    assert_non_null(ev);
-    return ev;
-}
 
 static const char *header(rd_kafka_headers_t *h, const char *name, char *buf, size_t len)
 {
@@ -428,10 +267,10 @@ static void test_sink_produces_with_key_and_headers(void **state)
 {
     (void)state;
     char err[512];
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, "kout", RELAIS_MODE_SINK, "topic: out\ntimeout: 5s\n", err, sizeof err), 0);
-    relais_event *ev1 = make_event("request/7", "{\"category\":\"voirie\"}");
-    relais_event *ev2 = make_event(NULL, "{\"n\":2}");
+    relais_event *ev1 = ts_event("request/7", "{\"category\":\"voirie\"}");
+    relais_event *ev2 = ts_event(NULL, "{\"n\":2}");
     relais_answer ans;
     memset(&ans, 0, sizeof ans);
     assert_int_equal(relais_connector_kafka.deliver(c.ctx, ev1, NULL, &ans), RELAIS_DELIVER_OK);
@@ -483,14 +322,14 @@ static void test_sink_produces_with_key_and_headers(void **state)
     rd_kafka_destroy(cons);
     relais_event_unref(ev1);
     relais_event_unref(ev2);
-    conn_close(&c);
+    ts_conn_close(&c);
 }
 
 static void test_sink_verdicts(void **state)
 {
     (void)state;
     char err[512];
-    conn c;
+    ts_conn c;
     assert_int_equal(conn_open(&c, "kout", RELAIS_MODE_SINK,
                                "topic: out\ntimeout: 1500ms\nrdkafka.message.max.bytes: 2000\n", err,
                                sizeof err), 0);
@@ -499,14 +338,14 @@ static void test_sink_verdicts(void **state)
     /* Too large for the producer: producing it again cannot help. */
     char big[4000];
     snprintf(big, sizeof big, "{\"text\":\"%03000d\"}", 0);
-    relais_event *ev = make_event("request/1", big);
+    relais_event *ev = ts_event("request/1", big);
     assert_int_equal(relais_connector_kafka.deliver(c.ctx, ev, NULL, &ans), RELAIS_DELIVER_REJECT);
     assert_non_null(strstr(ans.detail, "MSG_SIZE_TOO_LARGE"));
     relais_event_unref(ev);
 
     /* Broker down: no acknowledgement within the timeout -> RETRY. */
     rd_kafka_mock_cluster_t *mc = relais_mock_broker_cluster(g_mock);
-    ev = make_event("request/2", "{\"n\":1}");
+    ev = ts_event("request/2", "{\"n\":1}");
     assert_int_equal(rd_kafka_mock_broker_set_down(mc, 1), 0);
     assert_int_equal(relais_connector_kafka.deliver(c.ctx, ev, NULL, &ans), RELAIS_DELIVER_RETRY);
     assert_true(strstr(ans.detail, "TIMED_OUT") || strstr(ans.detail, "no delivery report"));
@@ -518,7 +357,7 @@ static void test_sink_verdicts(void **state)
         ok = relais_connector_kafka.deliver(c.ctx, ev, NULL, &ans) == RELAIS_DELIVER_OK;
     assert_true(ok);
     relais_event_unref(ev);
-    conn_close(&c);
+    ts_conn_close(&c);
 }
 
 int main(void)
@@ -530,5 +369,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sink_produces_with_key_and_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_verdicts, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    g_rec = ts_recorder_new();
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    ts_recorder_free(g_rec);
+    return failed;
 }
