@@ -4,7 +4,7 @@
 # Works as root or as a user with sudo.
 
 RELAIS_DEB_PACKAGES=(
-  build-essential cmake pkg-config clang
+  build-essential cmake pkg-config clang libclang-rt-dev
   librdkafka-dev libjansson-dev libpq-dev libcurl4-openssl-dev libmicrohttpd-dev
   libyaml-dev libxml2-dev libxml2-utils libssl-dev libcmocka-dev
   postgresql postgresql-client kcat curl valgrind python3
