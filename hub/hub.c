@@ -705,8 +705,7 @@ void relais_hub_stop(relais_hub *h)
         atomic_store(&h->sched_stop, 1);
         pthread_join(h->bus_thread, NULL);
         pthread_join(h->sched_thread, NULL);
-        /* 3. deliveries in flight finish; queued ones keep their lease in the
-         * journal and are claimed again when it expires */
+        /* 3. deliveries in flight finish; queued ones are handed back below */
         pthread_mutex_lock(&h->dq_mu);
         h->dq_stop = 1;
         pthread_cond_broadcast(&h->dq_cv);
@@ -714,10 +713,17 @@ void relais_hub_stop(relais_hub *h)
         for (size_t i = 0; i < h->n_workers; i++) pthread_join(h->workers[i], NULL);
         h->threads_started = 0;
     }
+    /* deliveries still queued: give their leases back so that any hub (this
+     * one restarted, or another) claims them at once */
+    size_t nq = 0;
+    for (size_t i = 0; i < h->n_dests; i++) nq += h->dests[i].queued;
+    int64_t *ids = nq ? calloc(nq, sizeof *ids) : NULL;
+    size_t k = 0;
     for (size_t i = 0; i < h->n_dests; i++) {
         dq_node *nd = h->dests[i].head;
         while (nd) {
             dq_node *next = nd->next;
+            if (ids && k < nq) ids[k++] = nd->d.id;
             relais_delivery_clear(&nd->d);
             free(nd);
             nd = next;
@@ -725,6 +731,15 @@ void relais_hub_stop(relais_hub *h)
         h->dests[i].head = h->dests[i].tail = NULL;
         h->dests[i].queued = 0;
     }
+    if (k > 0) {
+        char err[256];
+        if (relais_journal_release(h->j, h->owner, ids, k, err, sizeof err) == 0)
+            relais_logf(RELAIS_LOG_INFO, "hub", "handed back %zu queued deliver%s", k, k == 1 ? "y" : "ies");
+        else
+            relais_logf(RELAIS_LOG_WARN, "hub", "could not hand back %zu queued deliveries (%s); "
+                        "they are claimed again when their lease expires", k, err);
+    }
+    free(ids);
     /* 4. sinks stop */
     for (size_t i = 0; i < h->n_insts; i++)
         if ((h->insts[i]->mode & RELAIS_MODE_SINK) && h->insts[i]->desc->stop && h->insts[i]->ctx)

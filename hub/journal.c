@@ -2238,3 +2238,33 @@ int relais_journal_replay(relais_journal *j, const char *id, int *count, char *e
     PQclear(r);
     return 0;
 }
+
+int relais_journal_release(relais_journal *j, const char *owner, const int64_t *ids, size_t n,
+                           char *errstr, size_t errlen)
+{
+    if (!j || !owner || n == 0) return 0;
+    /* ids as a PostgreSQL array literal of integers: digits and commas only */
+    size_t cap = n * 21 + 3;
+    char *arr = malloc(cap);
+    if (!arr) {
+        snprintf(errstr, errlen, "release: out of memory");
+        return -1;
+    }
+    size_t len = 0;
+    arr[len++] = '{';
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(arr + len, cap - len, "%s%lld", i ? "," : "", (long long)ids[i]);
+    arr[len++] = '}';
+    arr[len] = '\0';
+    const char *vals[2] = { arr, owner };
+    pthread_mutex_lock(&j->rmu);
+    PGresult *r = rexec(j,
+        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
+        " WHERE id = ANY($1::bigint[]) AND lease_owner = $2 AND status = 'pending'",
+        2, vals, errstr, errlen);
+    pthread_mutex_unlock(&j->rmu);
+    free(arr);
+    if (!r) return -1;
+    PQclear(r);
+    return 0;
+}

@@ -133,6 +133,12 @@ int relais_journal_attempt(relais_journal *j, const relais_delivery *d, relais_v
 int relais_journal_step(relais_journal *j, const char *event_id, const char *step,
                         const char *destination, int status, const char *detail, int64_t at_us);
 
+/* Give back the leases `owner` holds on pending deliveries ids[0..n) (a hub
+ * stopping with deliveries still queued), so that any hub claims them at
+ * once instead of when the lease expires. Read-side connection; blocking. */
+int relais_journal_release(relais_journal *j, const char *owner, const int64_t *ids, size_t n,
+                           char *errstr, size_t errlen);
+
 /* ---- read side ---- */
 
 /* Lease up to max due deliveries (pending, next_attempt_at <= now, lease free

@@ -669,6 +669,35 @@ static int contains_id(const relais_delivery *d, size_t n, int64_t id)
     return 0;
 }
 
+/* A stopping hub hands back the leases of its queued deliveries: another hub
+ * claims them at once; another owner's leases are not touched. */
+static void test_release(void **state)
+{
+    (void)state;
+    char *ci = fresh_db("jrelease");
+    relais_journal *j = open_j(ci, 1, 2, 0);
+    int64_t ids[3];
+    route_many(j, 3, "rel", 60000, ids);
+    char *owner = sqls(ci, "SELECT lease_owner FROM deliveries LIMIT 1");
+    relais_delivery *c = NULL;
+    size_t nc = 0;
+    assert_int_equal(relais_journal_claim_due(j, "B", 60000, 100, &c, &nc), 0);
+    assert_int_equal(nc, 0);
+    char err[256];
+    assert_int_equal(relais_journal_release(j, "someone-else", ids, 3, err, sizeof err), 0);
+    assert_int_equal(relais_journal_claim_due(j, "B", 60000, 100, &c, &nc), 0);
+    assert_int_equal(nc, 0);
+    assert_int_equal(relais_journal_release(j, owner, ids, 2, err, sizeof err), 0);
+    assert_int_equal(relais_journal_claim_due(j, "B", 60000, 100, &c, &nc), 0);
+    assert_int_equal(nc, 2);
+    assert_true(contains_id(c, nc, ids[0]) && contains_id(c, nc, ids[1]));
+    relais_deliveries_free(c, nc);
+    assert_int_equal(relais_journal_release(j, owner, ids, 0, err, sizeof err), 0);
+    free(owner);
+    relais_journal_close(j);
+    free(ci);
+}
+
 static void test_claim_due(void **state)
 {
     (void)state;
@@ -1446,6 +1475,7 @@ int main(void)
         cmocka_unit_test(test_route_once_and_unrouted),
         cmocka_unit_test(test_attempt_transitions_and_xref),
         cmocka_unit_test(test_claim_due),
+        cmocka_unit_test(test_release),
         cmocka_unit_test(test_replay_and_dlq),
         cmocka_unit_test(test_trace),
         cmocka_unit_test(test_reject_visible_in_trace),
