@@ -151,3 +151,14 @@ int relais_json_pointer_field(json_t *rec, const char *ptr, const char *what, ch
     *out = buf[0] ? buf : NULL;
     return 0;
 }
+
+int relais_json_pointer_check_option(const char *name, const char *ptr, char *errstr, size_t errlen)
+{
+    if (!ptr || relais_json_pointer_valid(ptr) == 0) return 0;
+    if (ptr[0] != '/')
+        snprintf(errstr, errlen, "option '%s': '%.100s' is not a JSON pointer (write '/%.100s')", name, ptr, ptr);
+    else
+        snprintf(errstr, errlen, "option '%s': '%.100s' is not a valid JSON pointer ('~' must be followed by 0 or 1)",
+                 name, ptr);
+    return -1;
+}

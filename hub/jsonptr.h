@@ -22,6 +22,10 @@
  * every '~' followed by '0' or '1'); -1 otherwise (also for NULL). */
 int relais_json_pointer_valid(const char *ptr);
 
+/* For connector options holding a JSON pointer: 0 when ptr is NULL or valid;
+ * -1 with "option 'NAME': 'id' is not a JSON pointer (write '/id')" in errstr. */
+int relais_json_pointer_check_option(const char *name, const char *ptr, char *errstr, size_t errlen);
+
 /* The value at ptr in root: a borrowed reference, or NULL when root or ptr is
  * NULL, the pointer is invalid, or nothing is there (missing member, index
  * out of range or malformed, "-", a token applied to a scalar). No length

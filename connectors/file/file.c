@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 #include "file_int.h"
+#include "jsonptr.h"
 
 #define SRC RELAIS_MODE_SOURCE
 #define SNK RELAIS_MODE_SINK
@@ -160,6 +161,15 @@ static int file_init(relais_instance *inst, void *config, void **out, char *errs
         if (!cfg->event_type || !*cfg->event_type) {
             snprintf(errstr, errlen, "file: option 'event_type' is required for a source");
             goto fail;
+        }
+        if (c->format == FILE_FMT_JSONL) {
+            char perr[300];
+            if (relais_json_pointer_check_option("subject_field", cfg->subject_field, perr, sizeof perr) ||
+                relais_json_pointer_check_option("record_id_field", cfg->record_id_field, perr, sizeof perr) ||
+                relais_json_pointer_check_option("correlation_field", cfg->correlation_field, perr, sizeof perr)) {
+                snprintf(errstr, errlen, "file: %s", perr);
+                goto fail;
+            }
         }
         c->pattern = strdup(cfg->pattern ? cfg->pattern
                                          : c->format == FILE_FMT_CSV ? "*.csv" : "*.jsonl");

@@ -245,6 +245,12 @@ static int kafka_init(relais_instance *inst, void *config, void **out, char *err
             return -1;
         }
     }
+    char perr[300];
+    if (relais_json_pointer_check_option("subject_field", cfg->subject_field, perr, sizeof perr) ||
+        relais_json_pointer_check_option("record_id_field", cfg->record_id_field, perr, sizeof perr)) {
+        snprintf(errstr, errlen, "kafka: %s", perr);
+        return -1;
+    }
     kafka_ctx *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(errstr, errlen, "kafka: out of memory");

@@ -120,6 +120,22 @@ static void receive(ts_conn *c)
 
 /* ---- source -------------------------------------------------------------- */
 
+/* A field option written without its leading slash is refused at start
+ * (it would silently find nothing); for CSV it is a column name. */
+static void test_field_options_checked_at_init(void **state)
+{
+    (void)state;
+    char yaml[1024], err[512] = "";
+    snprintf(yaml, sizeof yaml, "dir: %s\nevent_type: fr.relais.x.y\nsubject_field: who\n", g_dir);
+    ts_conn c;
+    assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), -1);
+    assert_non_null(strstr(err, "option 'subject_field': 'who' is not a JSON pointer (write '/who')"));
+    ts_conn_close(&c);
+    snprintf(yaml, sizeof yaml, "dir: %s\nevent_type: fr.relais.x.y\nformat: csv\nsubject_field: who\n", g_dir);
+    assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), 0);
+    ts_conn_close(&c);
+}
+
 static void test_jsonl_good_and_bad_lines(void **state)
 {
     (void)state;
@@ -574,6 +590,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sink_csv_columns, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_io_error_is_retry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sink_long_path_is_retry_not_truncated, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_field_options_checked_at_init, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -254,6 +254,19 @@ static void test_field(void **state)
     json_decref(d);
 }
 
+static void test_check_option(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    assert_int_equal(relais_json_pointer_check_option("x", NULL, err, sizeof err), 0);
+    assert_int_equal(relais_json_pointer_check_option("x", "/a/b", err, sizeof err), 0);
+    assert_int_equal(relais_json_pointer_check_option("x", "", err, sizeof err), 0);
+    assert_int_equal(relais_json_pointer_check_option("subject_field", "id", err, sizeof err), -1);
+    assert_string_equal(err, "option 'subject_field': 'id' is not a JSON pointer (write '/id')");
+    assert_int_equal(relais_json_pointer_check_option("f", "/a~2", err, sizeof err), -1);
+    assert_non_null(strstr(err, "not a valid JSON pointer"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +278,7 @@ int main(void)
         cmocka_unit_test(test_text_of_each_type),
         cmocka_unit_test(test_text_truncation),
         cmocka_unit_test(test_field),
+        cmocka_unit_test(test_check_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
