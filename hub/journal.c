@@ -586,7 +586,8 @@ static const struct { const char *name; const char *sql; } g_stmts[] = {
       "   SELECT DISTINCT ON (m.source, m.record_id) m.id, m.tenant, m.source, m.record_id, m.type,"
       "          m.subject, m.corr, " US_TO_TS("m.at") ", b.body"
       "   FROM m JOIN b USING (n) ORDER BY m.source, m.record_id, m.n"
-      "   ON CONFLICT (source, record_id) DO NOTHING RETURNING id)"
+      "   ON CONFLICT (source, record_id) DO NOTHING RETURNING id, received_at),"
+      " un AS (INSERT INTO unrouted (event_id, received_at) SELECT id, received_at FROM ins)"
       " SELECT DISTINCT ON (ins.id) m.n FROM ins JOIN m USING (id) ORDER BY ins.id, m.n" },
     { "ingest_dups",
       "SELECT k.n, e.id FROM json_to_recordset($1::json) AS k(n int, source text, record_id text)"
@@ -634,8 +635,7 @@ static const struct { const char *name; const char *sql; } g_stmts[] = {
       "   SELECT event_id, destination, route, 'pending', 0, now(), $2,"
       "          now() + $3::bigint * interval '1 millisecond', now() FROM x WHERE destination IS NOT NULL"
       "   ON CONFLICT (event_id, destination) DO NOTHING RETURNING id, event_id, destination),"
-      " upd AS (UPDATE events e SET routed_at = " US_TO_TS("x.at") " FROM x"
-      "   WHERE e.id = x.event_id AND e.routed_at IS NULL RETURNING e.id)"
+      " upd AS (DELETE FROM unrouted u USING x WHERE u.event_id = x.event_id RETURNING u.event_id AS id)"
       " SELECT 'd', ins.id, x.n, xr.local_id, NULL FROM ins JOIN x USING (event_id, destination)"
       "   LEFT JOIN xref xr ON xr.tenant = x.tenant AND xr.entity = x.entity"
       "                    AND xr.canonical_id = x.subject AND xr.package = x.destination"
@@ -2088,8 +2088,8 @@ int relais_journal_unrouted(relais_journal *j, size_t max, relais_event ***out, 
     snprintf(max_s, sizeof max_s, "%zu", max);
     const char *vals[1] = { max_s };
     pthread_mutex_lock(&j->rmu);
-    PGresult *r = rexec(j, "SELECT body::text FROM events WHERE routed_at IS NULL"
-                           " ORDER BY received_at, id LIMIT $1::bigint", 1, vals, err, sizeof err);
+    PGresult *r = rexec(j, "SELECT e.body::text FROM unrouted u JOIN events e ON e.id = u.event_id"
+                           " ORDER BY u.received_at, u.event_id LIMIT $1::bigint", 1, vals, err, sizeof err);
     pthread_mutex_unlock(&j->rmu);
     if (!r) {
         relais_logf(RELAIS_LOG_WARN, COMP, "unrouted: %s", err);
@@ -2168,7 +2168,7 @@ json_t *relais_journal_trace(relais_journal *j, const char *id, char *errstr, si
         "  'events', coalesce((SELECT json_agg(json_build_object("
         "     'id', ev.id, 'type', ev.type, 'source', ev.source, 'subject', ev.subject,"
         "     'tenant', ev.tenant, 'correlationid', ev.correlation_id, 'recordid', ev.record_id,"
-        "     'received_at', relais_rfc3339(ev.received_at), 'routed_at', relais_rfc3339(ev.routed_at),"
+        "     'received_at', relais_rfc3339(ev.received_at), 'routed_at', relais_rfc3339((SELECT min(s.at) FROM steps s WHERE s.event_id = ev.id AND s.step IN ('routed', 'unrouted'))),"
         "     'steps', coalesce((SELECT json_agg(json_build_object("
         "         'at', relais_rfc3339(s.at), 'step', s.step, 'destination', s.destination,"
         "         'attempt', s.attempt, 'status', s.status, 'detail', s.detail) ORDER BY s.at, s.id)"

@@ -18,7 +18,8 @@
  *
  * Schema: see hub/migrations.c (versioned, applied at open under an advisory lock).
  *   events(id uuid pk, tenant, source, record_id, type, subject, correlation_id,
- *          received_at, routed_at, body jsonb)          unique(record_id, source)
+ *          received_at, body jsonb)    unique(record_id, source); insert-only
+ *   unrouted(event_id pk, received_at)  events not routed yet (deleted by routing)
  *   steps(id bigserial, at, event_id, step, destination, attempt, status, detail)
  *   rejections(id bigserial, at, source, record_id, location, reason, raw)
  *   deliveries(id bigserial, event_id, destination, route, status pending|delivered|dead,
@@ -99,7 +100,7 @@ typedef struct relais_delivery {
 } relais_delivery;
 
 /* Create the delivery rows (ON CONFLICT DO NOTHING: an event routed twice is
- * delivered once), set events.routed_at, write steps "routed" (one per
+ * delivered once), take the events out of `unrouted`, write steps "routed" (one per
  * destination, detail = route name) or "unrouted". Blocks until committed.
  * *out receives the rows actually created, leased to `owner` for lease_ms,
  * with the xref local id filled. */

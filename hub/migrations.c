@@ -101,6 +101,18 @@ static const migration g_migrations[] = {
       /* RFC 3339 in UTC with microseconds, as the CLI and the admin API print times */
       "CREATE FUNCTION relais_rfc3339(t timestamptz) RETURNS text LANGUAGE sql STABLE AS\n"
       "$$ SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') $$;\n" },
+    { 2, "insert-only events: events not routed yet kept in their own small table",
+      /* Routing used to UPDATE events.routed_at: a non-HOT update of a wide
+       * row and of its four indexes for every event. A small row inserted at
+       * ingest and deleted at routing costs far less (docs/PERFORMANCE.md). */
+      "CREATE TABLE unrouted (\n"
+      "    event_id    uuid PRIMARY KEY REFERENCES events (id),\n"
+      "    received_at timestamptz NOT NULL\n"
+      ");\n"
+      "INSERT INTO unrouted (event_id, received_at)\n"
+      "  SELECT id, received_at FROM events WHERE routed_at IS NULL;\n"
+      "DROP INDEX events_unrouted_idx;\n"
+      "ALTER TABLE events DROP COLUMN routed_at;\n" },
 };
 
 #define N_MIGRATIONS (sizeof g_migrations / sizeof g_migrations[0])
