@@ -703,6 +703,43 @@ static void test_release(void **state)
     free(ci);
 }
 
+/* Migration 2 on a database of schema version 1 that holds events routed and
+ * not routed: the not-yet-routed ones (routed_at NULL) land in `unrouted` and
+ * are what relais_journal_unrouted returns; routed_at is gone. */
+static void test_migration2_upgrade(void **state)
+{
+    (void)state;
+    char *ci = fresh_db("jmig2");
+    relais_journal *j = open_j(ci, 1, 2, 0);
+    relais_event *a = mk_event(NULL, "M-routed"), *b = mk_event(NULL, "M-waiting");
+    ingest_ok(j, a);
+    ingest_ok(j, b);
+    relais_journal_close(j);
+    /* back to what version 1 left: routed_at on events, no unrouted table */
+    free(sqls(ci, "DROP TABLE unrouted"));
+    free(sqls(ci, "ALTER TABLE events ADD COLUMN routed_at timestamptz"));
+    free(sqls(ci, "CREATE INDEX events_unrouted_idx ON events (received_at, id) WHERE routed_at IS NULL"));
+    free(sqls(ci, "DELETE FROM relais_schema_version WHERE version >= 2"));
+    char sql[256];
+    snprintf(sql, sizeof sql, "UPDATE events SET routed_at = now() WHERE id = '%s'", relais_event_id(a));
+    free(sqls(ci, "%s", sql));
+    j = open_j(ci, 1, 2, 0);
+    assert_int_equal(sqll(ci, "SELECT max(version) FROM relais_schema_version"), relais_migrations_latest());
+    assert_int_equal(sqll(ci, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'events'"
+                              " AND column_name = 'routed_at'"), 0);
+    relais_event **un = NULL;
+    size_t nun = 0;
+    assert_int_equal(relais_journal_unrouted(j, 10, &un, &nun), 0);
+    assert_int_equal(nun, 1);
+    assert_string_equal(relais_event_id(un[0]), relais_event_id(b));
+    for (size_t i = 0; i < nun; i++) relais_event_unref(un[i]);
+    free(un);
+    relais_journal_close(j);
+    relais_event_unref(a);
+    relais_event_unref(b);
+    free(ci);
+}
+
 static void test_claim_due(void **state)
 {
     (void)state;
@@ -1481,6 +1518,7 @@ int main(void)
         cmocka_unit_test(test_attempt_transitions_and_xref),
         cmocka_unit_test(test_claim_due),
         cmocka_unit_test(test_release),
+        cmocka_unit_test(test_migration2_upgrade),
         cmocka_unit_test(test_replay_and_dlq),
         cmocka_unit_test(test_trace),
         cmocka_unit_test(test_reject_visible_in_trace),
