@@ -526,18 +526,30 @@ out:
     return NULL;
 }
 
-static int source_start(kafka_ctx *c, char *errstr, size_t errlen)
+/* c->rk from the instance's configuration: a consumer, or a producer whose
+ * delivery reports go to on_dr. */
+static int new_handle(kafka_ctx *c, rd_kafka_type_t type, void (*on_dr)(rd_kafka_t *,
+                      const rd_kafka_message_t *, void *), char *errstr, size_t errlen)
 {
     char why[512];
     rd_kafka_conf_t *conf = make_conf(c, errstr, errlen);
     if (!conf)
         return -1;
-    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof why);
+    if (on_dr)
+        rd_kafka_conf_set_dr_msg_cb(conf, on_dr);
+    c->rk = rd_kafka_new(type, conf, why, sizeof why);
     if (!c->rk) {
         rd_kafka_conf_destroy(conf);
-        snprintf(errstr, errlen, "kafka: consumer: %s", why);
+        snprintf(errstr, errlen, "kafka: %s: %s", type == RD_KAFKA_CONSUMER ? "consumer" : "producer", why);
         return -1;
     }
+    return 0;
+}
+
+static int source_start(kafka_ctx *c, char *errstr, size_t errlen)
+{
+    if (new_handle(c, RD_KAFKA_CONSUMER, NULL, errstr, errlen) != 0)
+        return -1;
     rd_kafka_poll_set_consumer(c->rk);
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(topics, c->cfg->topic, RD_KAFKA_PARTITION_UA);
@@ -596,17 +608,8 @@ static void *poll_main(void *arg)
 
 static int sink_start(kafka_ctx *c, char *errstr, size_t errlen)
 {
-    char why[512];
-    rd_kafka_conf_t *conf = make_conf(c, errstr, errlen);
-    if (!conf)
+    if (new_handle(c, RD_KAFKA_PRODUCER, on_delivery, errstr, errlen) != 0)
         return -1;
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof why);
-    if (!c->rk) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(errstr, errlen, "kafka: producer: %s", why);
-        return -1;
-    }
     atomic_store(&c->running, 1);
     if (pthread_create(&c->thread, NULL, poll_main, c) != 0) {
         snprintf(errstr, errlen, "kafka: cannot start the poll thread");
