@@ -59,11 +59,11 @@ journal: { conninfo: "$PG dbname=$db" }
 delivery: { workers: 16, max_attempts: 5 }
 connectors:
   - { name: web, type: http, mode: source, listen: "127.0.0.1:$SRC", path: /events,
-      event_type: fr.relais.grc.request.created, subject_pointer: /id, record_id_pointer: /id }
+      event_type: test.relais.grc.request.created, subject_pointer: /id, record_id_pointer: /id }
   - { name: s1, type: http, mode: sink, url: "http://127.0.0.1:$S1/events", max_in_flight: 8, batch_max: $SINK_BATCH }
   - { name: s2, type: http, mode: sink, url: "http://127.0.0.1:$S2/events", max_in_flight: 8, batch_max: $SINK_BATCH }
 routes:
-  - { name: all, match: "fr.relais.**", to: [s1, s2] }
+  - { name: all, match: "test.relais.**", to: [s1, s2] }
 YAML
   rm -rf "$W/state"
   "$B/relais" run -c "$W/hub.yaml" >"$W/hub.log" 2>&1 & HUB=$!; pids+=($HUB)
@@ -131,7 +131,7 @@ import json,sys
 n=int(sys.argv[1]); pad="x"*220
 for i in range(n):
     print(json.dumps({"specversion":"1.0","id":"0192f0c0-0000-7000-8000-%012d"%i,"source":"/relais/default/web",
-      "type":"fr.relais.grc.request.created","subject":"K-%d"%i,"time":"2026-11-25T19:06:30.123456Z",
+      "type":"test.relais.grc.request.created","subject":"K-%d"%i,"time":"2026-11-25T19:06:30.123456Z",
       "datacontenttype":"application/json","correlationid":"c","tenant":"default",
       "traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","recordid":"K-%d"%i,
       "data":{"id":"K-%d"%i,"category":"voirie","description":pad}},separators=(",",":")))

@@ -9,6 +9,7 @@
  *   relais dlq list [-c FILE] [--json]
  *   relais replay [-c FILE] ID      put dead-lettered deliveries back (delivery id or event id)
  *   relais connectors describe [--json]
+ *   relais test DIR [--schemas DIR] run the mapping tests (*.test.yaml) under DIR
  *   relais broker [--brokers N] [--topic T] [--partitions P] [--bootstrap-file F]
  *                                   a standalone embedded Kafka broker (mock cluster)
  *   relais --version | --help
@@ -28,6 +29,7 @@
 #include "journal.h"
 #include "options.h"
 #include "bus.h"
+#include "maptest.h"
 
 static volatile sig_atomic_t g_stop;
 static relais_hub *g_running_hub;     /* only for the signal handler of `relais run` */
@@ -64,6 +66,7 @@ static void usage(FILE *out)
         "  replay [-c FILE] ID             deliver dead-lettered deliveries again\n"
         "                                  (ID: a delivery id or an event id)\n"
         "  connectors describe [--json]    built-in connectors and their options\n"
+        "  test DIR [--schemas DIR]        run the mapping tests (*.test.yaml) under DIR\n"
         "  broker [--brokers N] [--topic T] [--partitions P] [--bootstrap-file F]\n"
         "                                  run a standalone embedded Kafka broker\n"
         "  --version                       print the version\n"
@@ -82,6 +85,7 @@ typedef struct cli_opts {
     const char *topic;
     int         partitions;
     const char *bootstrap_file;
+    const char *schemas;
 } cli_opts;
 
 static int parse_opts(int argc, char **argv, int start, cli_opts *o)
@@ -95,6 +99,7 @@ static int parse_opts(int argc, char **argv, int start, cli_opts *o)
         else if (strcmp(a, "--topic") == 0 && i + 1 < argc) o->topic = argv[++i];
         else if (strcmp(a, "--partitions") == 0 && i + 1 < argc) o->partitions = atoi(argv[++i]);
         else if (strcmp(a, "--bootstrap-file") == 0 && i + 1 < argc) o->bootstrap_file = argv[++i];
+        else if (strcmp(a, "--schemas") == 0 && i + 1 < argc) o->schemas = argv[++i];
         else if (a[0] == '-' && a[1]) { fprintf(stderr, "relais: unknown option '%s'\n", a); return -1; }
         else if (!o->arg) o->arg = a;
         else { fprintf(stderr, "relais: unexpected argument '%s'\n", a); return -1; }
@@ -369,6 +374,12 @@ static int cmd_broker(const cli_opts *o)
     return 0;
 }
 
+static int cmd_test(const cli_opts *o)
+{
+    if (!o->arg) { fprintf(stderr, "usage: relais test DIR [--schemas DIR]\n"); return 2; }
+    return relais_maptest_run(o->arg, o->schemas, stdout, NULL);
+}
+
 int relais_cli_main(int argc, char **argv)
 {
     if (argc < 2) { usage(stderr); return 2; }
@@ -391,6 +402,7 @@ int relais_cli_main(int argc, char **argv)
     if (strcmp(cmd, "replay") == 0) return cmd_replay(&o);
     if (strcmp(cmd, "connectors") == 0) return cmd_connectors(&o);
     if (strcmp(cmd, "broker") == 0) return cmd_broker(&o);
+    if (strcmp(cmd, "test") == 0) return cmd_test(&o);
     fprintf(stderr, "relais: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

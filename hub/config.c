@@ -24,6 +24,8 @@
 #include "config.h"
 #include "options.h"
 #include "yamltree.h"
+#include "mapping.h"
+#include "jsonschema.h"
 
 #define DEFAULT_MAX_IN_FLIGHT 4
 /* Numeric section fields start at this value: apply() overwrites it with the
@@ -71,6 +73,13 @@ static const relais_option delivery_opts[] = {
     { NULL, 0, NULL, 0, 0, NULL, NULL, 0 }
 };
 
+static const relais_option schema_opts[] = {
+    OPT("dir", RELAIS_OPT_STR, NULL, schemas.dir, NULL, "folder of the canonical JSON Schemas (default: the built-in schemas/)"),
+    OPT("private_types", RELAIS_OPT_ENUM, "accept", schemas.private_types, "accept|reject",
+        "events of types outside fr.relais. that have no schema: accept unvalidated, or reject"),
+    { NULL, 0, NULL, 0, 0, NULL, NULL, 0 }
+};
+
 typedef struct section {
     const char          *name;
     const relais_option *opts;
@@ -81,11 +90,12 @@ static const section g_sections[] = {
     { "bus", bus_opts },
     { "journal", journal_opts },
     { "delivery", delivery_opts },
+    { "schemas", schema_opts },
 };
 #define N_SECTIONS (sizeof g_sections / sizeof g_sections[0])
 
-static const char *const g_top_keys[] = { "hub", "bus", "journal", "delivery", "connectors", "routes", NULL };
-static const char *const g_conn_keys[] = { "name", "type", "mode", "tenant", "max_in_flight", "batch_max", NULL };
+static const char *const g_top_keys[] = { "hub", "bus", "journal", "delivery", "schemas", "connectors", "routes", NULL };
+static const char *const g_conn_keys[] = { "name", "type", "mode", "tenant", "max_in_flight", "batch_max", "mapping", NULL };
 static const char *const g_route_keys[] = { "name", "match", "tenant", "where", "to", NULL };
 static const char *const g_where_keys[] = { "field", "equals", "not_equals", "in", "exists", NULL };
 
@@ -382,6 +392,33 @@ static void sink_int(loader *L, const yt_node *m, const relais_conn_cfg *cc, con
         *out = n;
 }
 
+/* Load the instance's mapping file (its own errors carry its own FILE:LINE)
+ * and check that it fits the instance's mode. */
+static void load_mapping(loader *L, relais_conn_cfg *cc, const char *given, int line, const char *label)
+{
+    char path[4096];
+    const char *slash = strrchr(L->file, '/');
+    if (given[0] == '/' || !slash)
+        snprintf(path, sizeof path, "%s", given);
+    else
+        snprintf(path, sizeof path, "%.*s/%s", (int)(slash - L->file), L->file, given);
+    cc->mapping_path = dup_or_err(L, path, line);
+    size_t before = L->errs->count;
+    cc->mapping = relais_mapping_load(path, L->errs);
+    if (!cc->mapping) {
+        if (L->errs->count == before) err_at(L, line, "%s: cannot load mapping '%s'", label, path);
+        else L->nerr++;
+        err_at(L, line, "%s: mapping '%s' has errors (listed with its own file and line)", label, path);
+        return;
+    }
+    if (cc->mode == RELAIS_MODE_SOURCE && !relais_mapping_has_inbound(cc->mapping))
+        err_at(L, line, "%s: mapping '%s' has no inbound: section, which a source needs", label, path);
+    if (cc->mode == RELAIS_MODE_SINK && !relais_mapping_has_outbound(cc->mapping))
+        err_at(L, line, "%s: mapping '%s' has no outbound: section, which a sink needs", label, path);
+    if (cc->mode == RELAIS_MODE_SINK && cc->batch_max > 1)
+        err_at(L, line, "%s: a sink with a mapping delivers one vendor record at a time; 'batch_max' must be 1", label);
+}
+
 static void load_connector(loader *L, const yt_node *m, size_t idx)
 {
     relais_config *c = L->cfg;
@@ -474,6 +511,15 @@ static void load_connector(loader *L, const yt_node *m, size_t idx)
     if (cc->batch_max > 1 && cc->desc && !cc->desc->deliver_batch)
         err_at(L, key_line(m, "batch_max", m->line),
                "%s: connector type '%s' delivers one event at a time; 'batch_max' must be 1", label, cc->type);
+
+    /* mapping: a file relative to the configuration's folder */
+    v = yt_get(m, "mapping");
+    if (v && !is_null(v)) {
+        int line = key_line(m, "mapping", m->line);
+        const char *s = scalar_of(L, v, line, label, "mapping");
+        if (s && !*s) err_at(L, line, "%s: 'mapping' must not be empty", label);
+        else if (s) load_mapping(L, cc, s, line, label);
+    }
 
     /* the descriptor's own options */
     if (cc->desc) {
@@ -772,6 +818,20 @@ static void sort_by_line(relais_errlist *errs, size_t from, const char *file)
     free(refs);
 }
 
+/* The canonical schemas: every event type's JSON Schema, compiled once. */
+static void load_schemas(loader *L, const yt_node *root)
+{
+    relais_config *c = L->cfg;
+    const char *dir = c->schemas.dir ? c->schemas.dir : RELAIS_DEFAULT_SCHEMA_DIR;
+    int line = key_line(yt_get(root, "schemas"), "dir", key_line(root, "schemas", 0));
+    char err[1024] = "";
+    c->schema_set = relais_schema_set_new();
+    if (!c->schema_set) { err_at(L, line, "out of memory"); return; }
+    if (relais_schema_set_load_dir(c->schema_set, dir, err, sizeof err) != 0 ||
+        relais_schema_set_compile(c->schema_set, err, sizeof err) != 0)
+        err_at(L, line, "canonical schemas in '%s': %s", dir, err);
+}
+
 static relais_config *load_tree(const char *file, const yt_node *root, relais_errlist *errs)
 {
     loader L = { file, errs, 0, NULL };
@@ -798,6 +858,7 @@ static relais_config *load_tree(const char *file, const yt_node *root, relais_er
             load_section(&L, root, &g_sections[i]);
         }
         check_sections(&L, root);
+        load_schemas(&L, root);
         load_connectors(&L, root);
         load_routes(&L, root);
     }
@@ -849,8 +910,11 @@ void relais_config_destroy(relais_config *c)
         free(cc->name);
         free(cc->type);
         free(cc->tenant);
+        free(cc->mapping_path);
+        relais_mapping_destroy(cc->mapping);
     }
     free(c->connectors);
+    relais_schema_set_destroy(c->schema_set);
     for (size_t i = 0; i < c->n_routes; i++) {
         relais_route_cfg *r = &c->routes[i];
         free(r->name);

@@ -58,6 +58,8 @@ typedef struct relais_conn_cfg {
     void                   *opts;        /* desc->config_size bytes filled by the option table */
     long                    max_in_flight; /* sinks: per-destination concurrency (key "max_in_flight", default 4) */
     long                    batch_max;   /* sinks: most events per deliver_batch call (key "batch_max", default 1) */
+    char                   *mapping_path; /* key "mapping": the file as resolved (relative to the config's folder); NULL: none */
+    struct relais_mapping  *mapping;     /* loaded and compiled with the config; NULL: none */
     int                     line;
 } relais_conn_cfg;
 
@@ -110,6 +112,11 @@ typedef struct relais_config {
         long lease_ms;
         long poll_interval_ms;
     } delivery;
+    struct {
+        char *dir;                   /* canonical schemas; default RELAIS_DEFAULT_SCHEMA_DIR */
+        char *private_types;         /* "accept" or "reject": types outside fr.relais. without a schema */
+    } schemas;
+    struct relais_schema_set *schema_set;  /* loaded and compiled with the config */
     relais_conn_cfg  *connectors;
     size_t            n_connectors;
     relais_route_cfg *routes;

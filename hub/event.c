@@ -7,6 +7,7 @@
  */
 #include <ctype.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include "event_int.h"
+#include "safeparse.h"
 
 struct relais_event {
     atomic_int  refs;
@@ -287,12 +289,24 @@ relais_event *relais_event_from_json(json_t *obj, char *errstr, size_t errlen)
     return ev;
 }
 
+/* Events read back from the bus and the journal. Sources bound their
+ * records at 64 levels and an event wraps its data one or two levels deeper:
+ * twice that leaves room and still stops a hostile message on a shared
+ * topic. The size is bounded by the bus (message.max.bytes). */
+#define EVENT_MAX_DEPTH 128
+
 relais_event *relais_event_parse(const char *buf, size_t len, char *errstr, size_t errlen)
 {
-    json_error_t jerr;
-    json_t *obj = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    relais_parse_limits lim = { .max_bytes = SIZE_MAX, .max_depth = EVENT_MAX_DEPTH };
+    char err[300];
+    json_t *obj = relais_json_parse(buf, len, "event", &lim, err, sizeof err);
     if (!obj) {
-        snprintf(errstr, errlen, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
+        /* "event:LINE:COLUMN: message" -> "line L column C: message" */
+        int line = 0, column = 0, n = 0;
+        if (sscanf(err, "event:%d:%d: %n", &line, &column, &n) == 2 && n > 0)
+            snprintf(errstr, errlen, "line %d column %d: %s", line, column, err + n);
+        else
+            snprintf(errstr, errlen, "%s", err);
         return NULL;
     }
     relais_event *ev = relais_event_from_json(obj, errstr, errlen);

@@ -41,6 +41,9 @@
 #include "event_int.h"
 #include "instance.h"
 #include "router.h"
+#include "safeparse.h"
+#include "mapping.h"
+#include "canonical.h"
 
 #define DQ_HIGH 20000          /* queued deliveries above which the bus thread pauses */
 #define CONSUME_BATCH 1000
@@ -168,6 +171,79 @@ static void publish(relais_hub *h, relais_event *ev)
     }
 }
 
+/* A record excerpt for the rejections table: the raw text or the data JSON. */
+static void reject_record(relais_hub *h, relais_instance *inst, const relais_record *rec,
+                          const char *record_id, const char *where, const char *reason)
+{
+    if (rec->raw) {
+        op_reject(h, inst, record_id, where, reason, rec->raw, rec->raw_len);
+        return;
+    }
+    char *txt = rec->data ? json_dumps(rec->data, JSON_COMPACT) : NULL;
+    op_reject(h, inst, record_id, where, reason, txt, txt ? strlen(txt) : 0);
+    free(txt);
+}
+
+/* Record -> canonical event: the instance's inbound mapping (when it has
+ * one), the envelope, then the canonical schema of the type. NULL when the
+ * record is refused; res says why and the refusal is journaled. */
+static relais_event *canonical_event(relais_hub *h, relais_instance *inst, const relais_record *in,
+                                     relais_submit_result *res)
+{
+    char err[1024];
+    relais_record rec = *in;
+    relais_mapped_record mr;
+    memset(&mr, 0, sizeof mr);
+    if (inst->mapping && relais_mapping_has_inbound(inst->mapping)) {
+        int rc = rec.raw ? relais_mapping_inbound_raw(inst->mapping, rec.raw, rec.raw_len, "record",
+                                                      &mr, err, sizeof err)
+               : rec.data ? relais_mapping_inbound_json(inst->mapping, rec.data, &mr, err, sizeof err)
+               : (snprintf(err, sizeof err, "record has no data"), -1);
+        if (rc != 0) {
+            res->status = RELAIS_SUBMIT_REJECTED;
+            snprintf(res->reason, sizeof res->reason, "%.255s", err);
+            reject_record(h, inst, in, in->record_id, "mapping", err);
+            return NULL;
+        }
+        rec.type = mr.type;
+        if (mr.subject) rec.subject = mr.subject;
+        if (mr.record_id) rec.record_id = mr.record_id;
+        if (mr.correlation_id) rec.correlation_id = mr.correlation_id;
+        rec.data = mr.data;
+        rec.raw = NULL;
+    } else if (rec.raw && !rec.data) {
+        snprintf(err, sizeof err, "connector '%s' has no mapping to read raw (XML) records", inst->name);
+        res->status = RELAIS_SUBMIT_REJECTED;
+        snprintf(res->reason, sizeof res->reason, "%.255s", err);
+        reject_record(h, inst, in, in->record_id, "record", err);
+        return NULL;
+    }
+    relais_event *ev = relais_event_build(&rec, inst->name, inst->tenant, err, sizeof err);
+    if (!ev) {
+        res->status = RELAIS_SUBMIT_REJECTED;
+        snprintf(res->reason, sizeof res->reason, "%.255s", err);
+        reject_record(h, inst, &rec, rec.record_id, "record", err);
+        relais_mapped_record_clear(&mr);
+        return NULL;
+    }
+    if (relais_hub_check_schema(h, ev, err, sizeof err) != 0) {
+        res->status = RELAIS_SUBMIT_REJECTED;
+        snprintf(res->reason, sizeof res->reason, "%.255s", err);
+        reject_record(h, inst, &rec, relais_event_record_id(ev), "schema", err);
+        relais_event_unref(ev);
+        ev = NULL;
+    }
+    relais_mapped_record_clear(&mr);
+    return ev;
+}
+
+int relais_hub_check_schema(const relais_hub *h, const relais_event *ev, char *errstr, size_t errlen)
+{
+    return relais_schema_check_event(h->cfg->schema_set,
+                                     h->cfg->schemas.private_types && !strcmp(h->cfg->schemas.private_types, "reject"),
+                                     ev, errstr, errlen);
+}
+
 static int op_submit(void *hubp, relais_instance *inst, const relais_record *recs, size_t n,
                      relais_submit_result *res)
 {
@@ -191,15 +267,9 @@ static int op_submit(void *hubp, relais_instance *inst, const relais_record *rec
     }
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        char err[256];
         memset(&res[i], 0, sizeof res[i]);
-        relais_event *ev = relais_event_build(&recs[i], inst->name, inst->tenant, err, sizeof err);
-        if (!ev) {
-            res[i].status = RELAIS_SUBMIT_REJECTED;
-            snprintf(res[i].reason, sizeof res[i].reason, "%s", err);
-            op_reject(h, inst, recs[i].record_id, "record", err, NULL, 0);
-            continue;
-        }
+        relais_event *ev = canonical_event(h, inst, &recs[i], &res[i]);
+        if (!ev) continue;      /* refused, counted and journaled by op_reject */
         evs[k] = ev;
         slot[k] = i;
         k++;
@@ -562,6 +632,7 @@ static void write_state(const char *dir, const char *name, const char *value)
 
 relais_hub *relais_hub_new(relais_config *cfg, char *errstr, size_t errlen)
 {
+    relais_safeparse_init();   /* before any thread parses XML or JSON */
     relais_hub *h = calloc(1, sizeof *h);
     if (!h) { snprintf(errstr, errlen, "out of memory"); return NULL; }
     h->cfg = cfg;
@@ -610,6 +681,7 @@ relais_hub *relais_hub_new(relais_config *cfg, char *errstr, size_t errlen)
                                                     &g_ops, h, relais_bus_bootstrap(h->bus));
         if (!inst) { snprintf(errstr, errlen, "out of memory"); relais_hub_destroy(h); return NULL; }
         inst->max_in_flight = cc->max_in_flight > 0 ? cc->max_in_flight : 4;
+        inst->mapping = cc->mapping;
         h->insts[h->n_insts++] = inst;
         if (cc->desc->init && cc->desc->init(inst, cc->opts, &inst->ctx, err, sizeof err) != 0) {
             snprintf(errstr, errlen, "%s:%d: connector '%s' (%s): %s", cfg->path ? cfg->path : "config",

@@ -32,6 +32,11 @@ relais_bus     *relais_hub_bus(relais_hub *h);
 relais_journal *relais_hub_journal(relais_hub *h);
 relais_metrics *relais_hub_metrics(relais_hub *h);
 int             relais_hub_accepting(relais_hub *h);
+/* 0 when ev's data holds to the canonical schema of its type (or the type
+ * is a private one that the configuration accepts unvalidated); -1 with the
+ * JSON paths of the first faults in errstr. */
+int             relais_hub_check_schema(const relais_hub *h, const relais_event *ev,
+                                        char *errstr, size_t errlen);
 /* The admin HTTP base URL ("http://127.0.0.1:PORT"), or NULL when off. */
 const char     *relais_hub_admin_url(relais_hub *h);
 /* A connector instance by name (for tests). */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "instance.h"
+#include "mapping.h"
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
@@ -78,4 +79,53 @@ int relais_accepting(const relais_instance *inst)
 {
     if (!inst->ops || !inst->ops->accepting) return 0;
     return inst->ops->accepting(inst->hub, inst);
+}
+
+/* ---- Sinks: rendering with the instance's outbound mapping ------------------ */
+
+int relais_instance_mapped(const relais_instance *inst)
+{
+    return inst && inst->mapping != NULL;
+}
+
+int relais_render(const relais_instance *inst, const relais_event *ev, const char *local_id,
+                  relais_payload *out, relais_answer *ans)
+{
+    memset(out, 0, sizeof *out);
+    if (!inst->mapping) {
+        out->body = relais_event_json(ev, &out->len);
+        out->content_type = "application/cloudevents+json";
+        return 0;
+    }
+    relais_rendered *r = calloc(1, sizeof *r);
+    char err[512];
+    if (!r) {
+        if (ans) snprintf(ans->detail, sizeof ans->detail, "out of memory");
+        return -1;
+    }
+    int rc = relais_mapping_outbound(inst->mapping, relais_event_object(ev), local_id, r, err, sizeof err);
+    if (rc != 0) {
+        free(r);
+        if (ans) {
+            ans->status = 0;
+            snprintf(ans->detail, sizeof ans->detail, "mapping: %.500s", err);
+        }
+        return -1;
+    }
+    out->body = r->body;
+    out->len = r->len;
+    out->content_type = r->content_type;
+    out->priv = r;
+    return 0;
+}
+
+void relais_payload_release(relais_payload *p)
+{
+    if (!p) return;
+    relais_rendered *r = p->priv;
+    if (r) {
+        relais_rendered_clear(r);
+        free(r);
+    }
+    memset(p, 0, sizeof *p);
 }

@@ -29,6 +29,7 @@ struct relais_instance {
     void                      *hub;        /* opaque for ops */
     char                      *bootstrap;  /* bus bootstrap servers */
     long                       max_in_flight;
+    const struct relais_mapping *mapping;  /* borrowed from the config; NULL: none */
 };
 
 /* A stand-alone instance (tests, tools). Strings are copied. */

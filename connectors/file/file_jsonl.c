@@ -1,48 +1,30 @@
 /*
- * file_jsonl.c - JSON line records (see file_jsonl.h).
- * Pure functions, no state.
+ * file_jsonl.c - JSON line records (see file_jsonl.h), parsed by
+ * relais_json_parse (hub/safeparse.h). Pure functions, no state.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include "file_jsonl.h"
-
-/* Deepest nesting of arrays/objects in buf, scanning outside strings. Stops
- * counting once past limit. */
-static size_t json_depth(const char *buf, size_t len, size_t limit)
-{
-    size_t depth = 0, max = 0;
-    int in_str = 0;
-    for (size_t i = 0; i < len; i++) {
-        char ch = buf[i];
-        if (in_str) {
-            if (ch == '\\')
-                i++;
-            else if (ch == '"')
-                in_str = 0;
-        } else if (ch == '"') {
-            in_str = 1;
-        } else if (ch == '{' || ch == '[') {
-            if (++depth > max) {
-                max = depth;
-                if (max > limit)
-                    return max;
-            }
-        } else if ((ch == '}' || ch == ']') && depth > 0) {
-            depth--;
-        }
-    }
-    return max;
-}
+#include "safeparse.h"
 
 json_t *file_jsonl_parse(const char *buf, size_t len, char *errstr, size_t errlen)
 {
-    if (json_depth(buf, len, FILE_JSON_MAX_DEPTH) > FILE_JSON_MAX_DEPTH) {
-        snprintf(errstr, errlen, "JSON nested deeper than %d levels", FILE_JSON_MAX_DEPTH);
-        return NULL;
-    }
-    json_error_t jerr;
-    json_t *v = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+    /* the size is already bounded by the caller (max_line, the message size) */
+    relais_parse_limits lim = { .max_bytes = SIZE_MAX, .max_depth = FILE_JSON_MAX_DEPTH };
+    char err[300];
+    json_t *v = relais_json_parse(buf, len, "record", &lim, err, sizeof err);
     if (!v) {
-        snprintf(errstr, errlen, "invalid JSON at column %d: %s", jerr.column, jerr.text);
+        /* "record:LINE:COLUMN: message" -> "invalid JSON at column C: message" */
+        int line = 0, column = 0, n = 0;
+        if (sscanf(err, "record:%d:%d: %n", &line, &column, &n) == 2 && n > 0) {
+            if (line > 1)
+                snprintf(errstr, errlen, "invalid JSON at line %d column %d: %s", line, column,
+                         err + n);
+            else
+                snprintf(errstr, errlen, "invalid JSON at column %d: %s", column, err + n);
+        } else {
+            snprintf(errstr, errlen, "invalid JSON: %s", err);
+        }
         return NULL;
     }
     if (!json_is_object(v)) {

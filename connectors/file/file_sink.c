@@ -253,7 +253,7 @@ relais_verdict file_sink_deliver(void *vctx, const relais_event *ev, const char 
     file_ctx *c = vctx;
     const char *id = relais_event_id(ev);
     const char *ext = c->format == FILE_FMT_CSV ? ".csv" : ".jsonl";
-    (void)local_id;
+    int mapped = relais_instance_mapped(c->inst);
     ans->status = 0;
     ans->detail[0] = '\0';
     ans->local_id[0] = '\0';
@@ -265,7 +265,14 @@ relais_verdict file_sink_deliver(void *vctx, const relais_event *ev, const char 
     }
 
     strbuf b = { 0 };
-    if (c->format == FILE_FMT_CSV) {
+    if (mapped) {
+        /* the vendor record made by the instance's mapping, as it is */
+        relais_payload pl;
+        if (relais_render(c->inst, ev, local_id, &pl, ans) != 0) return RELAIS_DELIVER_REJECT;
+        sb_add(&b, pl.body, pl.len);
+        ext = strstr(pl.content_type, "xml") ? ".xml" : strstr(pl.content_type, "csv") ? ".csv" : ".json";
+        relais_payload_release(&pl);
+    } else if (c->format == FILE_FMT_CSV) {
         for (char **col = c->cfg->columns; col && *col; col++) {
             if (col != c->cfg->columns)
                 sb_add(&b, &c->delim, 1);

@@ -11,12 +11,14 @@
  *   - a JSON array of objects: a batch;
  *   - Content-Type application/cloudevents+json: one structured CloudEvent;
  *   - Content-Type application/cloudevents-batch+json: an array of them.
- * jansson parses with JSON_REJECT_DUPLICATES (and refuses invalid UTF-8 and
- * \u0000); the nesting depth is checked by a pre-scan before jansson runs,
- * because jansson's own bound (2048) is far above ours.
+ * The body is parsed by relais_json_parse (hub/safeparse.h): duplicate keys,
+ * invalid UTF-8 and \u0000 refused, nesting bounded by a pre-scan before
+ * jansson runs (RELAIS_HTTP_MAX_DEPTH). Its "body:LINE:COLUMN: message" error
+ * is split back into the batch's error, line and column.
  */
 #include <ctype.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include "http_int.h"
+#include "safeparse.h"
 
 /* ---- Depth pre-scan ------------------------------------------------------- */
 
@@ -148,7 +151,7 @@ static int build_plain(relais_http_item *it, json_t *obj, const relais_http_pars
     else if (o->type_pointer && *o->type_pointer)
         return invalid(it, "missing type: nothing at type_pointer %s and no event_type configured",
                        o->type_pointer);
-    else return invalid(it, "missing type: no event_type or type_pointer configured");
+    else if (!o->mapped) return invalid(it, "missing type: no event_type or type_pointer configured");
 
     r = opt_pointer(obj, o->subject_pointer, it->subjbuf, sizeof it->subjbuf);
     if (r < 0) return invalid(it, "subject at %s is not a string or integer of at most 255 bytes", o->subject_pointer);
@@ -238,26 +241,39 @@ static relais_http_body_status malformed(relais_http_batch *b, const char *msg)
     return RELAIS_HTTP_BODY_MALFORMED;
 }
 
+/* relais_json_parse's "body:LINE:COLUMN: message" (or "body: message") into
+ * b->error, b->line, b->column. */
+static relais_http_body_status parse_failed(relais_http_batch *b, const char *err)
+{
+    int line = 0, column = 0, n = 0;
+    const char *msg = err;
+    if (strncmp(err, "body:", 5) == 0) {
+        if (sscanf(err + 5, "%d:%d: %n", &line, &column, &n) == 2 && n > 0) {
+            msg = err + 5 + n;
+        } else {
+            line = column = 0;
+            msg = err + 5 + (err[5] == ' ');
+        }
+    }
+    snprintf(b->error, sizeof b->error, "%s", msg);
+    b->line = line;
+    b->column = column;
+    b->position = 0;
+    return RELAIS_HTTP_BODY_MALFORMED;
+}
+
 relais_http_body_status relais_http_parse_body(const char *body, size_t len,
                                                const relais_http_parse_opts *o,
                                                relais_http_batch *b)
 {
     memset(b, 0, sizeof *b);
-    if (relais_http_depth_check(body, len, RELAIS_HTTP_MAX_DEPTH, &b->line, &b->column,
-                                &b->position) != 0) {
-        snprintf(b->error, sizeof b->error, "JSON nested deeper than %d levels",
-                 RELAIS_HTTP_MAX_DEPTH);
-        return RELAIS_HTTP_BODY_MALFORMED;
-    }
-    json_error_t err;
-    b->root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
-    if (!b->root) {
-        snprintf(b->error, sizeof b->error, "%s", err.text);
-        b->line = err.line > 0 ? err.line : 1;
-        b->column = err.column > 0 ? err.column : 1;
-        b->position = err.position > 0 ? (size_t)err.position : 0;
-        return RELAIS_HTTP_BODY_MALFORMED;
-    }
+    /* the size is already bounded by the source's max_body */
+    relais_parse_limits lim = { .max_bytes = SIZE_MAX, .max_depth = RELAIS_HTTP_MAX_DEPTH };
+    char err[sizeof b->error + 64];
+    b->root = relais_json_parse(body, len, "body", &lim, err, sizeof err);
+    if (!b->root) return parse_failed(b, err);
+    if (!json_is_object(b->root) && !json_is_array(b->root))
+        return malformed(b, "body must be a JSON object or array");
     int ce_one = media_is(o->content_type, "application/cloudevents+json");
     int ce_batch = media_is(o->content_type, "application/cloudevents-batch+json");
     size_t n;

@@ -63,6 +63,7 @@ typedef struct relais_http_parse_opts {
     const char *record_id_pointer;   /* may be NULL */
     const char *correlation_pointer; /* may be NULL */
     size_t      max_batch;           /* 0: no limit */
+    int         mapped;              /* 1: the instance's mapping gives the type; none needed here */
 } relais_http_parse_opts;
 
 typedef struct relais_http_item {

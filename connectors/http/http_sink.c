@@ -361,9 +361,14 @@ relais_verdict relais_http_sink_deliver(relais_http_sink *s, const relais_event 
     ans->detail[0] = '\0';
     ans->local_id[0] = '\0';
 
-    size_t len = 0;
-    const char *json = relais_event_json(ev, &len);
+    /* the body: the vendor record made by the instance's mapping, or the
+     * CloudEvent itself (structured mode) */
+    relais_payload pl;
+    if (relais_render(s->inst, ev, local_id, &pl, ans) != 0) return RELAIS_DELIVER_REJECT;
+    size_t len = pl.len;
+    const char *json = pl.body;
     if (!json) {
+        relais_payload_release(&pl);
         snprintf(ans->detail, sizeof ans->detail, "cannot serialise the event");
         return RELAIS_DELIVER_RETRY;
     }
@@ -373,7 +378,7 @@ relais_verdict relais_http_sink_deliver(relais_http_sink *s, const relais_event 
 
     int oom = 0;
     struct curl_slist *hl = NULL;
-    hl = add_header(hl, &oom, "Content-Type: application/cloudevents+json");
+    hl = add_header(hl, &oom, "Content-Type: %s", pl.content_type);
     hl = add_header(hl, &oom, "Expect:");
     hl = add_header(hl, &oom, "Idempotency-Key: %s", id);
     hl = add_header(hl, &oom, "ce-id: %s", id);
@@ -386,11 +391,13 @@ relais_verdict relais_http_sink_deliver(relais_http_sink *s, const relais_event 
     }
     if (add_common_headers(s, &hl, json, len, &oom) != 0) {
         curl_slist_free_all(hl);
+        relais_payload_release(&pl);
         snprintf(ans->detail, sizeof ans->detail, "cannot compute the body signature");
         return RELAIS_DELIVER_RETRY;
     }
     if (oom) {
         curl_slist_free_all(hl);
+        relais_payload_release(&pl);
         snprintf(ans->detail, sizeof ans->detail, "out of memory");
         return RELAIS_DELIVER_RETRY;
     }
@@ -400,6 +407,7 @@ relais_verdict relais_http_sink_deliver(relais_http_sink *s, const relais_event 
     long code = 0;
     CURLcode rc = post(s, json, len, hl, &b, errbuf, &code);
     curl_slist_free_all(hl);
+    relais_payload_release(&pl);
     relais_verdict v = exchange_verdict(rc, errbuf, code, &b, ans);
     if (v == RELAIS_DELIVER_OK && s->id_pointer && extract_local_id(s, &b, ans) != 0) {
         size_t at = strlen(ans->detail);

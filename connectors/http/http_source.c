@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
@@ -276,6 +277,16 @@ static enum MHD_Result handle_records(relais_http_source *s, struct MHD_Connecti
     return respond_json(c, MHD_HTTP_ACCEPTED, json_pack("{s:o}", "results", results), NULL, NULL);
 }
 
+/* application/xml, text/xml, application/<x>+xml (parameters ignored). */
+static int is_xml_type(const char *ct)
+{
+    size_t n = strcspn(ct, ";");
+    while (n && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) n--;
+    if ((n == 15 && !strncasecmp(ct, "application/xml", 15)) || (n == 8 && !strncasecmp(ct, "text/xml", 8)))
+        return 1;
+    return n > 4 && !strncasecmp(ct + n - 4, "+xml", 4);
+}
+
 static enum MHD_Result handle_body(relais_http_source *s, struct MHD_Connection *c,
                                    struct request *rq)
 {
@@ -300,8 +311,29 @@ static enum MHD_Result handle_body(relais_http_source *s, struct MHD_Connection 
     const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
     if (key && strlen(key) > MAX_KEY_LEN)
         return respond_error(c, MHD_HTTP_BAD_REQUEST, "Idempotency-Key longer than 200 bytes");
+    const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (ctype && is_xml_type(ctype)) {
+        /* one XML vendor record: the hub parses it safely and maps it with
+         * the instance's (xml) mapping */
+        if (!relais_instance_mapped(s->inst))
+            return respond_error(c, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                 "XML bodies need a mapping (mapping: with format: xml) on this connector");
+        relais_http_batch xb;
+        memset(&xb, 0, sizeof xb);
+        xb.single = 1;
+        xb.n = 1;
+        xb.items = calloc(1, sizeof *xb.items);
+        if (!xb.items) return respond_unavailable(c, "out of memory");
+        xb.items[0].valid = 1;
+        xb.items[0].rec.record_id = key;
+        xb.items[0].rec.raw = rq->body.buf ? rq->body.buf : "";
+        xb.items[0].rec.raw_len = rq->body.len;
+        enum MHD_Result xr = handle_records(s, c, &xb);
+        relais_http_batch_free(&xb);
+        return xr;
+    }
     relais_http_parse_opts o = {
-        .content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE),
+        .content_type = ctype,
         .idempotency_key = key,
         .event_type = s->event_type,
         .type_pointer = s->type_pointer,
@@ -309,6 +341,7 @@ static enum MHD_Result handle_body(relais_http_source *s, struct MHD_Connection 
         .record_id_pointer = s->record_id_pointer,
         .correlation_pointer = s->correlation_pointer,
         .max_batch = s->max_batch,
+        .mapped = relais_instance_mapped(s->inst),
     };
     relais_http_batch b;
     relais_http_body_status st = relais_http_parse_body(rq->body.buf ? rq->body.buf : "",

@@ -13,6 +13,8 @@
  * CloudEvents) is deduped event by event on (path, element "id"), the same
  * memory as single deliveries; the answer is an array in body order of
  * {"id":"L-<n>"} / {"id":..,"duplicate":true} / {"status":S,"error":..}
+ * An XML body (Content-Type containing "xml": a sink with an xml mapping)
+ * is accepted as one record and kept as text ("raw" in /_sim/events).
  * (an element without an id, or an injected per-event failure), with 201
  * when some event was new, 207 when some element failed, else 200.
  * Control API (tests):
@@ -220,10 +222,17 @@ static enum MHD_Result handle_event(struct sim *sim, struct MHD_Connection *c, c
     json_object_set_new(entry, "seq", json_integer((json_int_t)seq));
     json_t *body = rq->body.buf ? json_loadb(rq->body.buf, rq->body.len, 0, NULL) : NULL;
     json_object_set_new(entry, "event", body ? body : json_null());
+    /* a vendor record in XML (a sink with an xml mapping): kept as text */
+    const char *ctype = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    int xml = ctype && strstr(ctype, "xml") != NULL;
+    if (xml) {
+        json_object_set_new(entry, "raw", json_stringn(rq->body.buf ? rq->body.buf : "", rq->body.len));
+        json_object_set_new(entry, "content_type", json_string(ctype));
+    }
 
     const char *refusal = NULL;
     if (status == 0) status = request_refusal(sim, c, rq, &refusal);
-    if (status == 0 && !json_is_object(body)) {
+    if (status == 0 && !xml && !json_is_object(body)) {
         status = MHD_HTTP_BAD_REQUEST;
         refusal = "body is not a JSON object";
     }

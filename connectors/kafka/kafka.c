@@ -654,7 +654,6 @@ static relais_verdict kafka_deliver(void *vctx, const relais_event *ev, const ch
                                     relais_answer *ans)
 {
     kafka_ctx *c = vctx;
-    (void)local_id;
     ans->status = 0;
     ans->detail[0] = '\0';
     ans->local_id[0] = '\0';
@@ -662,16 +661,22 @@ static relais_verdict kafka_deliver(void *vctx, const relais_event *ev, const ch
         snprintf(ans->detail, sizeof ans->detail, "kafka: producer not started");
         return RELAIS_DELIVER_RETRY;
     }
-    size_t len = 0;
-    const char *json = relais_event_json(ev, &len);
+    /* the value: the vendor record made by the instance's mapping, or the
+     * CloudEvent itself */
+    relais_payload pl;
+    if (relais_render(c->inst, ev, local_id, &pl, ans) != 0) return RELAIS_DELIVER_REJECT;
+    size_t len = pl.len;
+    const char *json = pl.body;
     const char *key = relais_event_subject(ev) ? relais_event_subject(ev) : relais_event_id(ev);
     const char *id = relais_event_id(ev), *type = relais_event_type(ev), *src = relais_event_source(ev);
     if (!json) {
+        relais_payload_release(&pl);
         snprintf(ans->detail, sizeof ans->detail, "kafka: cannot serialise the event");
         return RELAIS_DELIVER_RETRY;
     }
     waiter *w = calloc(1, sizeof *w);
     if (!w) {
+        relais_payload_release(&pl);
         snprintf(ans->detail, sizeof ans->detail, "kafka: out of memory");
         return RELAIS_DELIVER_RETRY;
     }
@@ -687,8 +692,9 @@ static relais_verdict kafka_deliver(void *vctx, const relais_event *ev, const ch
         RD_KAFKA_V_HEADER("ce_specversion", "1.0", 3), RD_KAFKA_V_HEADER("ce_id", id, strlen(id)),
         RD_KAFKA_V_HEADER("ce_type", type, strlen(type)),
         RD_KAFKA_V_HEADER("ce_source", src ? src : "", src ? strlen(src) : 0),
-        RD_KAFKA_V_HEADER("content-type", "application/cloudevents+json", 28),
+        RD_KAFKA_V_HEADER("content-type", pl.content_type, strlen(pl.content_type)),
         RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
+    relais_payload_release(&pl);    /* RD_KAFKA_MSG_F_COPY: the value was copied */
     if (err) {
         pthread_cond_destroy(&w->cv);
         free(w);

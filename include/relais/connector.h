@@ -97,7 +97,11 @@ typedef struct relais_record {
     const char *correlation_id; /* NULL: a new one is made (the event id) */
     const char *traceparent;    /* NULL: a new trace is started */
     const char *tenant;         /* NULL: the instance's tenant */
-    json_t     *data;           /* required, a JSON object; borrowed */
+    json_t     *data;           /* a JSON object; borrowed. Required unless raw is given */
+    /* The vendor record as text (an XML document), for instances whose
+     * mapping reads XML; the hub parses it safely and maps it. NULL: none. */
+    const char *raw;
+    size_t      raw_len;
 } relais_record;
 
 typedef enum relais_submit_status {
@@ -145,6 +149,27 @@ typedef struct relais_answer {
     char detail[512];     /* short text: error or excerpt of the body */
     char local_id[128];   /* id the destination gave the entity; "" when none */
 } relais_answer;
+
+/* What a sink sends: the vendor payload made by the instance's outbound
+ * mapping (docs/MAPPINGS.md), or the CloudEvent JSON when the instance has no
+ * mapping. */
+typedef struct relais_payload {
+    const char *body;            /* valid until relais_payload_release() */
+    size_t      len;
+    const char *content_type;    /* "application/cloudevents+json" without a mapping */
+    void       *priv;            /* the hub's; do not touch */
+} relais_payload;
+
+/* Render ev for this sink instance. local_id: the cross-reference passed to
+ * deliver() (may be NULL). 0 with out filled; -1 when the mapping refuses the
+ * event (ans->detail says why, naming the mapping file, line and field):
+ * deliver() should then return RELAIS_DELIVER_REJECT, since no retry can
+ * change the outcome. Thread-safe. */
+int  relais_render(const relais_instance *inst, const relais_event *ev, const char *local_id,
+                   relais_payload *out, relais_answer *ans);
+void relais_payload_release(relais_payload *p);   /* NULL-safe */
+/* 1 when the instance has a mapping (so payloads are vendor records). */
+int  relais_instance_mapped(const relais_instance *inst);
 
 /* ---- The descriptor ------------------------------------------------------- */
 

@@ -136,7 +136,7 @@ connectors:
     mode: source
     listen: 127.0.0.1:$src_port
     path: /events
-    event_type: fr.relais.grc.request.created
+    event_type: test.relais.grc.request.created
     subject_pointer: /id
     record_id_pointer: ${RID_POINTER:-/id}
 YAML
@@ -150,6 +150,6 @@ YAML
       fi
       dests="$dests${dests:+, }$n"
     done
-    printf 'routes:\n  - name: requests\n    match: "fr.relais.grc.request.*"\n    to: [%s]\n' "$dests"
+    printf 'routes:\n  - name: requests\n    match: "test.relais.grc.request.*"\n    to: [%s]\n' "$dests"
   } >"$file"
 }

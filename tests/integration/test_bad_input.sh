@@ -25,7 +25,7 @@ connectors:
     mode: source
 routes:
   - name: r
-    match: "fr.relais.**"
+    match: "test.relais.**"
     to: [nobody]
 YAML
 set +e

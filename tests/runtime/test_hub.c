@@ -90,12 +90,12 @@ static int setup(void **state)
         "journal: { conninfo: \"%s\" }\n"
         "delivery: { workers: 8, poll_interval: 100ms, backoff_initial: 100ms, backoff_max: 200ms, max_attempts: 50 }\n"
         "connectors:\n"
-        "  - { name: desk, type: http, mode: source, listen: \"127.0.0.1:0\", event_type: fr.relais.grc.request.created,\n"
+        "  - { name: desk, type: http, mode: source, listen: \"127.0.0.1:0\", event_type: test.relais.grc.request.created,\n"
         "      subject_pointer: /id, record_id_pointer: /id }\n"
         "  - { name: slow, type: http, mode: sink, url: \"http://127.0.0.1:%d/\", max_in_flight: 2, id_pointer: /id }\n"
         "  - { name: fast, type: http, mode: sink, url: \"http://127.0.0.1:%d/\", max_in_flight: 4 }\n"
         "routes:\n"
-        "  - { name: all, match: \"fr.relais.**\", to: [slow, fast] }\n",
+        "  - { name: all, match: \"test.relais.**\", to: [slow, fast] }\n",
         f->state, db, f->slow.port, f->fast.port);
     relais_errlist errs;
     relais_errlist_init(&errs);
@@ -130,7 +130,7 @@ static int teardown(void **state)
 static int submit(relais_hub *h, const char *id, relais_submit_result *res)
 {
     json_t *d = json_pack("{s:s, s:s}", "id", id, "category", "voirie");
-    relais_record r = { .record_id = id, .type = "fr.relais.grc.request.created", .subject = id, .data = d };
+    relais_record r = { .record_id = id, .type = "test.relais.grc.request.created", .subject = id, .data = d };
     int rc = relais_submit(relais_hub_instance(h, "desk"), &r, 1, res);
     json_decref(d);
     return rc;

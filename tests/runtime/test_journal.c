@@ -80,7 +80,7 @@ static relais_event *mk_event_full(const char *type, const char *subject, const 
 {
     json_t *data = json_object();
     json_object_set_new(data, payload_key ? payload_key : "n", payload ? json_string(payload) : json_integer(1));
-    relais_record rec = { record_id, type, subject, corr, NULL, "ville", data };
+    relais_record rec = { record_id, type, subject, corr, NULL, "ville", data, NULL, 0 };
     char err[256];
     relais_event *ev = relais_event_build(&rec, instance, "ville", err, sizeof err);
     json_decref(data);
@@ -376,7 +376,7 @@ static void *ingest_thread(void *p)
             snprintf(rid, sizeof rid, "T%d-%d", a->thread_no, i + x);
             snprintf(subj, sizeof subj, "request/%d-%d", a->thread_no, i + x);
             json_t *data = json_pack("{s:i, s:s}", "n", i + x, "text", "Nid de poule rue de la Gare");
-            relais_record rec = { rid, "fr.relais.grc.request.created", subj, NULL, NULL, "ville", data };
+            relais_record rec = { rid, "fr.relais.grc.request.created", subj, NULL, NULL, "ville", data, NULL, 0 };
             char err[256];
             evs[x] = relais_event_build(&rec, "webhook", "ville", err, sizeof err);
             json_decref(data);
@@ -1226,7 +1226,7 @@ static void test_refused_value_isolated(void **state)
     /* PostgreSQL's jsonb refuses \u0000: that event alone is rejected */
     json_t *data = json_object();
     json_object_set_new(data, "text", json_stringn("a\0b", 3));
-    relais_record rec = { "BAD-1", "fr.relais.grc.request.created", "request/1", NULL, NULL, "ville", data };
+    relais_record rec = { "BAD-1", "fr.relais.grc.request.created", "request/1", NULL, NULL, "ville", data, NULL, 0 };
     char err[256];
     relais_event *bad = relais_event_build(&rec, "webhook", "ville", err, sizeof err);
     json_decref(data);

@@ -6,7 +6,8 @@
 RELAIS_DEB_PACKAGES=(
   build-essential cmake pkg-config clang libclang-rt-dev
   librdkafka-dev libjansson-dev libpq-dev libcurl4-openssl-dev libmicrohttpd-dev
-  libyaml-dev libxml2-dev libxml2-utils libssl-dev libcmocka-dev
+  libyaml-dev libxml2-dev libxml2-utils libssl-dev libcmocka-dev libpcre2-dev
+  xsltproc json-schema-test-suite
   postgresql postgresql-client kcat curl valgrind python3
 )
 
