@@ -600,8 +600,11 @@ int relais_options_apply(const relais_option *tbl, void *cfg, unsigned mode,
         if (seen[o - tbl] || o->type == RELAIS_OPT_PREFIX) continue;
         int applies = !o->modes || !mode || (o->modes & mode);
         if (o->required) {
+            /* RELAIS_OPT_UNLESS_MAPPED: the instance's mapping supplies it */
+            if (o->required == RELAIS_OPT_UNLESS_MAPPED && yt_get(map, "mapping")) continue;
             if (applies && (!o->modes || mode))
-                add_err(&a, map_line, "missing required option '%s'", o->name);
+                add_err(&a, map_line, "missing required option '%s'%s", o->name,
+                        o->required == RELAIS_OPT_UNLESS_MAPPED ? " (or a mapping: that gives it)" : "");
             continue;
         }
         if (o->def) {

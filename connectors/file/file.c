@@ -29,16 +29,16 @@ static const relais_option file_options[] = {
     { .name = "pattern", .type = RELAIS_OPT_STR,
       .offset = offsetof(file_config, pattern), .modes = SRC,
       .desc = "fnmatch pattern of the file names taken; default \"*.jsonl\", or \"*.csv\" with format csv" },
-    { .name = "format", .type = RELAIS_OPT_ENUM, .enum_values = "jsonl|csv",
+    { .name = "format", .type = RELAIS_OPT_ENUM, .enum_values = "jsonl|csv|xml",
       .offset = offsetof(file_config, format),
-      .desc = "record format; source default: from the pattern's extension (.csv -> csv, else jsonl); sink default jsonl" },
+      .desc = "record format; source default: from the pattern's extension (.csv -> csv, .xml -> xml, else jsonl); sink default jsonl; xml: one document per file, read with the instance's xml mapping" },
     { .name = "archive_dir", .type = RELAIS_OPT_STR,
       .offset = offsetof(file_config, archive_dir), .modes = SRC,
       .desc = "where a file goes once every record has a verdict; default <dir>/archive" },
     { .name = "error_dir", .type = RELAIS_OPT_STR,
       .offset = offsetof(file_config, error_dir), .modes = SRC,
       .desc = "where a file that cannot be read as a whole goes (bad CSV header, unreadable); default <dir>/rejected" },
-    { .name = "event_type", .type = RELAIS_OPT_STR, .required = 1,
+    { .name = "event_type", .type = RELAIS_OPT_STR, .required = RELAIS_OPT_UNLESS_MAPPED,
       .offset = offsetof(file_config, event_type), .modes = SRC,
       .desc = "canonical event type of every record, e.g. fr.relais.grc.request.created" },
     { .name = "subject_field", .type = RELAIS_OPT_STR,
@@ -139,13 +139,22 @@ static int file_init(relais_instance *inst, void *config, void **out, char *errs
     c->dir = strdup(cfg->dir);
     /* The format: explicit, else (source) from the pattern's extension. */
     if (cfg->format)
-        c->format = strcmp(cfg->format, "csv") == 0 ? FILE_FMT_CSV : FILE_FMT_JSONL;
+        c->format = strcmp(cfg->format, "csv") == 0 ? FILE_FMT_CSV
+                  : strcmp(cfg->format, "xml") == 0 ? FILE_FMT_XML : FILE_FMT_JSONL;
     else if (mode == RELAIS_MODE_SOURCE && cfg->pattern && ends_with(cfg->pattern, ".csv"))
         c->format = FILE_FMT_CSV;
+    else if (mode == RELAIS_MODE_SOURCE && cfg->pattern && ends_with(cfg->pattern, ".xml"))
+        c->format = FILE_FMT_XML;
     else
         c->format = FILE_FMT_JSONL;
-    if (cfg->format && strcmp(cfg->format, "jsonl") != 0 && strcmp(cfg->format, "csv") != 0) {
-        snprintf(errstr, errlen, "file: option 'format': '%s' is not one of jsonl|csv", cfg->format);
+    if (cfg->format && strcmp(cfg->format, "jsonl") != 0 && strcmp(cfg->format, "csv") != 0 &&
+        strcmp(cfg->format, "xml") != 0) {
+        snprintf(errstr, errlen, "file: option 'format': '%s' is not one of jsonl|csv|xml", cfg->format);
+        goto fail;
+    }
+    if (c->format == FILE_FMT_XML && (mode != RELAIS_MODE_SOURCE || !relais_instance_mapped(inst))) {
+        snprintf(errstr, errlen, "file: format xml is for sources with an xml mapping (mapping: with format: xml); "
+                 "sinks write what their mapping renders");
         goto fail;
     }
     const char *delim = cfg->csv_delimiter ? cfg->csv_delimiter : ",";
@@ -158,8 +167,8 @@ static int file_init(relais_instance *inst, void *config, void **out, char *errs
     }
     c->delim = delim[0];
     if (mode == RELAIS_MODE_SOURCE) {
-        if (!cfg->event_type || !*cfg->event_type) {
-            snprintf(errstr, errlen, "file: option 'event_type' is required for a source");
+        if ((!cfg->event_type || !*cfg->event_type) && !relais_instance_mapped(inst)) {
+            snprintf(errstr, errlen, "file: option 'event_type' is required for a source without a mapping");
             goto fail;
         }
         if (c->format == FILE_FMT_JSONL) {
@@ -172,7 +181,8 @@ static int file_init(relais_instance *inst, void *config, void **out, char *errs
             }
         }
         c->pattern = strdup(cfg->pattern ? cfg->pattern
-                                         : c->format == FILE_FMT_CSV ? "*.csv" : "*.jsonl");
+                                         : c->format == FILE_FMT_CSV ? "*.csv"
+                                         : c->format == FILE_FMT_XML ? "*.xml" : "*.jsonl");
         c->archive_dir = cfg->archive_dir ? strdup(cfg->archive_dir) : path_join(cfg->dir, "archive");
         c->error_dir = cfg->error_dir ? strdup(cfg->error_dir) : path_join(cfg->dir, "rejected");
         if (cfg->max_line < 0 || cfg->batch < 0) {

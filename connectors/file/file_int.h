@@ -26,7 +26,7 @@ typedef struct file_config {
     char **columns;            /* sink, csv: dotted paths into the event */
 } file_config;
 
-typedef enum { FILE_FMT_JSONL = 0, FILE_FMT_CSV = 1 } file_format;
+typedef enum { FILE_FMT_JSONL = 0, FILE_FMT_CSV = 1, FILE_FMT_XML = 2 } file_format;
 
 /* Per-instance context. Everything is set in init() and read-only after,
  * except what file_source.c touches: the source is only ever driven from

@@ -132,6 +132,59 @@ static int run_reject(run *r, size_t line, const char *reason, const char *raw, 
     return 0;
 }
 
+/* ---- XML: one vendor document per file --------------------------------------- */
+
+#define XML_FILE_MAX (16L * 1024 * 1024)
+
+/* The whole file is one record: its text goes to the hub, which parses it
+ * safely and maps it with the instance's xml mapping. The record id is the
+ * file name (a file dropped again under the same name is a duplicate). */
+static file_outcome read_xml(run *r, int fd, char *why, size_t whylen)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0) { close(fd); return FILE_IOERR; }
+    if (st.st_size > XML_FILE_MAX) {
+        close(fd);
+        snprintf(why, whylen, "%lld bytes, larger than the %ld an XML file may have",
+                 (long long)st.st_size, XML_FILE_MAX);
+        return FILE_BROKEN;
+    }
+    size_t cap = (size_t)st.st_size + 1, len = 0;
+    char *buf = malloc(cap);
+    if (!buf) { close(fd); return FILE_IOERR; }
+    for (;;) {
+        if (len + 1 >= cap) {
+            if (cap > (size_t)XML_FILE_MAX) {   /* grew while being read */
+                free(buf);
+                close(fd);
+                snprintf(why, whylen, "larger than the %ld bytes an XML file may have", XML_FILE_MAX);
+                return FILE_BROKEN;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) { free(buf); close(fd); return FILE_IOERR; }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t n = read(fd, buf + len, cap - len - 1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) { free(buf); close(fd); return FILE_IOERR; }
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = 0;
+    relais_record rec = { .record_id = r->name, .type = r->c->cfg->event_type, .raw = buf, .raw_len = len };
+    relais_submit_result res;
+    memset(&res, 0, sizeof res);
+    int rc = relais_submit(r->c->inst, &rec, 1, &res);
+    free(buf);
+    if (rc != 0 || res.status == RELAIS_SUBMIT_UNAVAILABLE) return FILE_UNAVAILABLE;
+    if (res.status == RELAIS_SUBMIT_ACCEPTED) r->accepted++;
+    else if (res.status == RELAIS_SUBMIT_DUPLICATE) r->duplicates++;
+    else r->refused++;     /* journaled as rejected by the hub, with the reason */
+    return FILE_DONE;
+}
+
 /* ---- JSON lines ------------------------------------------------------------ */
 
 static file_outcome read_jsonl(run *r, int fd)
@@ -422,6 +475,7 @@ static int process_file(file_ctx *c, const char *name, run *r)
             return 0;
         }
         out = c->format == FILE_FMT_CSV ? read_csv(r, fd, why, sizeof why, &whyline)
+            : c->format == FILE_FMT_XML ? read_xml(r, fd, why, sizeof why)
                                         : read_jsonl(r, fd);
     }
     for (size_t i = 0; i < r->n; i++)

@@ -60,11 +60,14 @@ typedef struct relais_kv {
     struct relais_kv *next;
 } relais_kv;
 
+#define RELAIS_OPT_UNLESS_MAPPED 2
+
 typedef struct relais_option {
     const char     *name;
     relais_opt_type type;
     const char     *def;          /* default as text; NULL = none (unset) */
-    int             required;     /* 1: must be given (def ignored) */
+    int             required;     /* 1: must be given (def ignored); RELAIS_OPT_UNLESS_MAPPED:
+                                     must be given unless the instance has a mapping: */
     size_t          offset;       /* offsetof(<instance config struct>, field) */
     const char     *enum_values;  /* RELAIS_OPT_ENUM only: "a|b|c" */
     const char     *desc;         /* one line for `relais connectors describe` */

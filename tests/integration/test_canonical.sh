@@ -15,6 +15,7 @@ grep -q ", 0 failed" "$T/maptest.txt" || fail "mapping tests summary"
 pass "relais test connectors/mappings: $(tail -1 "$T/maptest.txt")"
 
 DB=$(fresh_db canonical)
+mkdir -p "$T/ecdrop"
 start_sim worksite
 start_sim registry
 SRC=$(free_port); EC=$(free_port)
@@ -29,6 +30,7 @@ delivery: { workers: 4, max_attempts: 3, backoff_initial: 100ms, backoff_max: 30
 connectors:
   - { name: desk, type: http, mode: source, listen: "127.0.0.1:$SRC", mapping: $M/grc-form/request.yaml }
   - { name: portal, type: http, mode: source, listen: "127.0.0.1:$EC", mapping: $M/cityweb/demande.yaml }
+  - { name: ecdrop, type: file, mode: source, dir: "$T/ecdrop", format: xml, mapping: $M/cityweb/demande.yaml }
   - { name: worksite, type: http, mode: sink, url: "$SIM_URL_worksite/events", mapping: $M/open311/request.yaml }
   - { name: registry, type: http, mode: sink, url: "$SIM_URL_registry/events", mapping: $M/cityweb/demande.yaml }
 routes:
@@ -69,6 +71,15 @@ curl -fsS "$SIM_URL_registry/_sim/events" | python3 -c 'import json,sys; sys.std
 xmllint --noout --nonet --schema "$XSD" "$T/out.xml" || fail "the registry's XML is not valid against etatcivil.xsd"
 grep -q '<natureDocument>CPI</natureDocument>' "$T/out.xml" || fail "document kind not mapped back"
 pass "Cityweb XML -> fr.relais.civil.certificate.requested.v1 -> Cityweb XML valid against etatcivil.xsd"
+
+# the same format dropped as files (format: xml): one document per file
+sed 's/RELAIS-2024-000042/RELAIS-2024-000043/' "$M/cityweb/demande_naissance.xml" >"$T/ecdrop/.d43.tmp"
+mv "$T/ecdrop/.d43.tmp" "$T/ecdrop/d43.xml"
+printf '<demandeEtatCivil><identifiant>BAD</identifiant>' >"$T/ecdrop/.bad.tmp"; mv "$T/ecdrop/.bad.tmp" "$T/ecdrop/bad.xml"
+wait_eq "registry distinct" 20 2 sim_stat "$SIM_URL_registry" distinct
+wait_eq "dropped files archived" 20 2 bash -c "ls '$T/ecdrop/archive' | wc -l"
+wait_eq "malformed XML file journaled as rejected" 10 1 sql "$DB" "SELECT count(*) FROM rejections WHERE record_id='bad.xml' AND reason LIKE 'record:1:%'"
+pass "XML drop folder: a document per file mapped and delivered; a malformed one rejected with its line"
 
 # a DOCTYPE (XXE attempt) is refused before any mapping; the file never leaks
 code=$(curl -sS -o "$T/resp" -w '%{http_code}' -H 'Content-Type: application/xml' --data-binary \

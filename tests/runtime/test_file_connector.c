@@ -403,11 +403,17 @@ static void test_source_option_errors(void **state)
     assert_non_null(strstr(err, "csv_delimiter"));
     ts_conn_close(&c);
 
-    snprintf(yaml, sizeof yaml, "dir: %s\nformat: xml\nevent_type: a.b\n", g_dir);
+    snprintf(yaml, sizeof yaml, "dir: %s\nformat: yaml\nevent_type: a.b\n", g_dir);
     assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), -1);
     assert_non_null(strstr(err, "format"));
     relais_options_free(relais_connector_file.options, c.cfg);
     free(c.cfg);
+
+    /* xml files are vendor documents: only with an xml mapping (the hub's) */
+    snprintf(yaml, sizeof yaml, "dir: %s\nformat: xml\nevent_type: a.b\n", g_dir);
+    assert_int_equal(conn_open(&c, RELAIS_MODE_SOURCE, yaml, err, sizeof err), -1);
+    assert_non_null(strstr(err, "format xml is for sources with an xml mapping"));
+    ts_conn_close(&c);
 }
 
 /* ---- sink ------------------------------------------------------------------ */
