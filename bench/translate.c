@@ -13,7 +13,7 @@
  *   xml_parse_dump   xmlReadMemory + xmlDocDumpMemory + frees    (demande.xml)
  *   xml_safe_parse   relais_xml_parse + xmlFreeDoc               (demande.xml)
  *   translate_a      relais_xml_parse, relais_mapping_inbound_xml (cityweb.yaml),
- *                    relais_event_build (the event object, as the hub wraps
+ *                    relais_event_build_take (the event object, as the hub wraps
  *                    it), relais_mapping_outbound to a demandeEtatCivil
  *                    document (serialised), frees
  *   xslt_a           xmlReadMemory, xsltApplyStylesheet (cityweb.xsl),
@@ -21,7 +21,7 @@
  *   json_load_dump   json_loadb + json_dumps + frees             (wcs_form.json)
  *   json_safe_parse  relais_json_parse + json_decref             (wcs_form.json)
  *   translate_b      relais_json_parse, relais_mapping_inbound_json (wcs.yaml),
- *                    relais_event_build, relais_mapping_outbound to an Open311
+ *                    relais_event_build_take, relais_mapping_outbound to an Open311
  *                    service request (JSON text), frees
  * Each path runs a warm-up, then batches of 64 records until S seconds
  * (default 1) of this thread's CPU time have passed; the rate is records per
@@ -225,7 +225,9 @@ static int translate(bench *b, int xml, stages *st, relais_event **keep_ev, rela
     double t2 = st ? cpu_us() : 0;
     relais_record rec = { .type = mr.type, .subject = mr.subject, .record_id = mr.record_id,
                           .correlation_id = mr.correlation_id, .data = mr.data };
-    relais_event *ev = relais_event_build(&rec, xml ? "cityweb" : "wcs", "bench", err, sizeof err);
+    /* as the hub does (hub.c canonical_event): the mapped data is handed over, not copied */
+    relais_event *ev = relais_event_build_take(&rec, json_incref(mr.data), xml ? "cityweb" : "wcs", "bench",
+                                               err, sizeof err);
     relais_mapped_record_clear(&mr);
     if (!ev) { fprintf(stderr, "translate: event: %s\n", err); return -1; }
     double t3 = st ? cpu_us() : 0;

@@ -162,8 +162,29 @@ static relais_event *wrap(json_t *obj)
     return ev;
 }
 
+static relais_event *build(const relais_record *rec, json_t *data_taken, const char *source_instance,
+                           const char *default_tenant, char *errstr, size_t errlen);
+
 relais_event *relais_event_build(const relais_record *rec, const char *source_instance,
                                  const char *default_tenant, char *errstr, size_t errlen)
+{
+    return build(rec, NULL, source_instance, default_tenant, errstr, errlen);
+}
+
+relais_event *relais_event_build_take(const relais_record *rec, json_t *data, const char *source_instance,
+                                      const char *default_tenant, char *errstr, size_t errlen)
+{
+    relais_record r = *rec;
+    r.data = data;
+    relais_event *ev = build(&r, data, source_instance, default_tenant, errstr, errlen);
+    json_decref(data);       /* the event holds its own reference when it was built */
+    return ev;
+}
+
+/* data_taken: NULL (rec->data is copied) or rec->data itself, which the
+ * event then shares (a new reference) instead of copying. */
+static relais_event *build(const relais_record *rec, json_t *data_taken, const char *source_instance,
+                           const char *default_tenant, char *errstr, size_t errlen)
 {
     if (!rec->type) { snprintf(errstr, errlen, "type: missing"); return NULL; }
     if (!relais_event_type_valid(rec->type)) {
@@ -213,7 +234,7 @@ relais_event *relais_event_build(const relais_record *rec, const char *source_in
     json_object_set_new(o, "tenant", json_string(tenant));
     json_object_set_new(o, "traceparent", json_string(tp));
     json_object_set_new(o, "recordid", json_string(record_id));
-    json_object_set_new(o, "data", json_deep_copy(rec->data));
+    json_object_set_new(o, "data", data_taken ? json_incref(data_taken) : json_deep_copy(rec->data));
     /* json_string returns NULL on invalid UTF-8: then a member is missing */
     if (json_object_size(o) < (size_t)(rec->subject ? 12 : 11)) {
         json_decref(o);

@@ -17,6 +17,12 @@
 relais_event *relais_event_build(const relais_record *rec, const char *source_instance,
                                  const char *default_tenant, char *errstr, size_t errlen);
 
+/* Same, for a caller that owns the data and will not touch it again (the
+ * hub's mapped records): the reference to data is taken over (released
+ * also on failure) and the data is not copied. */
+relais_event *relais_event_build_take(const relais_record *rec, json_t *data, const char *source_instance,
+                                      const char *default_tenant, char *errstr, size_t errlen);
+
 /* Parse a whole CloudEvent (JSON text) and check the envelope: specversion
  * "1.0", id, source, type required strings, data an object when present,
  * extension names lower-case alphanumerics. NULL with the JSON path of the

@@ -218,7 +218,10 @@ static relais_event *canonical_event(relais_hub *h, relais_instance *inst, const
         reject_record(h, inst, in, in->record_id, "record", err);
         return NULL;
     }
-    relais_event *ev = relais_event_build(&rec, inst->name, inst->tenant, err, sizeof err);
+    /* mapped data is ours: the event takes it without a copy */
+    relais_event *ev = mr.data ? relais_event_build_take(&rec, json_incref(mr.data), inst->name, inst->tenant,
+                                                         err, sizeof err)
+                               : relais_event_build(&rec, inst->name, inst->tenant, err, sizeof err);
     if (!ev) {
         res->status = RELAIS_SUBMIT_REJECTED;
         snprintf(res->reason, sizeof res->reason, "%.255s", err);

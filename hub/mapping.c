@@ -1107,9 +1107,19 @@ static int aerr(mctx *c, int line, const char *fmt, ...)
     return -1;
 }
 
-/* The text of a scalar value; -1 for objects/arrays/null/too long. */
+/* The text of a scalar value; -1 for objects/arrays/null/too long. Reals
+ * get the shortest of %.15g/%.16g/%.17g that reads back the same value, so
+ * a longitude 2.3522 stays "2.3522" in vendor documents. */
 static int text_of(const json_t *v, char *buf, size_t len)
 {
+    if (json_is_real(v) && len >= 32) {
+        double d = json_real_value(v);
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(buf, len, "%.*g", prec, d);
+            if (strtod(buf, NULL) == d) break;
+        }
+        return 0;
+    }
     return relais_json_scalar_text(v, buf, len);
 }
 
@@ -1964,7 +1974,7 @@ int relais_mapping_outbound(const relais_mapping *m, const json_t *event, const 
             json_t *doc = json_object();
             out_t o = { .kind = TGT_JSON, .obj = doc };
             if (run_rules(&c, cs->data, cs->ndata, &o) != 0) { json_decref(doc); return -1; }
-            r.body = json_dumps(doc, JSON_COMPACT);
+            r.body = json_dumps(doc, JSON_COMPACT | JSON_REAL_PRECISION(15));
             json_decref(doc);
             if (r.body) r.len = strlen(r.body);
             snprintf(r.content_type, sizeof r.content_type, "application/json");

@@ -49,6 +49,26 @@ static void test_build_sets_cloudevents_attributes(void **state)
     json_decref(data);
 }
 
+/* build_take shares the caller's data (no copy) and releases it on failure
+ * (ASan/valgrind would report a leak or a double free). */
+static void test_build_take_shares_data(void **state)
+{
+    (void)state;
+    json_t *d = json_pack("{s:s}", "category", "voirie");
+    relais_record r = { .type = "fr.relais.grc.request.created.v1", .record_id = "R-1" };
+    char err[256];
+    relais_event *ev = relais_event_build_take(&r, json_incref(d), "desk", "ville", err, sizeof err);
+    assert_non_null(ev);
+    assert_ptr_equal(relais_event_data(ev), d);          /* the same object, not a copy */
+    assert_int_equal(d->refcount, 2);
+    relais_event_unref(ev);
+    assert_int_equal(d->refcount, 1);
+    r.type = "Not A Type";
+    assert_null(relais_event_build_take(&r, json_incref(d), "desk", "ville", err, sizeof err));
+    assert_int_equal(d->refcount, 1);                    /* released on failure */
+    json_decref(d);
+}
+
 static void test_record_id_defaults_to_content_hash(void **state)
 {
     (void)state;
@@ -189,6 +209,7 @@ int main(void)
         cmocka_unit_test(test_build_rejects_bad_records),
         cmocka_unit_test(test_parse_reports_json_path),
         cmocka_unit_test(test_entity_from_type),
+        cmocka_unit_test(test_build_take_shares_data),
         cmocka_unit_test(test_time_and_uuid_helpers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

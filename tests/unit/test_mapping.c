@@ -346,7 +346,7 @@ static const char *EVENT =
     " \"subject\": \"certificate/42\", \"time\": \"2026-03-05T10:15:00Z\","
     " \"data\": {\"document_kind\": \"copie_integrale\", \"copies\": 2, \"holder\": {\"family_name\": \"Dupont & Fils <SARL>\","
     " \"given_names\": [\"Camille\", \"Marie\"]}, \"amount_cents\": 4250, \"parents\": [{\"role\": \"pere\", \"name\": \"A\"},"
-    " {\"role\": \"mere\", \"name\": \"B\"}]}}";
+    " {\"role\": \"mere\", \"name\": \"B\"}], \"lon\": 2.3522}}";
 
 static void test_outbound_xml(void **state)
 {
@@ -425,7 +425,8 @@ static void test_outbound_json_csv(void **state)
         "      - to: /request/kind\n        from: /data/document_kind\n        transform: [upper]\n"
         "      - to: /request/count\n        from: /data/copies\n        as: string\n"
         "      - to: /names\n        each: /data/parents\n        data: [{to: \"\", from: /name}]\n"
-        "      - to: /event\n        from: /id\n");
+        "      - to: /event\n        from: /id\n"
+        "      - to: /lon\n        from: /data/lon\n");
     json_t *ev = J(EVENT);
     relais_rendered out;
     char err[512] = "";
@@ -433,7 +434,8 @@ static void test_outbound_json_csv(void **state)
     assert_string_equal(out.content_type, "application/json");
     json_t *got = J(out.body);
     assert_json_eq(got, "{\"request\": {\"kind\": \"COPIE_INTEGRALE\", \"count\": \"2\"}, \"names\": [\"A\", \"B\"],"
-                        " \"event\": \"0190-e\"}");
+                        " \"event\": \"0190-e\", \"lon\": 2.3522}");
+    assert_non_null(strstr(out.body, "\"lon\":2.3522}"));     /* not 2.3521999999999998 */
     json_decref(got);
     relais_rendered_clear(&out);
     relais_mapping_destroy(m);
@@ -442,15 +444,16 @@ static void test_outbound_json_csv(void **state)
         "format: csv\noutbound:\n  - content_type: text/csv; charset=utf-8\n    data:\n"
         "      - to: Nom\n        from: /data/holder/family_name\n"
         "      - to: Nombre\n        from: /data/copies\n"
-        "      - to: Vide\n        from: /data/none\n");
+        "      - to: Vide\n        from: /data/none\n"
+        "      - to: Lon\n        from: /data/lon\n");
     assert_int_equal(relais_mapping_outbound(c, ev, NULL, &out, err, sizeof err), 0);
     assert_string_equal(out.content_type, "text/csv; charset=utf-8");
-    assert_string_equal(out.body, "Nom,Nombre,Vide\nDupont & Fils <SARL>,2,\n");
+    assert_string_equal(out.body, "Nom,Nombre,Vide,Lon\nDupont & Fils <SARL>,2,,2.3522\n");
     relais_rendered_clear(&out);
     json_object_set_new(json_object_get(json_object_get(ev, "data"), "holder"), "family_name",
                         json_string("Martin, \"dit\" Le Grand"));
     assert_int_equal(relais_mapping_outbound(c, ev, NULL, &out, err, sizeof err), 0);
-    assert_string_equal(out.body, "Nom,Nombre,Vide\n\"Martin, \"\"dit\"\" Le Grand\",2,\n");
+    assert_string_equal(out.body, "Nom,Nombre,Vide,Lon\n\"Martin, \"\"dit\"\" Le Grand\",2,,2.3522\n");
     relais_rendered_clear(&out);
     relais_mapping_destroy(c);
     json_decref(ev);
