@@ -221,7 +221,7 @@ static int translate(bench *b, int xml, stages *st, relais_event **keep_ev, rela
         rc = relais_mapping_inbound_json(b->map_b, v, &mr, err, sizeof err);
         json_decref(v);
     }
-    if (rc != 0) { fprintf(stderr, "translate: inbound: %s\n", err); return -1; }
+    if (rc != 0) { fprintf(stderr, "translate: inbound: %s\n", err); relais_mapped_record_clear(&mr); return -1; }
     double t2 = st ? cpu_us() : 0;
     relais_record rec = { .type = mr.type, .subject = mr.subject, .record_id = mr.record_id,
                           .correlation_id = mr.correlation_id, .data = mr.data };

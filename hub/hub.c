@@ -202,7 +202,8 @@ static relais_event *canonical_event(relais_hub *h, relais_instance *inst, const
         if (rc != 0) {
             res->status = RELAIS_SUBMIT_REJECTED;
             snprintf(res->reason, sizeof res->reason, "%.255s", err);
-            reject_record(h, inst, in, in->record_id, "mapping", err);
+            reject_record(h, inst, in, mr.record_id ? mr.record_id : in->record_id, "mapping", err);
+            relais_mapped_record_clear(&mr);
             return NULL;
         }
         rec.type = mr.type;

@@ -1770,6 +1770,10 @@ static int map_in(mctx *c, relais_mapped_record *out)
         *out = r;
         return 0;
     fail:
+        /* the record's id, when it could be read, names the refusal in the
+         * rejections journal */
+        out->record_id = heads[2];
+        heads[2] = NULL;
         for (int h = 0; h < 4; h++) free(heads[h]);
         return -1;
     }

@@ -71,9 +71,12 @@ typedef struct relais_mapped_record {
  * xml mappings: doc is the parsed vendor document (see safeparse.h); rules
  * are evaluated with the root element as context node.
  * The first inbound case whose `when` holds is applied.
+ * out must be zeroed (or cleared) by the caller.
  * 0: out filled. 1: no inbound case matches (out untouched; the caller
  * rejects the record, saying so). -1: a rule failed; errstr names the file,
- * line and field; out untouched. */
+ * line and field; only out->record_id may be set (the record's id when its
+ * rule ran before the failing one, so that the refusal can be journaled
+ * under it): release it with relais_mapped_record_clear(). */
 int relais_mapping_inbound_json(const relais_mapping *m, const json_t *rec,
                                 relais_mapped_record *out, char *errstr, size_t errlen);
 int relais_mapping_inbound_xml(const relais_mapping *m, xmlDocPtr doc,

@@ -892,7 +892,7 @@ static void run_test(const runner *R, const mt_file *f, const mt_test *t, result
     relais_mapped_record rec;
     memset(&rec, 0, sizeof rec);
     json_t *event = NULL;
-    int inbound_ok = 0, errored = 0;
+    int errored = 0;
     const char *what = "the record mapped";
 
     if (t->event) {
@@ -905,7 +905,6 @@ static void run_test(const runner *R, const mt_file *f, const mt_test *t, result
         }
     } else {
         if (run_inbound(f, t, &rec, &err) != 0) { errored = 1; goto done; }
-        inbound_ok = 1;
         if (validate_data(R, rec.type, rec.data, &err) != 0) { errored = 1; goto done; }
         if (t->expect_event) compare_event(r, t, &rec);
         if (t->expect_output) {
@@ -942,7 +941,7 @@ done:
     } else if (t->expect_error) {
         fail_line(r, "expect_error: \"%s\" but %s without error", t->expect_error, what);
     }
-    if (inbound_ok) relais_mapped_record_clear(&rec);
+    relais_mapped_record_clear(&rec);   /* also the record id a failed mapping may leave */
     json_decref(event);
     free(err.s);
 }

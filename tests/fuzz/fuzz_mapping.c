@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     relais_errlist_free(&errs);
     json_t *ev = json_loads(EVENT, 0, NULL);
     if (relais_mapping_has_inbound(m) && relais_mapping_format(m) != RELAIS_MAP_CSV) {
-        relais_mapped_record r;
+        relais_mapped_record r = { 0 };
         char err[512] = "";
         int rc = relais_mapping_inbound_raw(m, rec, rlen, "fuzz.rec", &r, err, sizeof err);
         check(rc == 0 || rc == 1 || rc == -1);
@@ -83,13 +83,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             relais_mapped_record_clear(&r);
         } else {
             check(err[0] != 0);
+            check(r.type == NULL && r.data == NULL);
+            relais_mapped_record_clear(&r);
         }
     } else if (relais_mapping_format(m) == RELAIS_MAP_CSV && relais_mapping_has_inbound(m)) {
         json_t *row = json_loadb(rec, rlen, 0, NULL);
         if (json_is_object(row)) {
-            relais_mapped_record r;
+            relais_mapped_record r = { 0 };
             char err[512];
-            if (relais_mapping_inbound_json(m, row, &r, err, sizeof err) == 0) relais_mapped_record_clear(&r);
+            relais_mapping_inbound_json(m, row, &r, err, sizeof err);
+            relais_mapped_record_clear(&r);
         }
         json_decref(row);
     }

@@ -58,9 +58,10 @@ echo "$out" | grep -q 'request.yaml:[0-9]*: data /opened_at: required value is m
 out=$(post_json "http://127.0.0.1:$SRC/events" '{"id":"GRC-9","category":"voirie","submitted_at":"2026-11-25T10:00:00+01:00","postcode":"913","city":"Massy"}')
 [ "${out%% *}" = 422 ] || fail "invalid canonical data answered $out"
 echo "$out" | grep -q '\$.data.location.address.postcode' || fail "schema fault path missing: $out"
-wait_eq "refusals journaled" 10 2 sql "$DB" "SELECT count(*) FROM rejections WHERE location IN ('mapping','schema')"
+wait_eq "refusals journaled" 10 2 sql "$DB" "SELECT count(*) FROM rejections WHERE record_id IN ('GRC-8','GRC-9')"
 [ "$(sql "$DB" "SELECT count(*) FROM rejections WHERE record_id='GRC-9' AND location='schema' AND reason LIKE '%\$.data.location.address.postcode%'")" = 1 ] || fail "schema refusal journaled without its path"
-pass "mapping and schema refusals answered 422 with file:line/field and JSON path, journaled as rejected"
+[ "$(sql "$DB" "SELECT location FROM rejections WHERE record_id='GRC-8'")" = mapping ] || fail "mapping refusal not journaled under its record id"
+pass "mapping and schema refusals answered 422 with file:line/field and JSON path, journaled as rejected under their record ids"
 
 # XML in (safe parser + XPath mapping), XML out (valid against the Cityweb XSD)
 code=$(curl -sS -o "$T/resp" -w '%{http_code}' -H 'Content-Type: application/xml' \

@@ -151,7 +151,7 @@ static void test_json_inbound(void **state)
                     " \"receipt\": \"05/03/2026 10:15 +0100\", \"prio\": \"2\", \"urgent\": \"oui\","
                     " \"geo\": {\"lat\": \"48,8566\"}, \"user\": {\"first\": \"Camille\", \"middle\": \"\", \"last\": \"Exemple\", \"given\": \"Camille, Marie ,\"}, \"amount\": \"42,5\", \"extra\": {\"corr\": \"c-1\"},"
                     " \"tags\": [\"Voirie\", \"URGENT\"], \"files\": [{\"filename\": \"a.jpg\", \"n\": 1}, {\"n\": 2}]}");
-    relais_mapped_record r;
+    relais_mapped_record r = { 0 };
     char err[512] = "";
     int rc = relais_mapping_inbound_json(m, rec, &r, err, sizeof err);
     if (rc) fprintf(stderr, "%s\n", err);
@@ -183,13 +183,14 @@ static void test_json_inbound(void **state)
 static void expect_map_error(relais_mapping *m, const char *rec_json, const char *want)
 {
     json_t *rec = J(rec_json);
-    relais_mapped_record r;
+    relais_mapped_record r = { 0 };
     memset(&r, 0, sizeof r);
     char err[512] = "";
     assert_int_equal(relais_mapping_inbound_json(m, rec, &r, err, sizeof err), -1);
     if (!strstr(err, want)) fprintf(stderr, "got '%s', wanted '%s'\n", err, want);
     assert_non_null(strstr(err, want));
     assert_null(r.data);
+    relais_mapped_record_clear(&r);
     json_decref(rec);
 }
 
@@ -201,6 +202,17 @@ static void test_json_inbound_errors(void **state)
     expect_map_error(m, "{\"id\": 1, \"fields\": {\"category\": \"Tags\"}}",
                      "m.yaml:22: data /category: value 'Tags' is not in table 'intervention'");
     expect_map_error(m, "{\"id\": 1}", "m.yaml:22: data /category: required value is missing (from /fields/category)");
+    {   /* the record's id, read before the failing rule, is left for the rejections journal */
+        json_t *bad = J("{\"id\": \"R-77\"}");
+        relais_mapped_record r = { 0 };
+        char err[512];
+        assert_int_equal(relais_mapping_inbound_json(m, bad, &r, err, sizeof err), -1);
+        assert_string_equal(r.record_id, "R-77");
+        assert_null(r.type);
+        assert_null(r.data);
+        relais_mapped_record_clear(&r);
+        json_decref(bad);
+    }
     expect_map_error(m, "{\"id\": 1, \"fields\": {\"category\": \"Nids de poule\"}, \"prio\": \"haute\"}",
                      "m.yaml:40: data /priority: 'haute' is not an integer");
     expect_map_error(m, "{\"id\": 1, \"fields\": {\"category\": \"Nids de poule\"}, \"receipt\": \"hier\"}",
@@ -216,7 +228,7 @@ static void test_json_inbound_errors(void **state)
     relais_mapping *m2 = load_ok("format: json\ninbound:\n  - when: {from: /k, in: [a, b]}\n"
                                  "    type: x.y\n    data: [{to: /a, from: /a}]\n");
     json_t *rec = J("{\"k\": \"c\"}");
-    relais_mapped_record r;
+    relais_mapped_record r = { 0 };
     char err[256];
     assert_int_equal(relais_mapping_inbound_json(m2, rec, &r, err, sizeof err), 1);
     assert_non_null(strstr(err, "no inbound case matches"));
@@ -285,7 +297,7 @@ static void test_xml_inbound(void **state)
     relais_mapping *m = load_ok(CITYWEB_IN);
     size_t len;
     const char *xml = slurp_fixture("tests/data/fixtures/cityweb/samples/demande_acte_naissance_synthetic.xml", &len);
-    relais_mapped_record r;
+    relais_mapped_record r = { 0 };
     char err[512] = "";
     int rc = relais_mapping_inbound_raw(m, xml, len, "demande.xml", &r, err, sizeof err);
     if (rc) fprintf(stderr, "%s\n", err);
@@ -329,7 +341,7 @@ static void test_csv_inbound(void **state)
                                 "      - to: /registered_on\n        from: Date inscription\n"
                                 "        transform: [{date: {in: \"%d/%m/%Y\", out: \"%Y-%m-%d\"}}]\n");
     json_t *row = J("{\"N° électeur\": \"E-1\", \"Nom de famille\": \" élodie \", \"Date inscription\": \"01/02/2026\"}");
-    relais_mapped_record r;
+    relais_mapped_record r = { 0 };
     char err[256];
     assert_int_equal(relais_mapping_inbound_json(m, row, &r, err, sizeof err), 0);
     assert_string_equal(r.record_id, "E-1");
@@ -508,7 +520,7 @@ static void *mapper(void *arg)
 {
     thr *t = arg;
     for (int i = 0; i < 200; i++) {
-        relais_mapped_record r;
+        relais_mapped_record r = { 0 };
         char err[256];
         if (relais_mapping_inbound_raw(t->m, t->xml, t->len, "x.xml", &r, err, sizeof err) != 0 ||
             strcmp(json_string_value(json_object_get(json_object_get(r.data, "holder"), "family_name")), "EXEMPLE"))
