@@ -1,6 +1,7 @@
 /*
  * admin_http.c - the admin HTTP server (libmicrohttpd, its own internal
- * polling thread): GET /healthz and GET /metrics.
+ * polling thread): GET /healthz and GET /metrics, and (tests only, off by
+ * default) POST /fault/bus.
  *   /healthz  200 {"status":"ok","bus":true,"journal":true} when the bus and
  *             the journal are reachable, else 503 with the same body shape.
  *   /metrics  Prometheus text exposition format 0.0.4.
@@ -12,7 +13,12 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 #include "hub.h"
+#include "bus.h"
+#include "config.h"
 
 struct relais_admin {
     struct MHD_Daemon *d;
@@ -31,6 +37,52 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
     return ret;
 }
 
+/* POST /fault/bus?action=down|up|errors|leader[&count=N] - fault injection
+ * into the embedded broker, for the reliability tests (docs/RELIABILITY.md).
+ * Only with hub.fault_injection: true and bus.brokers: embedded; 404 else.
+ *   down     every broker of the mock cluster stops answering
+ *   up       they answer again
+ *   errors   the next `count` (default 10) Produce requests fail with a
+ *            retriable error (NOT_LEADER_FOR_PARTITION)
+ *   leader   the leader of every partition moves to the next broker */
+static enum MHD_Result fault(relais_admin *a, struct MHD_Connection *c, const char *url)
+{
+    const relais_config *cfg = relais_hub_config(a->hub);
+    rd_kafka_mock_cluster_t *mc = relais_bus_mock_cluster(relais_hub_bus(a->hub));
+    if (!cfg->hub.fault_injection || !mc || strcmp(url, "/fault/bus") != 0)
+        return reply(c, MHD_HTTP_NOT_FOUND, "application/json", strdup("{\"error\":\"not found\"}"));
+    const char *action = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "action");
+    const char *cnt = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "count");
+    long count = cnt ? strtol(cnt, NULL, 10) : 10;
+    int nbrokers = (int)cfg->bus.embedded_brokers;
+    if (!action) action = "";
+    if (!strcmp(action, "down") || !strcmp(action, "up")) {
+        for (int id = 1; id <= nbrokers; id++) {
+            if (action[0] == 'd') rd_kafka_mock_broker_set_down(mc, id);
+            else rd_kafka_mock_broker_set_up(mc, id);
+        }
+    } else if (!strcmp(action, "errors")) {
+        if (count < 1 || count > 100000) count = 10;
+        rd_kafka_resp_err_t *errs = calloc((size_t)count, sizeof *errs);
+        if (!errs) return MHD_NO;
+        for (long i = 0; i < count; i++) errs[i] = RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION;
+        rd_kafka_mock_push_request_errors_array(mc, 0 /* ApiKey Produce */, (size_t)count, errs);
+        free(errs);
+    } else if (!strcmp(action, "leader")) {
+        static _Atomic int next = 1;
+        int to = (int)(atomic_fetch_add(&next, 1) % nbrokers) + 1;
+        for (int p = 0; p < (int)cfg->bus.partitions; p++)
+            rd_kafka_mock_partition_set_leader(mc, cfg->bus.topic, p, to);
+    } else {
+        return reply(c, MHD_HTTP_BAD_REQUEST, "application/json",
+                     strdup("{\"error\":\"action must be down, up, errors or leader\"}"));
+    }
+    relais_logf(RELAIS_LOG_WARN, "admin", "fault injected into the embedded broker: %s", action);
+    char body[96];
+    snprintf(body, sizeof body, "{\"fault\":\"%.20s\"}\n", action);
+    return reply(c, MHD_HTTP_OK, "application/json", strdup(body));
+}
+
 static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                const char *version, const char *upload_data, size_t *upload_size,
                                void **con_cls)
@@ -38,6 +90,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     relais_admin *a = cls;
     (void)version; (void)upload_data; (void)con_cls;
     if (*upload_size) { *upload_size = 0; return MHD_YES; }
+    if (strcmp(method, "POST") == 0 && strncmp(url, "/fault/", 7) == 0)
+        return fault(a, c, url);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json", strdup("{\"error\":\"method not allowed\"}"));
     relais_bus *bus = relais_hub_bus(a->hub);

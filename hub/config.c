@@ -43,6 +43,8 @@ static const relais_option hub_opts[] = {
     OPT("admin_listen", RELAIS_OPT_STR, NULL, hub.admin_listen, NULL, "admin HTTP address; empty: off"),
     OPT("state_dir", RELAIS_OPT_STR, ".run/relais", hub.state_dir, NULL, "directory for runtime state files"),
     OPT("log_level", RELAIS_OPT_ENUM, "info", hub.log_level, "error|warn|info|debug", "log verbosity"),
+    OPT("fault_injection", RELAIS_OPT_BOOL, "false", hub.fault_injection, NULL,
+        "tests only: the admin server takes POST /fault/bus (embedded broker down/up, request errors, leader change)"),
     { NULL, 0, NULL, 0, 0, NULL, NULL, 0 }
 };
 

@@ -90,6 +90,7 @@ typedef struct relais_config {
         char *admin_listen;
         char *state_dir;
         char *log_level;
+        int   fault_injection;       /* 1: POST /fault/bus on the admin server (tests only) */
     } hub;
     struct {
         char      *brokers;          /* "embedded" or bootstrap list */

@@ -849,6 +849,7 @@ void relais_hub_destroy(relais_hub *h)
 }
 
 relais_bus *relais_hub_bus(relais_hub *h) { return h->bus; }
+const relais_config *relais_hub_config(const relais_hub *h) { return h->cfg; }
 relais_journal *relais_hub_journal(relais_hub *h) { return h->j; }
 relais_metrics *relais_hub_metrics(relais_hub *h) { return h->metrics; }
 const char *relais_hub_admin_url(relais_hub *h) { return h->admin_url[0] ? h->admin_url : NULL; }

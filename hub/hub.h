@@ -29,6 +29,7 @@ void relais_hub_stop(relais_hub *h);
 void relais_hub_destroy(relais_hub *h);   /* stops when still running; NULL-safe */
 
 relais_bus     *relais_hub_bus(relais_hub *h);
+const struct relais_config *relais_hub_config(const relais_hub *h);
 relais_journal *relais_hub_journal(relais_hub *h);
 relais_metrics *relais_hub_metrics(relais_hub *h);
 int             relais_hub_accepting(relais_hub *h);
