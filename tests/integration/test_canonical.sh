@@ -19,6 +19,15 @@ mkdir -p "$T/ecdrop"
 start_sim worksite
 start_sim registry
 SRC=$(free_port); EC=$(free_port)
+# a sink whose vendor needs a postcode: requests without one cannot be rendered
+cat >"$T/strict.yaml" <<'YAML'
+format: json
+outbound:
+  - data:
+      - to: /cp
+        from: /data/location/address/postcode
+        required: true
+YAML
 cat >"$T/hub.yaml" <<YAML
 hub:
   name: canon
@@ -33,8 +42,9 @@ connectors:
   - { name: ecdrop, type: file, mode: source, dir: "$T/ecdrop", format: xml, mapping: $M/cityweb/demande.yaml }
   - { name: worksite, type: http, mode: sink, url: "$SIM_URL_worksite/events", mapping: $M/open311/request.yaml }
   - { name: registry, type: http, mode: sink, url: "$SIM_URL_registry/events", mapping: $M/cityweb/demande.yaml }
+  - { name: strict, type: http, mode: sink, url: "$SIM_URL_registry/strict", mapping: $T/strict.yaml }
 routes:
-  - { name: requests, match: "fr.relais.grc.request.**", to: [worksite] }
+  - { name: requests, match: "fr.relais.grc.request.**", to: [worksite, strict] }
   - { name: certificates, match: "fr.relais.civil.certificate.requested.*", to: [registry] }
 YAML
 "$RELAIS_BIN" check -c "$T/hub.yaml" || fail "config with mappings does not check"
@@ -49,6 +59,13 @@ e=json.load(sys.stdin)[0]["event"]
 assert e=={"service_code":"VOI-03","description":"Nid de poule","lat":48.73,"long":2.27,"attribute":{"relais_subject":"request/GRC-7"}}, e
 ' || fail "worksite did not receive the Open311 request"
 pass "GRC form record -> fr.relais.grc.request.created.v1 -> Open311 service request VOI-03"
+# the same event cannot be rendered for 'strict': dead-lettered at once, with the reason; worksite unaffected
+wait_eq "strict dead-lettered" 20 dead sql "$DB" "SELECT d.status FROM deliveries d JOIN events e ON e.id=d.event_id WHERE e.record_id='GRC-7' AND d.destination='strict'"
+sql "$DB" "SELECT last_detail FROM deliveries WHERE destination='strict'" | grep -q 'strict.yaml:[0-9]*: data /cp: required value is missing' \
+  || fail "dead letter without the mapping reason: $(sql "$DB" "SELECT last_detail FROM deliveries WHERE destination='strict'")"
+[ "$(sql "$DB" "SELECT attempts FROM deliveries WHERE destination='strict'")" = 1 ] || fail "a mapping refusal was retried"
+[ "$(sim_stat "$SIM_URL_registry" raw)" = 0 ] || fail "the refused event reached the sink"
+pass "an event a sink's mapping refuses is dead-lettered at once with file:line and field; the other sink got it"
 
 # a rule of the mapping fails: 422 naming the mapping file, line and field
 out=$(post_json "http://127.0.0.1:$SRC/events" '{"id":"GRC-8","category":"voirie"}')
