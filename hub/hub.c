@@ -195,7 +195,10 @@ static relais_event *canonical_event(relais_hub *h, relais_instance *inst, const
     relais_mapped_record mr;
     memset(&mr, 0, sizeof mr);
     if (inst->mapping && relais_mapping_has_inbound(inst->mapping)) {
-        int rc = rec.raw ? relais_mapping_inbound_raw(inst->mapping, rec.raw, rec.raw_len, "record",
+        /* parse errors name the record by its id when the source gave one
+         * (the file name for a dropped XML file) */
+        const char *name = in->record_id ? in->record_id : "record";
+        int rc = rec.raw ? relais_mapping_inbound_raw(inst->mapping, rec.raw, rec.raw_len, name,
                                                       &mr, err, sizeof err)
                : rec.data ? relais_mapping_inbound_json(inst->mapping, rec.data, &mr, err, sizeof err)
                : (snprintf(err, sizeof err, "record has no data"), -1);

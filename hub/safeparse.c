@@ -408,6 +408,10 @@ json_t *relais_json_parse(const char *buf, size_t len, const char *name,
     if (json_error_code(&err) == json_error_duplicate_key &&
         duplicate_key(buf, len, &err, key, sizeof key) == 0)
         set_err(errstr, errlen, "%s:%d:%d: duplicate object key '%s'", name, line, column, key);
+    else if (strstr(err.text, "\\u0000"))
+        set_err(errstr, errlen, "%s:%d:%d: a NUL character (\\u0000) is not allowed in a string", name, line, column);
+    else if (json_error_code(&err) == json_error_invalid_utf8 || strstr(err.text, "unable to decode byte"))
+        set_err(errstr, errlen, "%s:%d:%d: invalid UTF-8 (%s)", name, line, column, err.text);
     else
         set_err(errstr, errlen, "%s:%d:%d: %s", name, line, column, err.text);
     return NULL;

@@ -96,7 +96,7 @@ mv "$T/ecdrop/.d43.tmp" "$T/ecdrop/d43.xml"
 printf '<demandeEtatCivil><identifiant>BAD</identifiant>' >"$T/ecdrop/.bad.tmp"; mv "$T/ecdrop/.bad.tmp" "$T/ecdrop/bad.xml"
 wait_eq "registry distinct" 20 2 sim_stat "$SIM_URL_registry" distinct
 wait_eq "dropped files archived" 20 2 bash -c "ls '$T/ecdrop/archive' | wc -l"
-wait_eq "malformed XML file journaled as rejected" 10 1 sql "$DB" "SELECT count(*) FROM rejections WHERE record_id='bad.xml' AND reason LIKE 'record:1:%'"
+wait_eq "malformed XML file journaled as rejected" 10 1 sql "$DB" "SELECT count(*) FROM rejections WHERE record_id='bad.xml' AND reason LIKE 'bad.xml:1:%'"
 pass "XML drop folder: a document per file mapped and delivered; a malformed one rejected with its line"
 
 # a DOCTYPE (XXE attempt) is refused before any mapping; the file never leaks
