@@ -112,6 +112,8 @@ typedef struct relais_config {
         long backoff_max_ms;
         long lease_ms;
         long poll_interval_ms;
+        long circuit_failures;       /* consecutive failed attempts that open a destination's circuit; 0: off */
+        long circuit_open_ms;        /* how long it stays open before one probe */
     } delivery;
     struct {
         char *dir;                   /* canonical schemas; default RELAIS_DEFAULT_SCHEMA_DIR */

@@ -64,6 +64,12 @@ typedef struct dest {
     dq_node             *head, *tail;
     size_t               queued;
     relais_conn_metrics *m;
+    /* circuit breaker (guarded by dq_mu): after circuit_failures attempts
+     * in a row that all failed, the destination is left alone until
+     * open_until (monotonic µs): its queued deliveries go back to the journal,
+     * due then; after that one probe at a time until an answer comes. */
+    long                 fails;
+    int64_t              open_until;     /* 0: closed */
 } dest;
 
 struct relais_hub {
@@ -329,8 +335,14 @@ static void on_produced(void *opaque, int err, const char *errstr, void *msg_opa
 /* ---- delivery queues --------------------------------------------------------- */
 
 /* Takes ownership of the contents of d[0..n) (the array itself is freed). */
+static void postpone_nodes(relais_hub *h, dest *ds, dq_node *list, long delay_ms);
+
 static void enqueue_deliveries(relais_hub *h, relais_delivery *d, size_t n)
 {
+    dq_node *back = NULL;        /* for destinations whose circuit is open */
+    dest *back_ds = NULL;
+    int64_t back_until = 0;
+    int64_t now = relais_mono_us();
     pthread_mutex_lock(&h->dq_mu);
     for (size_t i = 0; i < n; i++) {
         dest *ds = find_dest(h, d[i].destination);
@@ -343,6 +355,13 @@ static void enqueue_deliveries(relais_hub *h, relais_delivery *d, size_t n)
         if (!nd) continue;
         nd->d = d[i];
         memset(&d[i], 0, sizeof d[i]);
+        if (ds->open_until > now) {
+            nd->next = back;
+            back = nd;
+            back_ds = ds;
+            back_until = ds->open_until;
+            continue;
+        }
         if (ds->tail) ds->tail->next = nd; else ds->head = nd;
         ds->tail = nd;
         ds->queued++;
@@ -352,6 +371,11 @@ static void enqueue_deliveries(relais_hub *h, relais_delivery *d, size_t n)
     pthread_cond_broadcast(&h->dq_cv);
     pthread_mutex_unlock(&h->dq_mu);
     relais_deliveries_free(d, n);
+    if (back) {
+        /* due when the circuit lets one probe through */
+        long left = (long)((back_until - now) / 1000);
+        postpone_nodes(h, back_ds, back, left > 0 ? left : 0);
+    }
 }
 
 static size_t dq_total(relais_hub *h)
@@ -388,7 +412,7 @@ static void record_outcome(relais_hub *h, dest *ds, relais_delivery *d, relais_v
 }
 
 /* One call to the connector for nodes[0..n) (n > 1 only with deliver_batch). */
-static void attempt(relais_hub *h, dest *ds, dq_node **nodes, size_t n, uint64_t *rng)
+static int attempt(relais_hub *h, dest *ds, dq_node **nodes, size_t n, uint64_t *rng)
 {
     const relais_connector *desc = ds->inst->desc;
     relais_answer one;
@@ -400,8 +424,9 @@ static void attempt(relais_hub *h, dest *ds, dq_node **nodes, size_t n, uint64_t
     if (n > 1 && (!ans || !verdicts || !evs || !lids)) {
         free(ans); free(verdicts); free(evs); free(lids);
         /* out of memory: one by one */
-        for (size_t i = 0; i < n; i++) attempt(h, ds, &nodes[i], 1, rng);
-        return;
+        int all_failed = 1;
+        for (size_t i = 0; i < n; i++) all_failed &= attempt(h, ds, &nodes[i], 1, rng);
+        return all_failed;
     }
     memset(ans, 0, n * sizeof *ans);
     int64_t t0 = relais_now_us();
@@ -416,13 +441,77 @@ static void attempt(relais_hub *h, dest *ds, dq_node **nodes, size_t n, uint64_t
         desc->deliver_batch(ds->inst->ctx, evs, lids, n, verdicts, ans);
     }
     int64_t t1 = relais_now_us();
-    for (size_t i = 0; i < n; i++) record_outcome(h, ds, &nodes[i]->d, verdicts[i], &ans[i], t0, t1, rng);
+    int all_failed = 1;
+    for (size_t i = 0; i < n; i++) {
+        record_outcome(h, ds, &nodes[i]->d, verdicts[i], &ans[i], t0, t1, rng);
+        if (verdicts[i] != RELAIS_DELIVER_RETRY) all_failed = 0;
+    }
     if (n > 1) {
         free(ans);
         free(verdicts);
         free(evs);
         free(lids);
     }
+    return all_failed;     /* 1: the destination did not answer usefully (circuit breaker) */
+}
+
+/* Give queued deliveries back to the journal, due in delay_ms, and free them
+ * (a destination whose circuit is open). Called without dq_mu. */
+static void postpone_nodes(relais_hub *h, dest *ds, dq_node *list, long delay_ms)
+{
+    size_t n = 0;
+    for (dq_node *nd = list; nd; nd = nd->next) n++;
+    int64_t *ids = n ? malloc(n * sizeof *ids) : NULL;
+    size_t k = 0;
+    for (dq_node *nd = list; nd && ids; nd = nd->next) ids[k++] = nd->d.id;
+    char err[300];
+    if (k && relais_journal_postpone(h->j, h->owner, ids, k, delay_ms, err, sizeof err) != 0)
+        relais_logf(RELAIS_LOG_WARN, ds->inst->name, "%zu deliveries not handed back (%s); "
+                    "they are claimed again when their lease expires", k, err);
+    free(ids);
+    while (list) {
+        dq_node *next = list->next;
+        relais_delivery_clear(&list->d);
+        free(list);
+        list = next;
+    }
+}
+
+/* Detach the whole queue of ds (dq_mu held). */
+static dq_node *detach_queue(relais_hub *h, dest *ds)
+{
+    dq_node *list = ds->head;
+    h->dq_total -= ds->queued;
+    ds->head = ds->tail = NULL;
+    ds->queued = 0;
+    atomic_store(&ds->m->queued, 0);
+    return list;
+}
+
+/* After an attempt on ds (dq_mu held): count it for the circuit breaker.
+ * Returns the queue to hand back when the circuit has just opened. */
+static dq_node *circuit_after(relais_hub *h, dest *ds, int failed)
+{
+    const relais_config *c = h->cfg;
+    if (c->delivery.circuit_failures <= 0) return NULL;
+    if (!failed) {
+        if (ds->open_until)
+            relais_logf(RELAIS_LOG_INFO, ds->inst->name, "circuit closed: the destination answers again");
+        ds->fails = 0;
+        ds->open_until = 0;
+        atomic_store(&ds->m->circuit_open, 0);
+        return NULL;
+    }
+    ds->fails++;
+    if (ds->fails < c->delivery.circuit_failures && !ds->open_until) return NULL;
+    /* open (or a failed probe: open again) */
+    ds->open_until = relais_mono_us() + c->delivery.circuit_open_ms * 1000;
+    atomic_store(&ds->m->circuit_open, 1);
+    atomic_fetch_add(&ds->m->circuit_opened, 1);
+    dq_node *list = detach_queue(h, ds);
+    relais_logf(RELAIS_LOG_WARN, ds->inst->name, "circuit open after %ld failed attempts in a row: "
+                "deliveries wait %ld ms, then one probe", ds->fails, c->delivery.circuit_open_ms);
+    return list;
 }
 
 static void *worker_main(void *arg)
@@ -435,9 +524,13 @@ static void *worker_main(void *arg)
     for (;;) {
         if (h->dq_stop) break;
         dest *pick = NULL;
+        int64_t now = relais_mono_us();
         for (size_t k = 0; k < h->n_dests && !pick; k++) {
             dest *ds = &h->dests[(h->dq_rr + k) % h->n_dests];
-            if (ds->queued > 0 && ds->in_flight < ds->max_in_flight) pick = ds;
+            /* open circuit: left alone; after open_until: one probe at a time */
+            if (ds->open_until > now) continue;
+            long limit = ds->open_until ? 1 : ds->max_in_flight;
+            if (ds->queued > 0 && ds->in_flight < limit) pick = ds;
         }
         if (!pick) {
             pthread_cond_wait(&h->dq_cv, &h->dq_mu);
@@ -458,13 +551,19 @@ static void *worker_main(void *arg)
         atomic_store(&pick->m->in_flight, pick->in_flight);
         pthread_mutex_unlock(&h->dq_mu);
 
-        attempt(h, pick, nodes, n, &rng);
+        int failed = attempt(h, pick, nodes, n, &rng);
         for (size_t i = 0; i < n; i++) {
             relais_delivery_clear(&nodes[i]->d);
             free(nodes[i]);
         }
 
         pthread_mutex_lock(&h->dq_mu);
+        dq_node *back = circuit_after(h, pick, failed);
+        if (back) {
+            pthread_mutex_unlock(&h->dq_mu);
+            postpone_nodes(h, pick, back, h->cfg->delivery.circuit_open_ms);
+            pthread_mutex_lock(&h->dq_mu);
+        }
         pick->in_flight--;
         atomic_store(&pick->m->in_flight, pick->in_flight);
         pthread_cond_broadcast(&h->dq_cv);

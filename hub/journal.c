@@ -2242,6 +2242,12 @@ int relais_journal_replay(relais_journal *j, const char *id, int *count, char *e
 int relais_journal_release(relais_journal *j, const char *owner, const int64_t *ids, size_t n,
                            char *errstr, size_t errlen)
 {
+    return relais_journal_postpone(j, owner, ids, n, -1, errstr, errlen);
+}
+
+int relais_journal_postpone(relais_journal *j, const char *owner, const int64_t *ids, size_t n,
+                            long delay_ms, char *errstr, size_t errlen)
+{
     if (!j || !owner || n == 0) return 0;
     /* ids as a PostgreSQL array literal of integers: digits and commas only */
     size_t cap = n * 21 + 3;
@@ -2256,12 +2262,16 @@ int relais_journal_release(relais_journal *j, const char *owner, const int64_t *
         len += (size_t)snprintf(arr + len, cap - len, "%s%lld", i ? "," : "", (long long)ids[i]);
     arr[len++] = '}';
     arr[len] = '\0';
-    const char *vals[2] = { arr, owner };
+    char delay_s[32];
+    snprintf(delay_s, sizeof delay_s, "%ld", delay_ms);
+    const char *vals[3] = { arr, owner, delay_s };
     pthread_mutex_lock(&j->rmu);
     PGresult *r = rexec(j,
-        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL"
+        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL,"
+        "   next_attempt_at = CASE WHEN $3::bigint < 0 THEN next_attempt_at"
+        "                          ELSE now() + $3::bigint * interval '1 millisecond' END"
         " WHERE id = ANY($1::bigint[]) AND lease_owner = $2 AND status = 'pending'",
-        2, vals, errstr, errlen);
+        3, vals, errstr, errlen);
     pthread_mutex_unlock(&j->rmu);
     free(arr);
     if (!r) return -1;

@@ -139,6 +139,11 @@ int relais_journal_step(relais_journal *j, const char *event_id, const char *ste
  * once instead of when the lease expires. Read-side connection; blocking. */
 int relais_journal_release(relais_journal *j, const char *owner, const int64_t *ids, size_t n,
                            char *errstr, size_t errlen);
+/* Hand deliveries back like relais_journal_release, and make them due only
+ * in delay_ms (a destination's circuit breaker is open): no attempt is
+ * counted. delay_ms < 0: keep their due time (that is, release). */
+int relais_journal_postpone(relais_journal *j, const char *owner, const int64_t *ids, size_t n,
+                            long delay_ms, char *errstr, size_t errlen);
 
 /* ---- read side ---- */
 

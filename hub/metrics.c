@@ -100,6 +100,8 @@ char *relais_metrics_render(relais_metrics *m, int bus_up, int journal_up)
     per_conn(&b, m, "relais_deliveries_in_flight", "deliveries being attempted now", 0, offsetof(relais_conn_metrics, in_flight));
     per_conn(&b, m, "relais_deliveries_queued", "deliveries waiting for a worker", 0, offsetof(relais_conn_metrics, queued));
     per_conn(&b, m, "relais_last_answer_status", "status of the last answer from a sink", 0, offsetof(relais_conn_metrics, last_status));
+    per_conn(&b, m, "relais_circuit_open", "1 while a sink's circuit breaker is open", 0, offsetof(relais_conn_metrics, circuit_open));
+    per_conn(&b, m, "relais_circuit_opened_total", "times a sink's circuit breaker opened", 1, offsetof(relais_conn_metrics, circuit_opened));
     COUNTER(&b, "relais_routed_total", "events routed to at least one destination");
     bprintf(&b, "relais_routed_total %lld\n", (long long)atomic_load(&m->routed));
     COUNTER(&b, "relais_unrouted_total", "events that matched no route");

@@ -22,6 +22,8 @@ typedef struct relais_conn_metrics {
     atomic_llong in_flight;      /* deliveries being attempted now */
     atomic_llong queued;         /* deliveries waiting for a worker */
     atomic_llong last_status;    /* last answer status (HTTP code) */
+    atomic_llong circuit_open;   /* 1 while the destination's circuit breaker is open */
+    atomic_llong circuit_opened; /* times it opened */
 } relais_conn_metrics;
 
 typedef struct relais_metrics {
