@@ -70,7 +70,7 @@ YAML
   sleep 4
   idle=$(rss $HUB)
   # RSS sampler
-  ( peak=0; while kill -0 $HUB 2>/dev/null; do r=$(rss $HUB); [ "$r" -gt "$peak" ] && peak=$r && echo "$peak" >"$W/peak"; sleep 0.1; done ) &
+  ( peak=0; while kill -0 $HUB 2>/dev/null; do r=$(rss $HUB); [ -n "$r" ] && [ "$r" -gt "$peak" ] && peak=$r && echo "$peak" >"$W/peak"; sleep 0.1; done ) &
   SAMPLER=$!; pids+=($SAMPLER)
   curl -fsS -X POST "http://127.0.0.1:$S2/_sim/fail" -d "{\"delay_ms\":$SLOW_MS}" >/dev/null
 
