@@ -2033,7 +2033,10 @@ int relais_journal_claim_due(relais_journal *j, const char *owner, long lease_ms
         "WITH c AS (UPDATE deliveries SET lease_owner = $1,"
         "   lease_until = now() + $2::bigint * interval '1 millisecond'"
         "  WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()"
-        "     AND (lease_until IS NULL OR lease_until < now())"
+        /* an expired lease of this very process is a delivery still in its
+         * memory (queued or being attempted; an outcome clears the lease):
+         * claiming it again would attempt it twice */
+        "     AND (lease_until IS NULL OR (lease_until < now() AND lease_owner IS DISTINCT FROM $1))"
         "     ORDER BY next_attempt_at LIMIT $3::bigint FOR UPDATE SKIP LOCKED)"
         "  RETURNING id, event_id, destination, attempts, next_attempt_at)"
         " SELECT c.id, c.destination, c.attempts, e.tenant, e.body::text"
