@@ -30,43 +30,6 @@
 #include "http_int.h"
 #include "safeparse.h"
 
-/* ---- Depth pre-scan ------------------------------------------------------- */
-
-int relais_http_depth_check(const char *buf, size_t len, int max_depth,
-                            int *line, int *column, size_t *position)
-{
-    int depth = 0, in_str = 0, esc = 0;
-    int ln = 1, col = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = buf[i];
-        if (c == '\n') {
-            ln++;
-            col = 0;
-        } else {
-            col++;
-        }
-        if (in_str) {
-            if (esc) esc = 0;
-            else if (c == '\\') esc = 1;
-            else if (c == '"') in_str = 0;
-            continue;
-        }
-        if (c == '"') {
-            in_str = 1;
-        } else if (c == '[' || c == '{') {
-            if (++depth > max_depth) {
-                if (line) *line = ln;
-                if (column) *column = col;
-                if (position) *position = i;
-                return -1;
-            }
-        } else if ((c == ']' || c == '}') && depth > 0) {
-            depth--;
-        }
-    }
-    return 0;
-}
-
 /* ---- Identifier values ---------------------------------------------------- */
 
 int relais_http_value_text(const json_t *v, char *buf, size_t len)
@@ -258,7 +221,6 @@ static relais_http_body_status parse_failed(relais_http_batch *b, const char *er
     snprintf(b->error, sizeof b->error, "%s", msg);
     b->line = line;
     b->column = column;
-    b->position = 0;
     return RELAIS_HTTP_BODY_MALFORMED;
 }
 

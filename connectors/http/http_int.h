@@ -93,7 +93,6 @@ typedef struct relais_http_batch {
     char              error[256];
     int               line;       /* 1-based, 0 when not about a position */
     int               column;
-    size_t            position;   /* byte offset */
 } relais_http_batch;
 
 /* Parse a webhook body. Never reads beyond len; body need not be
@@ -103,12 +102,6 @@ relais_http_body_status relais_http_parse_body(const char *body, size_t len,
                                                const relais_http_parse_opts *o,
                                                relais_http_batch *out);
 void relais_http_batch_free(relais_http_batch *b);
-
-/* Nesting depth check without parsing: 0 when the depth never exceeds
- * max_depth; -1 otherwise with the 1-based line/column and byte offset of the
- * bracket that goes too deep. Strings (with escapes) are skipped. */
-int relais_http_depth_check(const char *buf, size_t len, int max_depth,
-                            int *line, int *column, size_t *position);
 
 /* The text of an identifier-like value (type, subject, record id,
  * correlation id, a sink's local id): 0 when v is a non-empty string or an

@@ -10,9 +10,9 @@
  * relais_json_pointer_field() must either give a text or refuse with a reason.
  * Seeds: tests/fuzz/corpus/jsonl/.
  *
- * Build and run by hand (needs only file_jsonl.c, hub/jsonptr.c and jansson):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ihub -Iconnectors/file \
- *     tests/fuzz/fuzz_jsonl.c connectors/file/file_jsonl.c hub/jsonptr.c -ljansson -o fuzz_jsonl
+ * Build and run by hand (needs file_jsonl.c, hub/jsonptr.c, hub/safeparse.c, jansson, libxml2):
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ihub -Iconnectors/file $(pkg-config --cflags libxml-2.0) \
+ *     tests/fuzz/fuzz_jsonl.c connectors/file/file_jsonl.c hub/jsonptr.c hub/safeparse.c -ljansson -lxml2 -o fuzz_jsonl
  *   ./fuzz_jsonl -max_total_time=60 tests/fuzz/corpus/jsonl/
  */
 #include <stdint.h>

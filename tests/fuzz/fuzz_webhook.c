@@ -8,10 +8,11 @@
  * options are set, whether an Idempotency-Key is present); the rest is the body.
  * Seeds: tests/fuzz/corpus/webhook/.
  *
- * Build and run by hand (needs only http_body.c, hub/jsonptr.c, jansson, libcrypto):
+ * Build and run by hand (needs http_body.c, hub/jsonptr.c, hub/safeparse.c, jansson,
+ * libcrypto, libxml2):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Ihub -Iconnectors/http \
- *     tests/fuzz/fuzz_webhook.c connectors/http/http_body.c hub/jsonptr.c -ljansson -lcrypto \
- *     -o fuzz_webhook
+ *     $(pkg-config --cflags libxml-2.0) tests/fuzz/fuzz_webhook.c connectors/http/http_body.c \
+ *     hub/jsonptr.c hub/safeparse.c -ljansson -lcrypto -lxml2 -o fuzz_webhook
  *   ./fuzz_webhook -max_total_time=60 tests/fuzz/corpus/webhook/
  * Or configure with -DRELAIS_FUZZ=ON (clang) when the build lists tests/fuzz.
  */
