@@ -666,33 +666,24 @@ static json_t *str_or_null(const char *s)
     return v ? v : json_null();
 }
 
-/* The CloudEvent the hub would build from the record, with the fixed test envelope. */
+/* The CloudEvent the hub would build from the record (relais_event_build,
+ * so the envelope rules are the hub's own), with the fixed test id and time
+ * so that outputs are reproducible. */
 static json_t *event_of_record(const relais_mapped_record *rec)
 {
-    char rid[65];
-    const char *record_id = rec->record_id;
-    if (!record_id) {
-        char *canon = json_dumps(rec->data, JSON_COMPACT | JSON_SORT_KEYS);
-        if (!canon) return NULL;
-        relais_sha256_hex(canon, strlen(canon), rid);
-        free(canon);
-        record_id = rid;
-    }
-    json_t *o = json_object();
-    json_object_set_new(o, "specversion", json_string("1.0"));
+    relais_record r = { .record_id = rec->record_id, .type = rec->type, .subject = rec->subject,
+                        .correlation_id = rec->correlation_id, .traceparent = MT_EVENT_TRACE,
+                        .tenant = MT_EVENT_TENANT, .data = rec->data };
+    char err[256];
+    relais_event *ev = relais_event_build(&r, "test", MT_EVENT_TENANT, err, sizeof err);
+    if (!ev) return NULL;
+    json_t *o = json_deep_copy(relais_event_object(ev));
+    relais_event_unref(ev);
+    if (!o) return NULL;
     json_object_set_new(o, "id", json_string(MT_EVENT_ID));
-    json_object_set_new(o, "source", json_string(MT_EVENT_SOURCE));
-    json_object_set_new(o, "type", str_or_null(rec->type));
-    if (rec->subject) json_object_set_new(o, "subject", str_or_null(rec->subject));
     json_object_set_new(o, "time", json_string(MT_EVENT_TIME));
-    json_object_set_new(o, "datacontenttype", json_string("application/json"));
-    json_object_set_new(o, "correlationid",
-                        json_string(rec->correlation_id && *rec->correlation_id ? rec->correlation_id
-                                                                                : MT_EVENT_ID));
-    json_object_set_new(o, "tenant", json_string(MT_EVENT_TENANT));
-    json_object_set_new(o, "traceparent", json_string(MT_EVENT_TRACE));
-    json_object_set_new(o, "recordid", str_or_null(record_id));
-    json_object_set_new(o, "data", json_deep_copy(rec->data));
+    if (!rec->correlation_id || !*rec->correlation_id)
+        json_object_set_new(o, "correlationid", json_string(MT_EVENT_ID));   /* the hub's rule: the event id */
     return o;
 }
 
