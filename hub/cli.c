@@ -65,6 +65,10 @@ static void usage(FILE *out)
         "  dlq list [-c FILE] [--json]     dead-lettered deliveries\n"
         "  replay [-c FILE] ID             deliver dead-lettered deliveries again\n"
         "                                  (ID: a delivery id or an event id)\n"
+        "  discard [-c FILE] ID [--reason TEXT]\n"
+        "                                  set dead-lettered deliveries aside for good; at a\n"
+        "                                  destination with order: subject, the events of the\n"
+        "                                  same subject held behind them go on\n"
         "  connectors describe [--json]    built-in connectors and their options\n"
         "  test DIR [--schemas DIR]        run the mapping tests (*.test.yaml) under DIR\n"
         "  broker [--brokers N] [--topic T] [--partitions P] [--bootstrap-file F]\n"
@@ -72,7 +76,7 @@ static void usage(FILE *out)
         "  --version                       print the version\n"
         "  --help                          this text\n"
         "\n"
-        "Read commands (trace, dlq, replay) find the journal through -c FILE, --db CONNINFO\n"
+        "Read commands (trace, dlq, replay, discard) find the journal through -c FILE, --db CONNINFO\n"
         "or the RELAIS_DB environment variable.\n");
 }
 
@@ -86,6 +90,7 @@ typedef struct cli_opts {
     int         partitions;
     const char *bootstrap_file;
     const char *schemas;
+    const char *reason;
 } cli_opts;
 
 static int parse_opts(int argc, char **argv, int start, cli_opts *o)
@@ -100,6 +105,7 @@ static int parse_opts(int argc, char **argv, int start, cli_opts *o)
         else if (strcmp(a, "--partitions") == 0 && i + 1 < argc) o->partitions = atoi(argv[++i]);
         else if (strcmp(a, "--bootstrap-file") == 0 && i + 1 < argc) o->bootstrap_file = argv[++i];
         else if (strcmp(a, "--schemas") == 0 && i + 1 < argc) o->schemas = argv[++i];
+        else if (strcmp(a, "--reason") == 0 && i + 1 < argc) o->reason = argv[++i];
         else if (a[0] == '-' && a[1]) { fprintf(stderr, "relais: unknown option '%s'\n", a); return -1; }
         else if (!o->arg) o->arg = a;
         else { fprintf(stderr, "relais: unexpected argument '%s'\n", a); return -1; }
@@ -307,6 +313,21 @@ static int cmd_replay(const cli_opts *o)
     return 0;
 }
 
+static int cmd_discard(const cli_opts *o)
+{
+    if (!o->arg) { fprintf(stderr, "relais discard: an ID is required\n"); return 2; }
+    relais_journal *j = open_reader(o);
+    if (!j) return 1;
+    char err[512];
+    int count = 0;
+    int rc = relais_journal_discard(j, o->arg, o->reason, &count, err, sizeof err);
+    relais_journal_close(j);
+    if (rc != 0) { fprintf(stderr, "relais discard: %s\n", err); return 1; }
+    if (count == 0) { fprintf(stderr, "relais discard: no dead-lettered delivery matches %s\n", o->arg); return 1; }
+    printf("discarded %d deliver%s\n", count, count == 1 ? "y" : "ies");
+    return 0;
+}
+
 static int cmd_connectors(const cli_opts *o)
 {
     if (!o->arg || strcmp(o->arg, "describe") != 0) { fprintf(stderr, "usage: relais connectors describe [--json]\n"); return 2; }
@@ -400,6 +421,7 @@ int relais_cli_main(int argc, char **argv)
     if (strcmp(cmd, "trace") == 0) return cmd_trace(&o);
     if (strcmp(cmd, "dlq") == 0) return cmd_dlq(&o);
     if (strcmp(cmd, "replay") == 0) return cmd_replay(&o);
+    if (strcmp(cmd, "discard") == 0) return cmd_discard(&o);
     if (strcmp(cmd, "connectors") == 0) return cmd_connectors(&o);
     if (strcmp(cmd, "broker") == 0) return cmd_broker(&o);
     if (strcmp(cmd, "test") == 0) return cmd_test(&o);

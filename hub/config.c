@@ -101,7 +101,8 @@ static const section g_sections[] = {
 #define N_SECTIONS (sizeof g_sections / sizeof g_sections[0])
 
 static const char *const g_top_keys[] = { "hub", "bus", "journal", "delivery", "schemas", "connectors", "routes", NULL };
-static const char *const g_conn_keys[] = { "name", "type", "mode", "tenant", "max_in_flight", "batch_max", "mapping", NULL };
+static const char *const g_conn_keys[] = { "name", "type", "mode", "tenant", "max_in_flight", "batch_max", "mapping",
+                                           "package", "order", NULL };
 static const char *const g_route_keys[] = { "name", "match", "tenant", "where", "to", NULL };
 static const char *const g_where_keys[] = { "field", "equals", "not_equals", "in", "exists", NULL };
 
@@ -520,6 +521,29 @@ static void load_connector(loader *L, const yt_node *m, size_t idx)
         err_at(L, key_line(m, "batch_max", m->line),
                "%s: connector type '%s' delivers one event at a time; 'batch_max' must be 1", label, cc->type);
 
+    /* package: the vendor package the instance speaks to */
+    v = yt_get(m, "package");
+    if (v && !is_null(v)) {
+        int line = key_line(m, "package", m->line);
+        const char *s = scalar_of(L, v, line, label, "package");
+        if (s && !valid_name(s))
+            err_at(L, line, "%s: package name '%.100s' is invalid: use lower-case letters, digits, '_' and '-'", label, s);
+        else if (s) cc->package = dup_or_err(L, s, line);
+    }
+
+    /* order: none | subject (sinks) */
+    v = yt_get(m, "order");
+    if (v && !is_null(v)) {
+        int line = key_line(m, "order", m->line);
+        const char *s = scalar_of(L, v, line, label, "order");
+        if (cc->mode == RELAIS_MODE_SOURCE)
+            err_at(L, line, "option 'order' applies only to sink instances");
+        else if (s && strcmp(s, "subject") == 0)
+            cc->order_subject = 1;
+        else if (s && strcmp(s, "none") != 0)
+            err_at(L, line, "%s: 'order' must be none or subject (got '%.60s')", label, s);
+    }
+
     /* mapping: a file relative to the configuration's folder */
     v = yt_get(m, "mapping");
     if (v && !is_null(v)) {
@@ -919,6 +943,7 @@ void relais_config_destroy(relais_config *c)
         free(cc->type);
         free(cc->tenant);
         free(cc->mapping_path);
+        free(cc->package);
         relais_mapping_destroy(cc->mapping);
     }
     free(c->connectors);

@@ -32,6 +32,8 @@
  *       tenant: ville              # optional, default hub.tenant
  *       max_in_flight: 4           # sinks: concurrent deliveries to this destination
  *       batch_max: 1               # sinks: events per exchange (connectors with deliver_batch)
+ *       order: none                # sinks: "subject" delivers one subject's events in order
+ *       package: worksite          # the vendor package (shared by its source and sink instances)
  *       <option>: <value>          # the descriptor's option table
  *   routes:
  *     - name: requests
@@ -60,6 +62,8 @@ typedef struct relais_conn_cfg {
     long                    batch_max;   /* sinks: most events per deliver_batch call (key "batch_max", default 1) */
     char                   *mapping_path; /* key "mapping": the file as resolved (relative to the config's folder); NULL: none */
     struct relais_mapping  *mapping;     /* loaded and compiled with the config; NULL: none */
+    char                   *package;     /* key "package": the vendor package; NULL: the name */
+    int                     order_subject; /* sinks, key "order: subject": deliver in order per subject */
     int                     line;
 } relais_conn_cfg;
 

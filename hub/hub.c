@@ -60,6 +60,7 @@ typedef struct dest {
     relais_instance     *inst;
     long                 max_in_flight;
     long                 batch_max;      /* > 1 only when the connector has deliver_batch */
+    int                  ordered;        /* order: subject (claimed through the journal only) */
     long                 in_flight;      /* deliver()/deliver_batch() calls under way */
     dq_node             *head, *tail;
     size_t               queued;
@@ -314,7 +315,78 @@ static int op_submit(void *hubp, relais_instance *inst, const relais_record *rec
     return rc;
 }
 
-static const relais_instance_ops g_ops = { op_submit, op_reject, op_accepting };
+/* entity of a canonical id: what comes before its first '/' */
+static int entity_of(const char *canonical_id, char *out, size_t outlen)
+{
+    const char *slash = strchr(canonical_id, '/');
+    if (!slash || slash == canonical_id || (size_t)(slash - canonical_id) >= outlen) return -1;
+    memcpy(out, canonical_id, (size_t)(slash - canonical_id));
+    out[slash - canonical_id] = '\0';
+    return 0;
+}
+
+static int op_xref_local(void *hubp, const relais_instance *inst, const char *package,
+                         const char *canonical_id, char *out, size_t outlen)
+{
+    relais_hub *h = hubp;
+    char entity[128];
+    if (entity_of(canonical_id, entity, sizeof entity) != 0) return 1;   /* not a canonical id: none */
+    const char *p = package ? package : relais_instance_package(inst);
+    /* the journal's xref_get does not tell "none" from "error": ask health */
+    if (relais_journal_xref_get(h->j, inst->tenant, entity, canonical_id, p, out, outlen) == 0) return 0;
+    return relais_journal_healthy(h->j) ? 1 : -1;
+}
+
+static int op_xref_canonical(void *hubp, const relais_instance *inst, const char *package,
+                             const char *entity, const char *local_id, char *out, size_t outlen)
+{
+    relais_hub *h = hubp;
+    return relais_journal_xref_canonical(h->j, inst->tenant, entity,
+                                         package ? package : relais_instance_package(inst), local_id, out, outlen);
+}
+
+static int op_xref_put(void *hubp, const relais_instance *inst, const char *canonical_id, const char *local_id)
+{
+    relais_hub *h = hubp;
+    char entity[128];
+    if (entity_of(canonical_id, entity, sizeof entity) != 0) return -1;
+    return relais_journal_xref_put(h->j, inst->tenant, entity, canonical_id, relais_instance_package(inst), local_id);
+}
+
+static int op_state_put(void *hubp, const relais_instance *inst, const char *key, json_t *value)
+{
+    relais_hub *h = hubp;
+    return relais_journal_state_put(h->j, inst->tenant, relais_instance_package(inst), key, value);
+}
+
+static json_t *op_state_get(void *hubp, const relais_instance *inst, const char *key, int *err)
+{
+    relais_hub *h = hubp;
+    return relais_journal_state_get(h->j, inst->tenant, relais_instance_package(inst), key, err);
+}
+
+static json_t *op_state_list(void *hubp, const relais_instance *inst, const char *prefix, const char *after,
+                             size_t limit)
+{
+    relais_hub *h = hubp;
+    return relais_journal_state_list(h->j, inst->tenant, relais_instance_package(inst), prefix, after, limit);
+}
+
+static void op_echo(void *hubp, relais_instance *inst, const char *record_id)
+{
+    relais_hub *h = hubp;
+    relais_conn_metrics *m = relais_metrics_conn(h->metrics, inst->name);
+    if (m) atomic_fetch_add(&m->echoes, 1);
+    relais_logf(RELAIS_LOG_DEBUG, inst->name, "change %s was written by Relais itself: not submitted again",
+                record_id ? record_id : "?");
+}
+
+static const relais_instance_ops g_ops = {
+    .submit = op_submit, .reject = op_reject, .accepting = op_accepting,
+    .xref_local = op_xref_local, .xref_canonical = op_xref_canonical, .xref_put = op_xref_put,
+    .state_put = op_state_put, .state_get = op_state_get, .state_list = op_state_list,
+    .echo = op_echo,
+};
 
 static void on_produced(void *opaque, int err, const char *errstr, void *msg_opaque)
 {
@@ -580,8 +652,9 @@ static void route_batch(relais_hub *h, relais_bus_msg *msgs, int n)
     relais_route_item *items = calloc((size_t)n, sizeof *items);
     const char **dests = calloc((size_t)n * h->n_dests + 1, sizeof *dests);
     const char **routes = calloc((size_t)n * h->n_dests + 1, sizeof *routes);
-    if (!evs || !items || !dests || !routes) {
-        free(evs); free(items); free(dests); free(routes);
+    unsigned char *ordered = calloc((size_t)n * h->n_dests + 1, 1);
+    if (!evs || !items || !dests || !routes || !ordered) {
+        free(evs); free(items); free(dests); free(routes); free(ordered);
         return;   /* offsets not stored: the messages come again */
     }
     size_t k = 0, used = 0;
@@ -598,6 +671,11 @@ static void route_batch(relais_hub *h, relais_bus_msg *msgs, int n)
         items[k].ev = ev;
         items[k].dests = dests + used;
         items[k].routes = routes + used;
+        items[k].ordered = ordered + used;
+        for (size_t d = 0; d < nd; d++) {
+            const dest *ds = find_dest(h, dests[used + d]);
+            ordered[used + d] = ds && ds->ordered;
+        }
         items[k].ndest = nd;
         used += nd;
         evs[k++] = ev;
@@ -626,6 +704,7 @@ done:
     free(items);
     free(dests);
     free(routes);
+    free(ordered);
 }
 
 static void *bus_main(void *arg)
@@ -788,6 +867,12 @@ relais_hub *relais_hub_new(relais_config *cfg, char *errstr, size_t errlen)
         if (!inst) { snprintf(errstr, errlen, "out of memory"); relais_hub_destroy(h); return NULL; }
         inst->max_in_flight = cc->max_in_flight > 0 ? cc->max_in_flight : 4;
         inst->mapping = cc->mapping;
+        if (cc->package && !(inst->package = strdup(cc->package))) {
+            snprintf(errstr, errlen, "out of memory");
+            relais_instance_destroy(inst);
+            relais_hub_destroy(h);
+            return NULL;
+        }
         h->insts[h->n_insts++] = inst;
         if (cc->desc->init && cc->desc->init(inst, cc->opts, &inst->ctx, err, sizeof err) != 0) {
             snprintf(errstr, errlen, "%s:%d: connector '%s' (%s): %s", cfg->path ? cfg->path : "config",
@@ -802,7 +887,22 @@ relais_hub *relais_hub_new(relais_config *cfg, char *errstr, size_t errlen)
             ds->max_in_flight = inst->max_in_flight;
             ds->batch_max = cc->desc->deliver_batch && cc->batch_max > 1 ? cc->batch_max : 1;
             ds->m = relais_metrics_conn(h->metrics, cc->name);
+            ds->ordered = cc->order_subject;
         }
+    }
+    /* cross-references are kept per package */
+    {
+        const char **inames = calloc(h->n_insts + 1, sizeof *inames);
+        const char **pkgs = calloc(h->n_insts + 1, sizeof *pkgs);
+        int rc = inames && pkgs ? 0 : -1;
+        for (size_t i = 0; rc == 0 && i < h->n_insts; i++) {
+            inames[i] = h->insts[i]->name;
+            pkgs[i] = relais_instance_package(h->insts[i]);
+        }
+        if (rc == 0) rc = relais_journal_set_packages(h->j, inames, pkgs, h->n_insts);
+        free(inames);
+        free(pkgs);
+        if (rc != 0) { snprintf(errstr, errlen, "out of memory"); relais_hub_destroy(h); return NULL; }
     }
     return h;
 }

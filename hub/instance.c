@@ -35,6 +35,7 @@ void relais_instance_destroy(relais_instance *inst)
     if (!inst) return;
     free(inst->name);
     free(inst->tenant);
+    free(inst->package);
     free(inst->bootstrap);
     free(inst);
 }
@@ -79,6 +80,66 @@ int relais_accepting(const relais_instance *inst)
 {
     if (!inst->ops || !inst->ops->accepting) return 0;
     return inst->ops->accepting(inst->hub, inst);
+}
+
+/* ---- Packages: cross-references, state, echoes ------------------------------ */
+
+const char *relais_instance_package(const relais_instance *inst)
+{
+    return inst->package ? inst->package : inst->name;
+}
+
+int relais_xref_local(const relais_instance *inst, const char *package, const char *canonical_id,
+                      char *out, size_t outlen)
+{
+    if (!inst->ops || !inst->ops->xref_local || !canonical_id) return -1;
+    return inst->ops->xref_local(inst->hub, inst, package, canonical_id, out, outlen);
+}
+
+int relais_xref_canonical(const relais_instance *inst, const char *package, const char *entity,
+                          const char *local_id, char *out, size_t outlen)
+{
+    if (!inst->ops || !inst->ops->xref_canonical || !entity || !local_id) return -1;
+    return inst->ops->xref_canonical(inst->hub, inst, package, entity, local_id, out, outlen);
+}
+
+int relais_xref_put(const relais_instance *inst, const char *canonical_id, const char *local_id)
+{
+    if (!inst->ops || !inst->ops->xref_put || !canonical_id || !local_id) return -1;
+    return inst->ops->xref_put(inst->hub, inst, canonical_id, local_id);
+}
+
+static int valid_state_key(const char *key)
+{
+    size_t n = key ? strlen(key) : 0;
+    return n >= 1 && n <= 200;
+}
+
+int relais_state_put(const relais_instance *inst, const char *key, json_t *value)
+{
+    if (!inst->ops || !inst->ops->state_put || !valid_state_key(key) || !json_is_object(value)) return -1;
+    return inst->ops->state_put(inst->hub, inst, key, value);
+}
+
+json_t *relais_state_get(const relais_instance *inst, const char *key, int *err)
+{
+    if (err) *err = 1;
+    if (!inst->ops || !inst->ops->state_get || !valid_state_key(key)) return NULL;
+    int e = 0;
+    json_t *v = inst->ops->state_get(inst->hub, inst, key, &e);
+    if (err) *err = e;
+    return v;
+}
+
+json_t *relais_state_list(const relais_instance *inst, const char *prefix, const char *after, size_t limit)
+{
+    if (!inst->ops || !inst->ops->state_list) return NULL;
+    return inst->ops->state_list(inst->hub, inst, prefix ? prefix : "", after, limit);
+}
+
+void relais_echo_skipped(relais_instance *inst, const char *record_id)
+{
+    if (inst->ops && inst->ops->echo) inst->ops->echo(inst->hub, inst, record_id);
 }
 
 /* ---- Sinks: rendering with the instance's outbound mapping ------------------ */

@@ -16,11 +16,23 @@ typedef struct relais_instance_ops {
     int (*reject)(void *hub, relais_instance *inst, const char *record_id, const char *where,
                   const char *reason, const char *raw, size_t rawlen);
     int (*accepting)(void *hub, const relais_instance *inst);
+    /* packages (connector.h); NULL in a test's ops: the calls return -1 */
+    int (*xref_local)(void *hub, const relais_instance *inst, const char *package,
+                      const char *canonical_id, char *out, size_t outlen);
+    int (*xref_canonical)(void *hub, const relais_instance *inst, const char *package,
+                          const char *entity, const char *local_id, char *out, size_t outlen);
+    int (*xref_put)(void *hub, const relais_instance *inst, const char *canonical_id, const char *local_id);
+    int (*state_put)(void *hub, const relais_instance *inst, const char *key, json_t *value);
+    json_t *(*state_get)(void *hub, const relais_instance *inst, const char *key, int *err);
+    json_t *(*state_list)(void *hub, const relais_instance *inst, const char *prefix,
+                          const char *after, size_t limit);
+    void (*echo)(void *hub, relais_instance *inst, const char *record_id);
 } relais_instance_ops;
 
 struct relais_instance {
     char                      *name;
     char                      *tenant;
+    char                      *package;    /* `package:` key; NULL: the name */
     unsigned                   mode;
     const relais_connector    *desc;
     void                      *config;     /* option struct (owned by the config) */

@@ -99,10 +99,11 @@ typedef enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_DONE } job_state;
 typedef enum outcome { OUT_OK, OUT_RETRY, OUT_DEAD } outcome;
 
 typedef struct route_in {
-    relais_event *ev;
-    char        **dests;
-    char        **routes;
-    size_t        ndest;
+    relais_event  *ev;
+    char         **dests;
+    char         **routes;
+    unsigned char *ordered;    /* NULL: none; else 1 for a destination ordered by subject */
+    size_t         ndest;
 } route_in;
 
 typedef struct job {
@@ -173,7 +174,20 @@ struct relais_journal {
     atomic_int      healthy;      /* read only (no writer): the read connection; else unused */
 
     lane            lanes[NLANES];
+
+    /* destination instance -> its package (relais_journal_set_packages),
+     * set once before the writer's first route; read-only after */
+    char          **pk_names, **pk_packages;
+    size_t          n_pk;
 };
+
+/* The package cross-references of a destination are kept under. */
+static const char *pkg(const relais_journal *j, const char *dest)
+{
+    for (size_t i = 0; dest && i < j->n_pk; i++)
+        if (strcmp(j->pk_names[i], dest) == 0) return j->pk_packages[i];
+    return dest;
+}
 
 /* ---- small helpers ------------------------------------------------------------- */
 
@@ -331,6 +345,7 @@ static void job_free(job *jb)
             relais_event_unref(it->ev);
             free_strv(it->dests, it->ndest);
             free_strv(it->routes, it->ndest);
+            free(it->ordered);
         }
         free(jb->u.route.items);
         free(jb->u.route.owner);
@@ -604,7 +619,7 @@ static const struct { const char *name; const char *sql; } g_stmts[] = {
        * cycle; FOR NO KEY UPDATE is the lock the UPDATE itself takes. */
       "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(n int, id bigint, outcome text,"
       "   retry_ms bigint, status int, detail text, tenant text, entity text, subject text,"
-      "   destination text, local_id text)),"
+      "   destination text, package text, local_id text)),"
       " lk AS MATERIALIZED (SELECT d.id FROM deliveries d WHERE d.id IN (SELECT x.id FROM x)"
       "   ORDER BY d.id FOR NO KEY UPDATE OF d),"
       " upd AS (UPDATE deliveries d SET"
@@ -616,10 +631,10 @@ static const struct { const char *name; const char *sql; } g_stmts[] = {
       "   updated_at = now()"
       "   FROM x, lk WHERE d.id = x.id AND lk.id = x.id AND d.status = 'pending' RETURNING d.id)"
       " INSERT INTO xref (tenant, entity, canonical_id, package, local_id, updated_at)"
-      " SELECT DISTINCT ON (tenant, entity, subject, destination) tenant, entity, subject, destination,"
+      " SELECT DISTINCT ON (tenant, entity, subject, package) tenant, entity, subject, package,"
       "        local_id, now()"
       " FROM x WHERE x.outcome = 'ok' AND x.local_id <> '' AND x.subject IS NOT NULL"
-      " ORDER BY tenant, entity, subject, destination, n DESC"
+      " ORDER BY tenant, entity, subject, package, n DESC"
       " ON CONFLICT (tenant, entity, canonical_id, package)"
       " DO UPDATE SET local_id = EXCLUDED.local_id, updated_at = EXCLUDED.updated_at" },
     { "route",
@@ -629,17 +644,22 @@ static const struct { const char *name; const char *sql; } g_stmts[] = {
        * first); ('e', NULL, NULL, NULL, event id) for the events routed now
        * (the client writes "unrouted" for those without destination). */
       "WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(n int, event_id uuid, destination text,"
-      "   route text, tenant text, entity text, subject text, at bigint)),"
+      "   route text, tenant text, entity text, subject text, package text, order_key text, at bigint)),"
+      /* a delivery ordered by subject (order_key) is not leased here: the
+       * scheduler claims it when no earlier one of its subject is left
+       * (relais_journal_claim_due) */
       " ins AS (INSERT INTO deliveries (event_id, destination, route, status, attempts, next_attempt_at,"
-      "   lease_owner, lease_until, updated_at)"
-      "   SELECT event_id, destination, route, 'pending', 0, now(), $2,"
-      "          now() + $3::bigint * interval '1 millisecond', now() FROM x WHERE destination IS NOT NULL"
-      "   ON CONFLICT (event_id, destination) DO NOTHING RETURNING id, event_id, destination),"
+      "   lease_owner, lease_until, updated_at, order_key)"
+      "   SELECT event_id, destination, route, 'pending', 0, now(),"
+      "          CASE WHEN order_key IS NULL THEN $2 END,"
+      "          CASE WHEN order_key IS NULL THEN now() + $3::bigint * interval '1 millisecond' END,"
+      "          now(), order_key FROM x WHERE destination IS NOT NULL"
+      "   ON CONFLICT (event_id, destination) DO NOTHING RETURNING id, event_id, destination, order_key),"
       " upd AS (DELETE FROM unrouted u USING x WHERE u.event_id = x.event_id RETURNING u.event_id AS id)"
-      " SELECT 'd', ins.id, x.n, xr.local_id, NULL FROM ins JOIN x USING (event_id, destination)"
+      " SELECT 'd', ins.id, x.n, xr.local_id, NULL, ins.order_key IS NOT NULL FROM ins JOIN x USING (event_id, destination)"
       "   LEFT JOIN xref xr ON xr.tenant = x.tenant AND xr.entity = x.entity"
-      "                    AND xr.canonical_id = x.subject AND xr.package = x.destination"
-      " UNION ALL SELECT 'e', NULL, NULL, NULL, upd.id::text FROM upd"
+      "                    AND xr.canonical_id = x.subject AND xr.package = x.package"
+      " UNION ALL SELECT 'e', NULL, NULL, NULL, upd.id::text, NULL FROM upd"
       " ORDER BY 1, 2, 3" },
     { "steps",
       "INSERT INTO steps (at, event_id, step, destination, attempt, status, detail)"
@@ -930,6 +950,7 @@ static brc batch_attempt(lane *l, job **b, size_t n, json_t *steps, berr *e)
             json_object_set_new(o, "entity", jstr(jb->u.attempt.entity));
             set_opt(o, "subject", jb->u.attempt.subject);
             set_opt(o, "destination", jb->u.attempt.destination);
+            set_opt(o, "package", pkg(l->j, jb->u.attempt.destination));
             set_opt(o, "local_id", jb->u.attempt.local_id);
             json_array_append_new(rows, o);
         }
@@ -1019,7 +1040,8 @@ static char **pending_xref(relais_journal *j, const route_ref *refs, size_t nr)
         const char *subject = relais_event_subject(it->ev);
         if (!subject) continue;
         relais_event_entity(it->ev, ents[nk], sizeof ents[nk]);
-        keys[nk] = (xkey){ or_empty(relais_event_tenant(it->ev)), ents[nk], subject, it->dests[ref->dest], i };
+        keys[nk] = (xkey){ or_empty(relais_event_tenant(it->ev)), ents[nk], subject,
+                           pkg(j, it->dests[ref->dest]), i };
         nk++;
     }
     qsort(keys, nk, sizeof *keys, cmp_xkey);
@@ -1027,7 +1049,7 @@ static char **pending_xref(relais_journal *j, const route_ref *refs, size_t nr)
     pthread_mutex_lock(&lb->mu);
     for (const job *x = lb->xhead; x && nk; x = x->xnext) {
         xkey probe = { x->u.attempt.tenant, x->u.attempt.entity, x->u.attempt.subject,
-                       x->u.attempt.destination, 0 };
+                       pkg(j, x->u.attempt.destination), 0 };
         size_t lo = 0, hi = nk;
         while (lo < hi) {
             size_t mid = (lo + hi) / 2;
@@ -1114,7 +1136,10 @@ static brc batch_route(lane *l, job **b, size_t n, json_t *steps, berr *e)
                     json_object_set_new(o, "event_id", jstr(relais_event_id(it->ev)));
                     if (it->ndest) {
                         json_object_set_new(o, "destination", jstr(it->dests[d]));
+                        json_object_set_new(o, "package", jstr(pkg(l->j, it->dests[d])));
                         set_opt(o, "route", it->routes ? it->routes[d] : NULL);
+                        if (it->ordered && it->ordered[d] && relais_event_subject(it->ev))
+                            json_object_set_new(o, "order_key", jstr(relais_event_subject(it->ev)));
                     }
                     json_object_set_new(o, "tenant", jstr(or_empty(relais_event_tenant(it->ev))));
                     json_object_set_new(o, "entity", jstr(entity));
@@ -1165,6 +1190,11 @@ static brc batch_route(lane *l, job **b, size_t n, json_t *steps, berr *e)
                 int64_t id = strtoll(PQgetvalue(r, row, 1), NULL, 10);
                 if (id == prev_id) continue;     /* the pair repeated in the batch: first n wins */
                 prev_id = id;
+                if (PQgetvalue(r, row, 5)[0] == 't') {   /* ordered by subject: the scheduler claims it */
+                    add_step(steps, ref->jb->at_us, relais_event_id(it->ev), "routed", it->dests[ref->dest], 0, 0,
+                             it->routes ? it->routes[ref->dest] : NULL);
+                    continue;
+                }
                 relais_delivery *dv = &ref->jb->u.route.out[ref->jb->u.route.nout++];
                 dv->id = id;
                 dv->ev = relais_event_ref(it->ev);
@@ -1734,6 +1764,8 @@ void relais_journal_close(relais_journal *j)
     }
     PQfinish(j->rconn);
     pthread_mutex_destroy(&j->rmu);
+    free_strv(j->pk_names, j->n_pk);
+    free_strv(j->pk_packages, j->n_pk);
     free(j->conninfo);
     free(j);
 }
@@ -1861,6 +1893,11 @@ int relais_journal_route(relais_journal *j, const relais_route_item *items, size
         it->ndest = items[i].dests ? items[i].ndest : 0;
         it->dests = dup_strv(items[i].dests, it->ndest, &fail);
         it->routes = dup_strv(items[i].routes, it->ndest, &fail);
+        if (items[i].ordered && it->ndest) {
+            it->ordered = malloc(it->ndest);
+            if (!it->ordered) fail = 1;
+            else memcpy(it->ordered, items[i].ordered, it->ndest);
+        }
         for (size_t d = 0; d < it->ndest; d++) if (!it->dests[d]) fail = 1;
         if (!it->ev) fail = 1;
     }
@@ -1994,7 +2031,7 @@ static int fill_xref(relais_journal *j, relais_delivery *d, size_t n, char *errs
         json_object_set_new(o, "tenant", jstr(d[i].tenant));
         json_object_set_new(o, "entity", jstr(entity));
         json_object_set_new(o, "subject", jstr(subject));
-        json_object_set_new(o, "package", jstr(d[i].destination));
+        json_object_set_new(o, "package", jstr(pkg(j, d[i].destination)));
         json_array_append_new(keys, o);
     }
     if (json_array_size(keys) == 0) { json_decref(keys); return 0; }
@@ -2032,11 +2069,17 @@ int relais_journal_claim_due(relais_journal *j, const char *owner, long lease_ms
     PGresult *r = rexec(j,
         "WITH c AS (UPDATE deliveries SET lease_owner = $1,"
         "   lease_until = now() + $2::bigint * interval '1 millisecond'"
-        "  WHERE id IN (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= now()"
+        "  WHERE id IN (SELECT id FROM deliveries d WHERE status = 'pending' AND next_attempt_at <= now()"
         /* an expired lease of this very process is a delivery still in its
          * memory (queued or being attempted; an outcome clears the lease):
          * claiming it again would attempt it twice */
         "     AND (lease_until IS NULL OR (lease_until < now() AND lease_owner IS DISTINCT FROM $1))"
+        /* ordered by subject: only the first delivery of its subject to its
+         * destination that is not delivered (a pending one, being attempted
+         * or waiting for its retry, or a dead one, holds those behind it) */
+        "     AND (order_key IS NULL OR NOT EXISTS (SELECT 1 FROM deliveries p"
+        "          WHERE p.destination = d.destination AND p.order_key = d.order_key AND p.id < d.id"
+        "            AND p.status IN ('pending', 'dead')))"
         "     ORDER BY next_attempt_at LIMIT $3::bigint FOR UPDATE SKIP LOCKED)"
         "  RETURNING id, event_id, destination, attempts, next_attempt_at)"
         " SELECT c.id, c.destination, c.attempts, e.tenant, e.body::text"
@@ -2240,6 +2283,174 @@ int relais_journal_replay(relais_journal *j, const char *id, int *count, char *e
     if (count) *count = PQntuples(r);
     PQclear(r);
     return 0;
+}
+
+int relais_journal_discard(relais_journal *j, const char *id, const char *why, int *count,
+                           char *errstr, size_t errlen)
+{
+    if (count) *count = 0;
+    if (!j || !id) {
+        snprintf(errstr, errlen, "discard: no id given");
+        return -1;
+    }
+    int digits = is_digits(id), uuid = is_uuid(id);
+    if (!digits && !uuid) {
+        snprintf(errstr, errlen, "discard: '%.80s' is neither a delivery id (digits) nor an event id (UUID)", id);
+        return -1;
+    }
+    char at[48];
+    relais_time_rfc3339(relais_now_us(), at, sizeof at);
+    const char *vals[4] = { digits ? id : NULL, uuid ? id : NULL, at, why && *why ? why : "discarded by an operator" };
+    pthread_mutex_lock(&j->rmu);
+    PGresult *r = rexec(j,
+        "WITH r AS (UPDATE deliveries SET status = 'discarded', lease_owner = NULL, lease_until = NULL,"
+        "   updated_at = now()"
+        "  WHERE status = 'dead' AND (id = $1::bigint OR event_id = $2::uuid)"
+        "  RETURNING id, event_id, destination)"
+        " INSERT INTO steps (at, event_id, step, destination, detail)"
+        " SELECT $3::timestamptz, r.event_id, 'discarded', r.destination, 'delivery ' || r.id || ': ' || $4 FROM r"
+        " RETURNING 1",
+        4, vals, errstr, errlen);
+    pthread_mutex_unlock(&j->rmu);
+    if (!r) return -1;
+    if (count) *count = PQntuples(r);
+    PQclear(r);
+    return 0;
+}
+
+int relais_journal_set_packages(relais_journal *j, const char *const *names,
+                                const char *const *packages, size_t n)
+{
+    if (!j) return -1;
+    char **a = calloc(n ? n : 1, sizeof *a), **b = calloc(n ? n : 1, sizeof *b);
+    int fail = !a || !b;
+    for (size_t i = 0; !fail && i < n; i++) {
+        a[i] = strdup(names[i]);
+        b[i] = strdup(packages[i] ? packages[i] : names[i]);
+        if (!a[i] || !b[i]) fail = 1;
+    }
+    if (fail) {
+        free_strv(a, a ? n : 0);
+        free_strv(b, b ? n : 0);
+        return -1;
+    }
+    free_strv(j->pk_names, j->n_pk);
+    free_strv(j->pk_packages, j->n_pk);
+    j->pk_names = a;
+    j->pk_packages = b;
+    j->n_pk = n;
+    return 0;
+}
+
+int relais_journal_xref_canonical(relais_journal *j, const char *tenant, const char *entity,
+                                  const char *package, const char *local_id, char *out, size_t outlen)
+{
+    if (!j || !tenant || !entity || !package || !local_id) return -1;
+    char err[600];
+    const char *vals[4] = { tenant, package, entity, local_id };
+    pthread_mutex_lock(&j->rmu);
+    PGresult *r = rexec(j, "SELECT canonical_id FROM xref WHERE tenant = $1 AND package = $2"
+                           " AND entity = $3 AND local_id = $4 ORDER BY updated_at DESC LIMIT 1",
+                        4, vals, err, sizeof err);
+    pthread_mutex_unlock(&j->rmu);
+    if (!r) {
+        relais_logf(RELAIS_LOG_WARN, COMP, "xref: %s", err);
+        return -1;
+    }
+    int found = PQntuples(r) == 1;
+    if (found && out && outlen) snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return found ? 0 : 1;
+}
+
+int relais_journal_xref_put(relais_journal *j, const char *tenant, const char *entity,
+                            const char *canonical_id, const char *package, const char *local_id)
+{
+    if (!j || !tenant || !entity || !canonical_id || !package || !local_id) return -1;
+    char err[600];
+    const char *vals[5] = { tenant, entity, canonical_id, package, local_id };
+    pthread_mutex_lock(&j->rmu);
+    PGresult *r = rexec(j, "INSERT INTO xref (tenant, entity, canonical_id, package, local_id, updated_at)"
+                           " VALUES ($1, $2, $3, $4, $5, now())"
+                           " ON CONFLICT (tenant, entity, canonical_id, package)"
+                           " DO UPDATE SET local_id = EXCLUDED.local_id, updated_at = EXCLUDED.updated_at",
+                        5, vals, err, sizeof err);
+    pthread_mutex_unlock(&j->rmu);
+    if (!r) {
+        relais_logf(RELAIS_LOG_WARN, COMP, "xref: %s", err);
+        return -1;
+    }
+    PQclear(r);
+    return 0;
+}
+
+int relais_journal_state_put(relais_journal *j, const char *tenant, const char *package,
+                             const char *key, const json_t *value)
+{
+    if (!j || !tenant || !package || !key || !value) return -1;
+    char *js = json_dumps(value, JSON_COMPACT);
+    if (!js) return -1;
+    char err[600];
+    const char *vals[4] = { tenant, package, key, js };
+    pthread_mutex_lock(&j->rmu);
+    PGresult *r = rexec(j, "INSERT INTO package_state (tenant, package, key, value, updated_at)"
+                           " VALUES ($1, $2, $3, $4::jsonb, now())"
+                           " ON CONFLICT (tenant, package, key)"
+                           " DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at",
+                        4, vals, err, sizeof err);
+    pthread_mutex_unlock(&j->rmu);
+    free(js);
+    if (!r) {
+        relais_logf(RELAIS_LOG_WARN, COMP, "state: %s", err);
+        return -1;
+    }
+    PQclear(r);
+    return 0;
+}
+
+json_t *relais_journal_state_get(relais_journal *j, const char *tenant, const char *package,
+                                 const char *key, int *err)
+{
+    if (err) *err = 1;
+    if (!j || !tenant || !package || !key) return NULL;
+    char e[600];
+    const char *vals[3] = { tenant, package, key };
+    pthread_mutex_lock(&j->rmu);
+    PGresult *r = rexec(j, "SELECT value::text FROM package_state WHERE tenant = $1 AND package = $2"
+                           " AND key = $3", 3, vals, e, sizeof e);
+    pthread_mutex_unlock(&j->rmu);
+    if (!r) {
+        relais_logf(RELAIS_LOG_WARN, COMP, "state: %s", e);
+        return NULL;
+    }
+    json_t *v = NULL;
+    if (PQntuples(r) == 1) {
+        json_error_t je;
+        v = json_loads(PQgetvalue(r, 0, 0), 0, &je);
+        if (!v) {
+            PQclear(r);
+            return NULL;
+        }
+    }
+    PQclear(r);
+    if (err) *err = 0;
+    return v;
+}
+
+json_t *relais_journal_state_list(relais_journal *j, const char *tenant, const char *package,
+                                  const char *prefix, const char *after, size_t limit)
+{
+    if (!j || !tenant || !package) return NULL;
+    char lim[32], e[600];
+    snprintf(lim, sizeof lim, "%zu", limit ? limit : 1000);
+    const char *vals[5] = { tenant, package, prefix ? prefix : "", after, lim };
+    /* the prefix is matched with starts_with (no LIKE escapes to worry about) */
+    return read_json(j,
+        "SELECT coalesce(json_agg(json_build_object('key', key, 'value', value,"
+        "   'updated_at', relais_rfc3339(updated_at)) ORDER BY key), '[]'::json)::text"
+        " FROM (SELECT key, value, updated_at FROM package_state WHERE tenant = $1 AND package = $2"
+        "   AND starts_with(key, $3) AND ($4::text IS NULL OR key > $4) ORDER BY key LIMIT $5::bigint) s",
+        5, vals, e, sizeof e);
 }
 
 int relais_journal_release(relais_journal *j, const char *owner, const int64_t *ids, size_t n,

@@ -87,6 +87,11 @@ typedef struct relais_route_item {
     const char *const *dests;     /* ndest sink instance names */
     const char *const *routes;    /* ndest route names, parallel to dests */
     size_t             ndest;
+    /* NULL, or ndest flags parallel to dests: 1 for a destination that
+     * delivers in order per subject. Such deliveries are created unleased
+     * and not returned: relais_journal_claim_due hands them out one subject
+     * at a time (no earlier delivery of the subject pending or dead). */
+    const unsigned char *ordered;
 } relais_route_item;
 
 /* A delivery to attempt: one event to one destination. */
@@ -153,10 +158,43 @@ int relais_journal_postpone(relais_journal *j, const char *owner, const int64_t 
 int relais_journal_claim_due(relais_journal *j, const char *owner, long lease_ms, size_t max,
                              relais_delivery **out, size_t *nout);
 
+/* Tell the journal which package each destination instance belongs to
+ * (the `package:` key): cross-references are kept per package. Call before
+ * the first route; copies the strings. Destinations not listed are their
+ * own package. 0, or -1 out of memory. */
+int relais_journal_set_packages(relais_journal *j, const char *const *names,
+                                const char *const *packages, size_t n);
+
+/* Reverse cross-reference: the canonical id of `entity` to which `package`
+ * gave `local_id`. 0 found, 1 none, -1 error. */
+int relais_journal_xref_canonical(relais_journal *j, const char *tenant, const char *entity,
+                                  const char *package, const char *local_id, char *out, size_t outlen);
+/* Upsert one cross-reference now (read connection, autocommit). 0 / -1. */
+int relais_journal_xref_put(relais_journal *j, const char *tenant, const char *entity,
+                            const char *canonical_id, const char *package, const char *local_id);
+
+/* Durable state of a package (connector.h relais_state_*): 0 / -1. */
+int relais_journal_state_put(relais_journal *j, const char *tenant, const char *package,
+                             const char *key, const json_t *value);
+/* New reference or NULL (*err 0: unknown key; 1: error). */
+json_t *relais_journal_state_get(relais_journal *j, const char *tenant, const char *package,
+                                 const char *key, int *err);
+/* [{"key","value","updated_at"}] in key order, keys starting with prefix,
+ * after `after` (NULL: from the first); NULL on error. */
+json_t *relais_journal_state_list(relais_journal *j, const char *tenant, const char *package,
+                                  const char *prefix, const char *after, size_t limit);
+
+/* Set aside a dead delivery for good (an operator's decision: the event will
+ * not be delivered to that destination): status "discarded", step
+ * "discarded" with `why`. `id` as for replay. Lets the deliveries of the
+ * same subject that wait behind it go, at an ordered destination. */
+int relais_journal_discard(relais_journal *j, const char *id, const char *why, int *count,
+                           char *errstr, size_t errlen);
+
 /* Events journaled but never routed (to re-publish at start), oldest first. */
 int relais_journal_unrouted(relais_journal *j, size_t max, relais_event ***out, size_t *nout);
 
-/* The local id package `package` gave (tenant, entity, canonical_id); 0 found, -1 not. */
+/* The local id package `package` gave (tenant, entity, canonical_id); 0 found, -1 not (or error). */
 int relais_journal_xref_get(relais_journal *j, const char *tenant, const char *entity,
                             const char *canonical_id, const char *package, char *out, size_t outlen);
 

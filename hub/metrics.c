@@ -92,6 +92,7 @@ char *relais_metrics_render(relais_metrics *m, int bus_up, int journal_up)
     bprintf(&b, "relais_journal_up %d\n", journal_up ? 1 : 0);
     per_conn(&b, m, "relais_events_in_total", "records accepted from a source", 1, offsetof(relais_conn_metrics, events_in));
     per_conn(&b, m, "relais_duplicates_total", "records already journaled (inbox dedupe)", 1, offsetof(relais_conn_metrics, duplicates));
+    per_conn(&b, m, "relais_echoes_total", "changes Relais wrote into the package itself, seen again by its source and not submitted (no echo)", 1, offsetof(relais_conn_metrics, echoes));
     per_conn(&b, m, "relais_rejected_total", "inputs rejected by a source", 1, offsetof(relais_conn_metrics, rejected));
     per_conn(&b, m, "relais_delivery_attempts_total", "delivery attempts to a sink", 1, offsetof(relais_conn_metrics, attempts));
     per_conn(&b, m, "relais_delivered_total", "events delivered to a sink", 1, offsetof(relais_conn_metrics, delivered));

@@ -14,6 +14,7 @@ typedef struct relais_conn_metrics {
     const char *name;            /* connector instance name (borrowed) */
     atomic_llong events_in;      /* accepted from this source */
     atomic_llong duplicates;
+    atomic_llong echoes;          /* changes Relais wrote itself, not submitted again */
     atomic_llong rejected;
     atomic_llong delivered;      /* to this sink */
     atomic_llong retried;

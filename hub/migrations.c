@@ -113,6 +113,26 @@ static const migration g_migrations[] = {
       "  SELECT id, received_at FROM events WHERE routed_at IS NULL;\n"
       "DROP INDEX events_unrouted_idx;\n"
       "ALTER TABLE events DROP COLUMN routed_at;\n" },
+    { 3, "ordering per subject, discarded deliveries, packages' durable state",
+      /* order_key: the event's subject for a destination that delivers in
+       * order per subject (NULL otherwise); the claim looks for an earlier
+       * delivery of the same key that is not delivered yet. */
+      "ALTER TABLE deliveries ADD COLUMN order_key text;\n"
+      "CREATE INDEX deliveries_order_idx ON deliveries (destination, order_key, id)\n"
+      "  WHERE order_key IS NOT NULL AND status IN ('pending', 'dead');\n"
+      "ALTER TABLE deliveries DROP CONSTRAINT deliveries_status_check;\n"
+      "ALTER TABLE deliveries ADD CONSTRAINT deliveries_status_check\n"
+      "  CHECK (status IN ('pending', 'delivered', 'dead', 'discarded'));\n"
+      /* small durable state of connectors, per tenant and package
+       * (poll checkpoints, the requests an Open311 server answers for) */
+      "CREATE TABLE package_state (\n"
+      "    tenant     text NOT NULL,\n"
+      "    package    text NOT NULL,\n"
+      "    key        text NOT NULL CHECK (length(key) BETWEEN 1 AND 200),\n"
+      "    value      jsonb NOT NULL,\n"
+      "    updated_at timestamptz NOT NULL DEFAULT now(),\n"
+      "    PRIMARY KEY (tenant, package, key)\n"
+      ");\n" },
 };
 
 #define N_MIGRATIONS (sizeof g_migrations / sizeof g_migrations[0])

@@ -174,6 +174,56 @@ void relais_payload_release(relais_payload *p);   /* NULL-safe */
 /* 1 when the instance has a mapping (so payloads are vendor records). */
 int  relais_instance_mapped(const relais_instance *inst);
 
+/* ---- Packages: cross-references, durable state, echoes (any thread) ------- */
+
+/* The vendor package an instance belongs to: its `package:` key, else its
+ * name. The source and sink instances of one package (publik-in and
+ * publik-out) give it the same value, and so share cross-references and
+ * state. Cross-references are recorded under the destination's package. */
+const char *relais_instance_package(const relais_instance *inst);
+
+/* The local id that `package` (NULL: this instance's package) gave the
+ * canonical entity `canonical_id` ("request/GRC-2026-0042"), in this
+ * instance's tenant. 0 found (out filled), 1 none, -1 journal unavailable.
+ * A read of the journal's database: do not call it per byte of a hot loop. */
+int relais_xref_local(const relais_instance *inst, const char *package, const char *canonical_id,
+                      char *out, size_t outlen);
+/* The reverse: the canonical id of the `entity` ("request") to which
+ * `package` (NULL: this instance's package) gave `local_id`, in this
+ * instance's tenant. 0 found, 1 none, -1 journal unavailable. */
+int relais_xref_canonical(const relais_instance *inst, const char *package, const char *entity,
+                          const char *local_id, char *out, size_t outlen);
+/* Record that this instance's package knows `canonical_id` as `local_id`
+ * (a source learns it: the GRC form created for a request that came from
+ * Open311). Committed when it returns 0; -1 journal unavailable. */
+int relais_xref_put(const relais_instance *inst, const char *canonical_id, const char *local_id);
+
+/* Durable state of a package (poll checkpoints, the records a server
+ * answers for), kept in the journal's database: shared by every hub process
+ * and by the source and sink instances of the package, per tenant.
+ * Keys: 1 to 200 bytes. Values: JSON objects.
+ * put: committed when it returns 0 (value borrowed); -1 journal unavailable. */
+int relais_state_put(const relais_instance *inst, const char *key, json_t *value);
+/* A new reference to the value, or NULL: *err = 0 when the key is unknown,
+ * 1 when the journal is unavailable (err may be NULL). */
+json_t *relais_state_get(const relais_instance *inst, const char *key, int *err);
+/* Up to `limit` entries whose key starts with `prefix` ("" for all), in key
+ * order after `after` (NULL: from the start; pass the last key seen to page):
+ * a new array [{"key", "value", "updated_at"}], NULL when the journal is
+ * unavailable. */
+json_t *relais_state_list(const relais_instance *inst, const char *prefix, const char *after, size_t limit);
+
+/* A source saw a change that Relais itself wrote into its package (the
+ * change's author is the connector's own account): it does not submit it
+ * (no echo) and tells the hub, which counts it (relais_echoes_total in
+ * /metrics) and logs it at debug level. */
+void relais_echo_skipped(relais_instance *inst, const char *record_id);
+
+/* Sinks may also call relais_submit() from deliver(), to journal events they
+ * derive from the one they deliver (a request closed when its work order is
+ * done). Derive the record id from the delivered event's id: a redelivery is
+ * then answered "duplicate" and nothing is derived twice. */
+
 /* ---- The descriptor ------------------------------------------------------- */
 
 typedef struct relais_connector {

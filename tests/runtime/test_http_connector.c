@@ -118,7 +118,7 @@ static int fake_accepting(void *hub, const relais_instance *inst)
     return a;
 }
 
-static const relais_instance_ops fake_ops = { fake_submit, fake_reject, fake_accepting };
+static const relais_instance_ops fake_ops = { .submit = fake_submit, .reject = fake_reject, .accepting = fake_accepting };
 
 static void fake_reset(void)
 {

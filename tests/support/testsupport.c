@@ -280,7 +280,7 @@ static int ts_rec_accepting(void *hub, const relais_instance *inst)
 }
 
 static const relais_instance_ops ts_recorder_ops_table = {
-    ts_rec_submit, ts_rec_reject, ts_rec_accepting
+    .submit = ts_rec_submit, .reject = ts_rec_reject, .accepting = ts_rec_accepting
 };
 
 const struct relais_instance_ops *ts_recorder_ops(void)
