@@ -2,7 +2,8 @@
 # Hostile inputs on every source (corpus: tests/data/hostile/): truncated
 # JSON, wrong types, a 100 MB body, deep nesting, invalid UTF-8, duplicate
 # keys, XML with external entities, entity-expansion bombs and external DTDs,
-# CSV with unbalanced quotes. Each is refused with a clear error and
+# CSV with unbalanced quotes; the same JSON bodies as Kafka messages on a
+# topic read by a kafka source. Each is refused with a clear error and
 # journaled as rejected; the hub keeps running; good records sent before,
 # among and after them are all delivered.
 . "$(dirname "$0")/lib.sh"
@@ -29,6 +30,8 @@ connectors:
   - { name: sheet, type: file, mode: source, dir: "$T/csv", pattern: "*.csv", event_type: test.relais.hostile.record,
       record_id_field: id, subject_field: id }
   - { name: drop, type: file, mode: source, dir: "$T/xml", format: xml, mapping: $M/cityweb/demande.yaml }
+  - { name: stream, type: kafka, mode: source, topic: hostile-in, event_type: test.relais.hostile.record,
+      record_id_field: /id, subject_field: /id }
   - { name: worksite, type: http, mode: sink, url: "$SIM_URL_worksite/events" }
 routes:
   - { name: all, match: "**", to: [worksite] }
@@ -98,12 +101,33 @@ sql "$DB" "SELECT location FROM rejections WHERE source='lines'" | grep -q '^mix
 [ "$(sql "$DB" "SELECT count(*) FROM rejections WHERE source='sheet'")" -ge 1 ] || fail "unbalanced CSV not journaled"
 pass "drop folders: bad JSON lines (file:line), the unbalanced CSV and the XML bomb journaled as rejected"
 
+# Kafka source: the same hostile JSON bodies as messages (one file, one
+# message), between two good ones, on the hub's own (embedded) broker
+BOOT=$(cat "$T/state/bootstrap.txt")
+k=0
+printf '{"id":"K-1","category":"voirie"}' | kcat -P -b "$BOOT" -t hostile-in -k K-1 || fail "kcat produce"
+for f in http-truncated.json http-wrong-type.json http-deep.json http-bad-utf8.json http-duplicate-keys.json \
+         http-nul.json http-leading-zero.json; do
+  kcat -P -b "$BOOT" -t hostile-in -k "$f" "$H/$f" || fail "kcat produce $f"
+  k=$((k+1))
+done
+printf '{"id":"K-2","category":"voirie"}' | kcat -P -b "$BOOT" -t hostile-in -k K-2 || fail "kcat produce"
+wait_eq "Kafka messages rejected" 30 "$k" sql "$DB" "SELECT count(*) FROM rejections WHERE source='stream'"
+sql "$DB" "SELECT location || ' | ' || reason FROM rejections WHERE source='stream' ORDER BY id" | sed 's/^/  /'
+[ "$(sql "$DB" "SELECT count(*) FROM rejections WHERE source='stream' AND location ~ '^hostile-in/[0-9]+/[0-9]+\$'")" = "$k" ] \
+  || fail "Kafka rejections do not name topic/partition/offset"
+for want in "nesting deeper than 64" "UTF-8" "duplicate object key" "NUL character" "premature end of input"; do
+  [ "$(sql "$DB" "SELECT count(*) FROM rejections WHERE source='stream' AND reason LIKE '%$want%'")" -ge 1 ] \
+    || fail "no Kafka rejection says '$want'"
+done
+pass "kafka source: $k hostile messages journaled as rejected with topic/partition/offset and the reason"
+
 good G-3
-# everything good arrived: G-1..3, FJ-1, FJ-6, and the CSV lines before the broken quote
+# everything good arrived: G-1..3, FJ-1, FJ-6, K-1, K-2, and the CSV lines before the broken quote
 wait_eq "good records" 30 1 bash -c "curl -fsS '$SIM_URL_worksite/_sim/events' | python3 -c '
 import json,sys
 ids={e[\"event\"].get(\"recordid\") for e in json.load(sys.stdin) if e.get(\"event\")}
-need={\"G-1\",\"G-2\",\"G-3\",\"FJ-1\",\"FJ-6\"}
+need={\"G-1\",\"G-2\",\"G-3\",\"FJ-1\",\"FJ-6\",\"K-1\",\"K-2\"}
 print(1 if need <= ids else 0)'"
 curl -fsS "$(cat "$T/state/admin.txt")/healthz" | grep -q '"ok"' || fail "hub not healthy at the end"
 pass "the hub kept running: good records before, among and after the hostile ones delivered ($(rejections) rejections journaled)"
