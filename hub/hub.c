@@ -11,7 +11,9 @@
  *                   orphans of a dead hub) and re-publishes events journaled
  *                   but never routed (a crash between journal and bus).
  *   workers (N)     take deliveries from the per-destination queues, at most
- *                   max_in_flight at once per destination, call deliver(),
+ *                   max_in_flight at once per destination, and beyond a fair
+ *                   share only while a worker stays free for every idle
+ *                   destination (worker_main), call deliver(),
  *                   queue the outcome to the journal (async).
  *   journal writer  inside journal.c; admin HTTP and push sources run their
  *                   own threads and only call thread-safe functions here.
@@ -597,12 +599,29 @@ static void *worker_main(void *arg)
         if (h->dq_stop) break;
         dest *pick = NULL;
         int64_t now = relais_mono_us();
+        /* Workers are shared; a destination that hangs (timeouts, a slow
+         * package) must not take them all. Each destination may use its fair
+         * share (workers / destinations, at least 1) at any time; beyond it,
+         * only while one free worker stays for every other destination that
+         * has none in flight, so a destination with new work always finds
+         * one. With a single busy destination nothing is held back. */
+        long busy = 0, idle = 0;
+        for (size_t k = 0; k < h->n_dests; k++) {
+            busy += h->dests[k].in_flight;
+            if (h->dests[k].in_flight == 0 && h->dests[k].open_until <= now) idle++;
+        }
+        long free_w = (long)h->n_workers - busy;
+        long share = (long)h->n_workers / (long)(h->n_dests ? h->n_dests : 1);
+        if (share < 1) share = 1;
         for (size_t k = 0; k < h->n_dests && !pick; k++) {
             dest *ds = &h->dests[(h->dq_rr + k) % h->n_dests];
             /* open circuit: left alone; after open_until: one probe at a time */
             if (ds->open_until > now) continue;
             long limit = ds->open_until ? 1 : ds->max_in_flight;
-            if (ds->queued > 0 && ds->in_flight < limit) pick = ds;
+            if (ds->queued == 0 || ds->in_flight >= limit) continue;
+            long idle_others = idle - (ds->in_flight == 0 ? 1 : 0);
+            if (ds->in_flight >= share && free_w - 1 < idle_others) continue;
+            pick = ds;
         }
         if (!pick) {
             pthread_cond_wait(&h->dq_cv, &h->dq_mu);

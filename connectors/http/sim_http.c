@@ -69,6 +69,7 @@ struct sim {
     long   fail_delay_ms;
     long   fail_count;   /* remaining; -1 = until changed */
     int    fail_per_event; /* 1: fail_status goes to batch elements, count counts events */
+    int    fail_close;   /* 1: drop the connection without an answer (a reset) */
     /* read-only after start */
     const char *hmac_secret;
     const char *token;
@@ -209,13 +210,20 @@ static enum MHD_Result handle_event(struct sim *sim, struct MHD_Connection *c, c
     long seq = sim->raw;
     status = 0;
     delay = 0;
+    int drop = 0;
     if (sim->fail_count != 0) {
         status = sim->fail_status;
         delay = sim->fail_delay_ms;
+        drop = sim->fail_close;
         if (sim->fail_count > 0) sim->fail_count--;
+        if (drop) sim->failed++;
     }
     pthread_mutex_unlock(&sim->lock);
     if (delay > 0) sleep_ms(delay);
+    if (drop) {
+        sim_log(sim, "POST", url, 0, "connection dropped (injected)");
+        return MHD_NO;     /* libmicrohttpd closes the connection: no answer at all */
+    }
 
     const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
     json_t *entry = request_entry(c, url);
@@ -404,8 +412,10 @@ static enum MHD_Result handle_fail(struct sim *sim, struct MHD_Connection *c, st
     json_error_t err;
     json_t *o = rq->body.buf ? json_loadb(rq->body.buf, rq->body.len, 0, &err) : NULL;
     json_t *st = json_object_get(o, "status"), *dl = json_object_get(o, "delay_ms"),
-           *ct = json_object_get(o, "count"), *pe = json_object_get(o, "per_event");
+           *ct = json_object_get(o, "count"), *pe = json_object_get(o, "per_event"),
+           *cl = json_object_get(o, "close");
     if (!json_is_object(o) || (st && !json_is_integer(st)) || (dl && !json_is_integer(dl))
+        || (cl && !json_is_boolean(cl))
         || (ct && !json_is_integer(ct)) || (pe && !json_is_boolean(pe)) || (json_is_true(pe) && !st)
         || (st && (json_integer_value(st) < 100 || json_integer_value(st) > 599))) {
         json_decref(o);
@@ -413,13 +423,15 @@ static enum MHD_Result handle_fail(struct sim *sim, struct MHD_Connection *c, st
         return reply(c, MHD_HTTP_BAD_REQUEST,
                      json_pack("{s:s}", "error",
                                "expected {\"status\":100..599,\"delay_ms\":N,\"count\":N,"
-                               "\"per_event\":bool} (per_event needs a status)"));
+                               "\"per_event\":bool,\"close\":bool} (per_event needs a status)"));
     }
     pthread_mutex_lock(&sim->lock);
     sim->fail_status = st ? (int)json_integer_value(st) : 0;
     sim->fail_delay_ms = dl ? (long)json_integer_value(dl) : 0;
     sim->fail_count = ct ? (long)json_integer_value(ct) : -1;
     sim->fail_per_event = json_is_true(pe);
+    sim->fail_close = json_is_true(cl);
+    if (sim->fail_close && !sim->fail_status) sim->fail_status = 599;   /* counted as a failure */
     pthread_mutex_unlock(&sim->lock);
     json_decref(o);
     sim_log(sim, "POST", "/_sim/fail", 200, NULL);
