@@ -27,7 +27,8 @@
  *                               count: how many next requests, -1 (default) = until
  *                               reset or the next /_sim/fail; with "per_event":true the
  *                               status goes to the next `count` events of batches
- *                               (element by element) instead of whole requests
+ *                               (element by element) instead of whole requests;
+ *                               "close":true drops the connection without an answer
  *   POST /_sim/reset            forget everything
  * One log line per request on stderr (method, path, status; never bodies),
  * unless --quiet. SIGINT/SIGTERM stop it. See connectors/http/README.md.
