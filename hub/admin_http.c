@@ -5,6 +5,9 @@
  *   /healthz  200 {"status":"ok","bus":true,"journal":true} when the bus and
  *             the journal are reachable, else 503 with the same body shape.
  *   /metrics  Prometheus text exposition format 0.0.4.
+ *   POST /reload  load the mapping files again (relais_hub_reload_mappings):
+ *             200 {"reloaded":N}, or 422 {"error":"FILE:LINE: ..."} and
+ *             nothing changed.
  * Handlers only read atomics and call thread-safe health checks.
  */
 #include <microhttpd.h>
@@ -19,6 +22,7 @@
 #include "hub.h"
 #include "bus.h"
 #include "config.h"
+#include <jansson.h>
 
 struct relais_admin {
     struct MHD_Daemon *d;
@@ -92,6 +96,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (*upload_size) { *upload_size = 0; return MHD_YES; }
     if (strcmp(method, "POST") == 0 && strncmp(url, "/fault/", 7) == 0)
         return fault(a, c, url);
+    if (strcmp(method, "POST") == 0 && strcmp(url, "/reload") == 0) {
+        char err[4096];
+        int n = relais_hub_reload_mappings(a->hub, err, sizeof err);
+        json_t *o = n >= 0 ? json_pack("{s:i}", "reloaded", n) : json_pack("{s:s}", "error", err);
+        char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        json_decref(o);
+        if (!body) return MHD_NO;
+        return reply(c, n >= 0 ? MHD_HTTP_OK : MHD_HTTP_UNPROCESSABLE_ENTITY, "application/json", body);
+    }
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json", strdup("{\"error\":\"method not allowed\"}"));
     relais_bus *bus = relais_hub_bus(a->hub);

@@ -18,6 +18,7 @@
  * Exit codes: 0 ok, 1 failure or invalid input, 2 usage error.
  */
 #include <signal.h>
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,10 @@ static relais_hub *g_running_hub;     /* only for the signal handler of `relais 
 
 static void on_signal(int sig)
 {
-    (void)sig;
+    if (sig == SIGHUP) {      /* reload the mapping files */
+        if (g_running_hub) relais_hub_request_reload(g_running_hub);
+        return;
+    }
     g_stop = 1;
     if (g_running_hub) relais_hub_request_stop(g_running_hub);
 }
@@ -49,6 +53,7 @@ static void install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
 
@@ -69,6 +74,8 @@ static void usage(FILE *out)
         "                                  set dead-lettered deliveries aside for good; at a\n"
         "                                  destination with order: subject, the events of the\n"
         "                                  same subject held behind them go on\n"
+        "  reload -c FILE                  the running hub loads its mapping files again\n"
+        "                                  (fixed code tables; also on SIGHUP); all or nothing\n"
         "  connectors describe [--json]    built-in connectors and their options\n"
         "  test DIR [--schemas DIR]        run the mapping tests (*.test.yaml) under DIR\n"
         "  broker [--brokers N] [--topic T] [--partitions P] [--bootstrap-file F]\n"
@@ -313,6 +320,64 @@ static int cmd_replay(const cli_opts *o)
     return 0;
 }
 
+/* curl write callback into a bounded buffer */
+typedef struct cli_buf { char data[8192]; size_t len; } cli_buf;
+static size_t cli_collect(char *p, size_t size, size_t n, void *ud)
+{
+    cli_buf *b = ud;
+    size_t k = size * n;
+    size_t room = sizeof b->data - 1 - b->len;
+    memcpy(b->data + b->len, p, k < room ? k : room);
+    b->len += k < room ? k : room;
+    b->data[b->len] = '\0';
+    return k;
+}
+
+/* relais reload -c FILE: the running hub (its admin URL is in state_dir/admin.txt)
+ * loads its mapping files again. */
+static int cmd_reload(const cli_opts *o)
+{
+    if (!o->config) { fprintf(stderr, "relais reload: -c FILE is required (the running hub's configuration)\n"); return 2; }
+    relais_config *c = load_config_or_report(o->config);
+    if (!c) return 1;
+    char path[4200], url[200] = "";
+    snprintf(path, sizeof path, "%s/admin.txt", c->hub.state_dir);
+    relais_config_destroy(c);
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(url, sizeof url - 8, f)) {
+        if (f) fclose(f);
+        fprintf(stderr, "relais reload: no running hub with an admin address (%s not found)\n", path);
+        return 1;
+    }
+    fclose(f);
+    url[strcspn(url, "\r\n")] = '\0';
+    strncat(url, "/reload", sizeof url - strlen(url) - 1);
+    CURL *cu = curl_easy_init();
+    if (!cu) return 1;
+    cli_buf b = { .len = 0 };
+    b.data[0] = '\0';
+    curl_easy_setopt(cu, CURLOPT_URL, url);
+    curl_easy_setopt(cu, CURLOPT_POST, 1L);
+    curl_easy_setopt(cu, CURLOPT_POSTFIELDS, "");
+    curl_easy_setopt(cu, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, cli_collect);
+    curl_easy_setopt(cu, CURLOPT_WRITEDATA, &b);
+    CURLcode rc = curl_easy_perform(cu);
+    long status = 0;
+    curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(cu);
+    if (rc != CURLE_OK) { fprintf(stderr, "relais reload: %s: %s\n", url, curl_easy_strerror(rc)); return 1; }
+    json_t *ans = json_loads(b.data, 0, NULL);
+    if (status == 200) {
+        printf("reloaded %lld mapping(s)\n", (long long)json_integer_value(json_object_get(ans, "reloaded")));
+    } else {
+        const char *e = json_string_value(json_object_get(ans, "error"));
+        fprintf(stderr, "relais reload: nothing changed:\n%s\n", e ? e : b.data);
+    }
+    json_decref(ans);
+    return status == 200 ? 0 : 1;
+}
+
 static int cmd_discard(const cli_opts *o)
 {
     if (!o->arg) { fprintf(stderr, "relais discard: an ID is required\n"); return 2; }
@@ -422,6 +487,7 @@ int relais_cli_main(int argc, char **argv)
     if (strcmp(cmd, "dlq") == 0) return cmd_dlq(&o);
     if (strcmp(cmd, "replay") == 0) return cmd_replay(&o);
     if (strcmp(cmd, "discard") == 0) return cmd_discard(&o);
+    if (strcmp(cmd, "reload") == 0) return cmd_reload(&o);
     if (strcmp(cmd, "connectors") == 0) return cmd_connectors(&o);
     if (strcmp(cmd, "broker") == 0) return cmd_broker(&o);
     if (strcmp(cmd, "test") == 0) return cmd_test(&o);

@@ -104,6 +104,11 @@ struct relais_hub {
     int              stopped;
     char             owner[160];
     char             admin_url[80];
+
+    pthread_mutex_t  reload_mu;        /* one reload at a time; guards retired */
+    struct relais_mapping **retired;   /* mappings replaced by a reload */
+    size_t           n_retired;
+    atomic_int       reload_requested;
 };
 
 /* ---- small helpers ---------------------------------------------------------- */
@@ -203,13 +208,15 @@ static relais_event *canonical_event(relais_hub *h, relais_instance *inst, const
     relais_record rec = *in;
     relais_mapped_record mr;
     memset(&mr, 0, sizeof mr);
-    if (inst->mapping && relais_mapping_has_inbound(inst->mapping)) {
+    /* one version of the mapping for the whole record (a reload may switch it) */
+    const relais_mapping *map = __atomic_load_n(&inst->mapping, __ATOMIC_ACQUIRE);
+    if (map && relais_mapping_has_inbound(map)) {
         /* parse errors name the record by its id when the source gave one
          * (the file name for a dropped XML file) */
         const char *name = in->record_id ? in->record_id : "record";
-        int rc = rec.raw ? relais_mapping_inbound_raw(inst->mapping, rec.raw, rec.raw_len, name,
+        int rc = rec.raw ? relais_mapping_inbound_raw(map, rec.raw, rec.raw_len, name,
                                                       &mr, err, sizeof err)
-               : rec.data ? relais_mapping_inbound_json(inst->mapping, rec.data, &mr, err, sizeof err)
+               : rec.data ? relais_mapping_inbound_json(map, rec.data, &mr, err, sizeof err)
                : (snprintf(err, sizeof err, "record has no data"), -1);
         if (rc != 0) {
             res->status = RELAIS_SUBMIT_REJECTED;
@@ -841,10 +848,12 @@ relais_hub *relais_hub_new(relais_config *cfg, char *errstr, size_t errlen)
     if (!h) { snprintf(errstr, errlen, "out of memory"); return NULL; }
     h->cfg = cfg;
     pthread_mutex_init(&h->dq_mu, NULL);
+    pthread_mutex_init(&h->reload_mu, NULL);
     pthread_cond_init(&h->dq_cv, NULL);
     atomic_init(&h->stop_requested, 0);
     atomic_init(&h->bus_stop, 0);
     atomic_init(&h->sched_stop, 0);
+    atomic_init(&h->reload_requested, 0);
     char host[64] = "host";
     gethostname(host, sizeof host - 1);
     char rnd[37];
@@ -969,9 +978,84 @@ int relais_hub_start(relais_hub *h, char *errstr, size_t errlen)
     return 0;
 }
 
+int relais_hub_reload_mappings(relais_hub *h, char *errstr, size_t errlen)
+{
+    relais_config *cfg = h->cfg;
+    pthread_mutex_lock(&h->reload_mu);
+    relais_mapping **fresh = calloc(cfg->n_connectors + 1, sizeof *fresh);
+    relais_errlist errs;
+    relais_errlist_init(&errs);
+    int n = 0, bad = !fresh;
+    for (size_t i = 0; fresh && i < cfg->n_connectors; i++) {
+        relais_conn_cfg *cc = &cfg->connectors[i];
+        if (!cc->mapping_path) continue;
+        size_t before = errs.count;
+        fresh[i] = relais_mapping_load(cc->mapping_path, &errs);
+        if (!fresh[i]) {
+            if (errs.count == before) relais_errlist_add(&errs, cc->mapping_path, 0, "cannot load the mapping");
+            bad = 1;
+        } else if (cc->mode == RELAIS_MODE_SOURCE && !relais_mapping_has_inbound(fresh[i])) {
+            relais_errlist_add(&errs, cc->mapping_path, 0, "no inbound: section, which source '%s' needs", cc->name);
+            bad = 1;
+        } else if (cc->mode == RELAIS_MODE_SINK && !relais_mapping_has_outbound(fresh[i])) {
+            relais_errlist_add(&errs, cc->mapping_path, 0, "no outbound: section, which sink '%s' needs", cc->name);
+            bad = 1;
+        }
+    }
+    if (!bad) {
+        size_t want = 0;
+        for (size_t i = 0; i < cfg->n_connectors; i++) if (fresh[i]) want++;
+        relais_mapping **r = realloc(h->retired, (h->n_retired + want + 1) * sizeof *r);
+        if (!r) {
+            relais_errlist_add(&errs, NULL, 0, "out of memory");
+            bad = 1;
+        } else {
+            h->retired = r;
+        }
+    }
+    if (bad) {
+        size_t off = 0;
+        if (errstr && errlen) errstr[0] = '\0';
+        for (size_t k = 0; errstr && k < errs.count && off + 1 < errlen; k++) {
+            int w = snprintf(errstr + off, errlen - off, "%s%s", k ? "\n" : "", errs.msgs[k]);
+            if (w < 0) break;
+            off += (size_t)w;
+        }
+        for (size_t i = 0; fresh && i < cfg->n_connectors; i++) relais_mapping_destroy(fresh[i]);
+        free(fresh);
+        relais_errlist_free(&errs);
+        pthread_mutex_unlock(&h->reload_mu);
+        relais_logf(RELAIS_LOG_WARN, "hub", "mappings not reloaded: %s", errstr ? errstr : "errors");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->n_connectors; i++) {
+        if (!fresh[i]) continue;
+        relais_conn_cfg *cc = &cfg->connectors[i];
+        relais_instance *inst = relais_hub_instance(h, cc->name);
+        h->retired[h->n_retired++] = cc->mapping;
+        cc->mapping = fresh[i];
+        if (inst) __atomic_store_n(&inst->mapping, (const relais_mapping *)fresh[i], __ATOMIC_RELEASE);
+        n++;
+    }
+    free(fresh);
+    relais_errlist_free(&errs);
+    pthread_mutex_unlock(&h->reload_mu);
+    relais_logf(RELAIS_LOG_INFO, "hub", "%d mapping(s) reloaded", n);
+    return n;
+}
+
+void relais_hub_request_reload(relais_hub *h)
+{
+    atomic_store(&h->reload_requested, 1);
+}
+
 int relais_hub_run(relais_hub *h)
 {
     while (!atomic_load(&h->stop_requested)) {
+        if (atomic_exchange(&h->reload_requested, 0)) {
+            char err[2048];
+            relais_hub_reload_mappings(h, err, sizeof err);
+        }
         for (size_t i = 0; i < h->n_insts; i++) {
             relais_instance *inst = h->insts[i];
             if ((inst->mode & RELAIS_MODE_SOURCE) && inst->desc->receive && relais_hub_accepting(h))
@@ -1065,6 +1149,9 @@ void relais_hub_destroy(relais_hub *h)
     relais_router_destroy(h->router);
     relais_metrics_destroy(h->metrics);
     pthread_mutex_destroy(&h->dq_mu);
+    for (size_t i = 0; i < h->n_retired; i++) relais_mapping_destroy(h->retired[i]);
+    free(h->retired);
+    pthread_mutex_destroy(&h->reload_mu);
     pthread_cond_destroy(&h->dq_cv);
     free(h);
 }

@@ -23,6 +23,16 @@ int  relais_hub_start(relais_hub *h, char *errstr, size_t errlen);
 int  relais_hub_run(relais_hub *h);
 /* Async-signal-safe. */
 void relais_hub_request_stop(relais_hub *h);
+/* Load every instance's mapping file again (a fixed code table) and switch
+ * all of them at once: the next record mapped and the next delivery
+ * rendered use the new version, without a restart. All or nothing: when one
+ * file has errors nothing changes and errstr lists them (FILE:LINE: ...).
+ * Returns the number of mappings reloaded, or -1. Thread-safe (the admin
+ * HTTP thread and the main loop's SIGHUP both call it); the mappings
+ * replaced are kept until relais_hub_destroy (a worker may still use one). */
+int  relais_hub_reload_mappings(relais_hub *h, char *errstr, size_t errlen);
+/* Ask the main loop to reload (async-signal-safe: for SIGHUP). */
+void relais_hub_request_reload(relais_hub *h);
 /* Graceful stop: sources first, then routing, then deliveries in flight
  * (bounded wait), then the bus (offsets committed) and the journal. */
 void relais_hub_stop(relais_hub *h);

@@ -146,14 +146,15 @@ void relais_echo_skipped(relais_instance *inst, const char *record_id)
 
 int relais_instance_mapped(const relais_instance *inst)
 {
-    return inst && inst->mapping != NULL;
+    return inst && __atomic_load_n(&inst->mapping, __ATOMIC_ACQUIRE) != NULL;
 }
 
 int relais_render(const relais_instance *inst, const relais_event *ev, const char *local_id,
                   relais_payload *out, relais_answer *ans)
 {
     memset(out, 0, sizeof *out);
-    if (!inst->mapping) {
+    const relais_mapping *map = __atomic_load_n(&inst->mapping, __ATOMIC_ACQUIRE);   /* a reload may switch it */
+    if (!map) {
         out->body = relais_event_json(ev, &out->len);
         out->content_type = "application/cloudevents+json";
         return 0;
@@ -164,7 +165,7 @@ int relais_render(const relais_instance *inst, const relais_event *ev, const cha
         if (ans) snprintf(ans->detail, sizeof ans->detail, "out of memory");
         return -1;
     }
-    int rc = relais_mapping_outbound(inst->mapping, relais_event_object(ev), local_id, r, err, sizeof err);
+    int rc = relais_mapping_outbound(map, relais_event_object(ev), local_id, r, err, sizeof err);
     if (rc != 0) {
         free(r);
         if (ans) {
