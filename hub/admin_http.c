@@ -22,6 +22,8 @@
 #include "hub.h"
 #include "bus.h"
 #include "config.h"
+#include "sla.h"
+#include "event_int.h"
 #include <jansson.h>
 
 struct relais_admin {
@@ -103,7 +105,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
         json_decref(o);
         if (!body) return MHD_NO;
-        return reply(c, n >= 0 ? MHD_HTTP_OK : MHD_HTTP_UNPROCESSABLE_ENTITY, "application/json", body);
+        return reply(c, n >= 0 ? MHD_HTTP_OK : 422, "application/json", body);
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "application/json", strdup("{\"error\":\"method not allowed\"}"));
@@ -120,6 +122,21 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     if (strcmp(url, "/metrics") == 0) {
         char *text = relais_metrics_render(relais_hub_metrics(a->hub), bus_up, j_up);
         if (!text) return MHD_NO;
+        /* service levels of citizens' requests, when a lifecycle instance follows them */
+        const relais_config *cfg = relais_hub_config(a->hub);
+        int follows = 0;
+        for (size_t i = 0; i < cfg->n_connectors; i++)
+            if (cfg->connectors[i].type && !strcmp(cfg->connectors[i].type, "lifecycle")) follows = 1;
+        if (follows && j_up) {
+            char *sla = relais_sla_metrics(j, relais_paris_date(relais_now_us() / 1000000));
+            size_t a1 = strlen(text), a2 = sla ? strlen(sla) : 0;
+            char *both = sla ? realloc(text, a1 + a2 + 1) : NULL;
+            if (both) {
+                memcpy(both + a1, sla, a2 + 1);
+                text = both;
+            }
+            free(sla);
+        }
         return reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4", text);
     }
     return reply(c, MHD_HTTP_NOT_FOUND, "application/json", strdup("{\"error\":\"not found\"}"));

@@ -31,6 +31,8 @@
 #include "options.h"
 #include "bus.h"
 #include "maptest.h"
+#include "sla.h"
+#include "event_int.h"
 
 static volatile sig_atomic_t g_stop;
 static relais_hub *g_running_hub;     /* only for the signal handler of `relais run` */
@@ -76,6 +78,10 @@ static void usage(FILE *out)
         "                                  same subject held behind them go on\n"
         "  reload -c FILE                  the running hub loads its mapping files again\n"
         "                                  (fixed code tables; also on SIGHUP); all or nothing\n"
+        "  sla [-c FILE] [--tenant T] [--from D] [--to D] [--today D] [--json]\n"
+        "                                  citizens' requests: open ones past their commitment,\n"
+        "                                  share kept per category (closings from D to D;\n"
+        "                                  default: the last 30 days)\n"
         "  connectors describe [--json]    built-in connectors and their options\n"
         "  test DIR [--schemas DIR]        run the mapping tests (*.test.yaml) under DIR\n"
         "  broker [--brokers N] [--topic T] [--partitions P] [--bootstrap-file F]\n"
@@ -83,7 +89,7 @@ static void usage(FILE *out)
         "  --version                       print the version\n"
         "  --help                          this text\n"
         "\n"
-        "Read commands (trace, dlq, replay, discard) find the journal through -c FILE, --db CONNINFO\n"
+        "Read commands (trace, dlq, replay, discard, sla) find the journal through -c FILE, --db CONNINFO\n"
         "or the RELAIS_DB environment variable.\n");
 }
 
@@ -98,6 +104,8 @@ typedef struct cli_opts {
     const char *bootstrap_file;
     const char *schemas;
     const char *reason;
+    const char *tenant;
+    const char *from, *to, *today;
 } cli_opts;
 
 static int parse_opts(int argc, char **argv, int start, cli_opts *o)
@@ -113,6 +121,10 @@ static int parse_opts(int argc, char **argv, int start, cli_opts *o)
         else if (strcmp(a, "--bootstrap-file") == 0 && i + 1 < argc) o->bootstrap_file = argv[++i];
         else if (strcmp(a, "--schemas") == 0 && i + 1 < argc) o->schemas = argv[++i];
         else if (strcmp(a, "--reason") == 0 && i + 1 < argc) o->reason = argv[++i];
+        else if (strcmp(a, "--tenant") == 0 && i + 1 < argc) o->tenant = argv[++i];
+        else if (strcmp(a, "--from") == 0 && i + 1 < argc) o->from = argv[++i];
+        else if (strcmp(a, "--to") == 0 && i + 1 < argc) o->to = argv[++i];
+        else if (strcmp(a, "--today") == 0 && i + 1 < argc) o->today = argv[++i];
         else if (a[0] == '-' && a[1]) { fprintf(stderr, "relais: unknown option '%s'\n", a); return -1; }
         else if (!o->arg) o->arg = a;
         else { fprintf(stderr, "relais: unexpected argument '%s'\n", a); return -1; }
@@ -320,6 +332,62 @@ static int cmd_replay(const cli_opts *o)
     return 0;
 }
 
+/* relais sla: open requests past their commitment, share kept per category */
+static int cmd_sla(const cli_opts *o)
+{
+    relais_date today, from, to;
+    if (o->today ? relais_date_parse(o->today, &today) != 0 : 0) {
+        fprintf(stderr, "relais sla: --today '%s': expected YYYY-MM-DD\n", o->today);
+        return 2;
+    }
+    if (!o->today) today = relais_paris_date(relais_now_us() / 1000000);
+    to = today;
+    from = relais_date_from_days(relais_date_days(today) - 29);
+    if ((o->from && relais_date_parse(o->from, &from) != 0) || (o->to && relais_date_parse(o->to, &to) != 0)) {
+        fprintf(stderr, "relais sla: --from/--to: expected YYYY-MM-DD\n");
+        return 2;
+    }
+    relais_journal *j = open_reader(o);
+    if (!j) return 1;
+    char err[512];
+    json_t *r = relais_sla_report(j, o->tenant, from, to, today, err, sizeof err);
+    relais_journal_close(j);
+    if (!r) { fprintf(stderr, "relais sla: %s\n", err); return 1; }
+    if (o->json) {
+        char *txt = json_dumps(r, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (txt) { puts(txt); free(txt); }
+        json_decref(r);
+        return 0;
+    }
+    size_t i;
+    json_t *e;
+    json_t *od = json_object_get(r, "overdue");
+    printf("Open requests past their commitment on %s: %zu\n", jstr(r, "today"), json_array_size(od));
+    if (json_array_size(od)) {
+        printf("  %-10s %-36s %-22s %-10s %-10s %s\n", "TENANT", "REQUEST", "CATEGORY", "OPENED", "DEADLINE",
+               "LATE (working days)");
+        json_array_foreach(od, i, e) {
+            printf("  %-10s %-36s %-22s %-10.10s %-10s %lld\n", jstr(e, "tenant"), jstr(e, "subject"),
+                   jstr(e, "category"), jstr(e, "opened_at"), jstr(e, "deadline"),
+                   (long long)json_integer_value(json_object_get(e, "late_days")));
+        }
+    }
+    printf("Commitments per category, requests closed from %s to %s:\n", jstr(r, "from"), jstr(r, "to"));
+    printf("  %-10s %-22s %6s %8s %7s %5s %s\n", "TENANT", "CATEGORY", "OPEN", "OVERDUE", "CLOSED", "KEPT", "SHARE KEPT");
+    json_array_foreach(json_object_get(r, "categories"), i, e) {
+        json_t *sh = json_object_get(e, "share_kept");
+        char share[16] = "-";
+        if (json_is_real(sh)) snprintf(share, sizeof share, "%.0f%%", json_real_value(sh) * 100.0);
+        printf("  %-10s %-22s %6lld %8lld %7lld %5lld %s\n", jstr(e, "tenant"), jstr(e, "category"),
+               (long long)json_integer_value(json_object_get(e, "open")),
+               (long long)json_integer_value(json_object_get(e, "overdue")),
+               (long long)json_integer_value(json_object_get(e, "closed")),
+               (long long)json_integer_value(json_object_get(e, "kept")), share);
+    }
+    json_decref(r);
+    return 0;
+}
+
 /* curl write callback into a bounded buffer */
 typedef struct cli_buf { char data[8192]; size_t len; } cli_buf;
 static size_t cli_collect(char *p, size_t size, size_t n, void *ud)
@@ -488,6 +556,7 @@ int relais_cli_main(int argc, char **argv)
     if (strcmp(cmd, "replay") == 0) return cmd_replay(&o);
     if (strcmp(cmd, "discard") == 0) return cmd_discard(&o);
     if (strcmp(cmd, "reload") == 0) return cmd_reload(&o);
+    if (strcmp(cmd, "sla") == 0) return cmd_sla(&o);
     if (strcmp(cmd, "connectors") == 0) return cmd_connectors(&o);
     if (strcmp(cmd, "broker") == 0) return cmd_broker(&o);
     if (strcmp(cmd, "test") == 0) return cmd_test(&o);

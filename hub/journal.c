@@ -2453,6 +2453,19 @@ json_t *relais_journal_state_list(relais_journal *j, const char *tenant, const c
         5, vals, e, sizeof e);
 }
 
+json_t *relais_journal_state_scan(relais_journal *j, const char *tenant, const char *prefix,
+                                  char *errstr, size_t errlen)
+{
+    if (!j) return NULL;
+    const char *vals[2] = { tenant, prefix ? prefix : "" };
+    return read_json(j,
+        "SELECT coalesce(json_agg(json_build_object('tenant', tenant, 'package', package, 'key', key,"
+        "   'value', value, 'updated_at', relais_rfc3339(updated_at)) ORDER BY tenant, package, key),"
+        "   '[]'::json)::text"
+        " FROM package_state WHERE ($1::text IS NULL OR tenant = $1) AND starts_with(key, $2)",
+        2, vals, errstr, errlen);
+}
+
 int relais_journal_release(relais_journal *j, const char *owner, const int64_t *ids, size_t n,
                            char *errstr, size_t errlen)
 {

@@ -184,6 +184,12 @@ json_t *relais_journal_state_get(relais_journal *j, const char *tenant, const ch
 json_t *relais_journal_state_list(relais_journal *j, const char *tenant, const char *package,
                                   const char *prefix, const char *after, size_t limit);
 
+/* Every package's state entries whose key starts with prefix, of one tenant
+ * (NULL: all): [{"tenant","package","key","value","updated_at"}] in
+ * (tenant, package, key) order; NULL on error. For reports (relais sla). */
+json_t *relais_journal_state_scan(relais_journal *j, const char *tenant, const char *prefix,
+                                  char *errstr, size_t errlen);
+
 /* Set aside a dead delivery for good (an operator's decision: the event will
  * not be delivered to that destination): status "discarded", step
  * "discarded" with `why`. `id` as for replay. Lets the deliveries of the
