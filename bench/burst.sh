@@ -21,6 +21,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${1:-3}
 RATE=${2:-1000}
 SLOW_MS=${SLOW_MS:-50}
+QUEUE_MAX=${QUEUE_MAX:-20000}     # delivery.queue_max: deliveries held in memory
 . "$root/tools/lib/deps.sh"
 relais_install_deps
 cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=Release -DRELAIS_TESTS=OFF >/dev/null
@@ -55,7 +56,7 @@ for run in $(seq 1 "$RUNS"); do
 hub: { name: burst, admin_listen: "127.0.0.1:0", state_dir: $W/state, log_level: warn }
 bus: { brokers: embedded, partitions: 6 }
 journal: { conninfo: "$PG dbname=$db" }
-delivery: { workers: 16, max_attempts: 1000, backoff_initial: 200ms, backoff_max: 2s }
+delivery: { workers: 16, max_attempts: 1000, backoff_initial: 200ms, backoff_max: 2s, queue_max: $QUEUE_MAX }
 connectors:
   - { name: web, type: http, mode: source, listen: "127.0.0.1:$SRC", path: /events,
       event_type: test.relais.burst.record, subject_pointer: /id, record_id_pointer: /id }

@@ -74,6 +74,8 @@ static const relais_option delivery_opts[] = {
     OPT("poll_interval", RELAIS_OPT_DURATION, "200ms", delivery.poll_interval_ms, NULL, "retry scan period"),
     OPT("circuit_failures", RELAIS_OPT_INT, "5", delivery.circuit_failures, NULL,
         "consecutive failed attempts (timeouts, refused connections, 5xx) after which a destination is left alone; 0: never"),
+    OPT("queue_max", RELAIS_OPT_INT, "20000", delivery.queue_max, NULL,
+        "deliveries held in memory above which routing pauses (back-pressure); the rest waits in Kafka and the journal"),
     OPT("circuit_open", RELAIS_OPT_DURATION, "30s", delivery.circuit_open_ms, NULL,
         "how long a destination is left alone before one probe delivery"),
     { NULL, 0, NULL, 0, 0, NULL, NULL, 0 }
@@ -340,6 +342,7 @@ static void check_sections(loader *L, const yt_node *root)
     require_min(L, root, "delivery", "poll_interval", c->delivery.poll_interval_ms, 1, "ms");
     require_min(L, root, "delivery", "circuit_failures", c->delivery.circuit_failures, 0, "");
     require_min(L, root, "delivery", "circuit_open", c->delivery.circuit_open_ms, 1, "ms");
+    require_min(L, root, "delivery", "queue_max", c->delivery.queue_max, 100, "");
     if (c->delivery.backoff_max_ms != UNPARSED && c->delivery.backoff_initial_ms != UNPARSED &&
         c->delivery.backoff_max_ms < c->delivery.backoff_initial_ms) {
         const yt_node *d = yt_get(root, "delivery");

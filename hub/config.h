@@ -118,6 +118,7 @@ typedef struct relais_config {
         long poll_interval_ms;
         long circuit_failures;       /* consecutive failed attempts that open a destination's circuit; 0: off */
         long circuit_open_ms;        /* how long it stays open before one probe */
+        long queue_max;              /* deliveries in memory above which routing pauses */
     } delivery;
     struct {
         char *dir;                   /* canonical schemas; default RELAIS_DEFAULT_SCHEMA_DIR */

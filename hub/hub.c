@@ -47,7 +47,6 @@
 #include "mapping.h"
 #include "canonical.h"
 
-#define DQ_HIGH 20000          /* queued deliveries above which the bus thread pauses */
 #define CONSUME_BATCH 1000
 #define WORKER_BATCH 10000     /* upper bound of batch_max (config.c) */
 #define SWEEP_INTERVAL_US (15 * 1000000LL)
@@ -741,7 +740,7 @@ static void *bus_main(void *arg)
     if (!msgs) return NULL;
     while (!atomic_load(&h->bus_stop)) {
         relais_bus_poll(h->bus, 0);
-        if (dq_total(h) > DQ_HIGH) {       /* back-pressure: deliveries are behind */
+        if (dq_total(h) > (size_t)h->cfg->delivery.queue_max) {   /* back-pressure: deliveries are behind */
             sleep_ms(5);
             continue;
         }
@@ -794,10 +793,11 @@ static void *sched_main(void *arg)
         }
         if (atomic_load(&h->sched_stop)) break;
         size_t queued = dq_total(h);
-        if (queued < DQ_HIGH / 2) {
+        size_t high = (size_t)h->cfg->delivery.queue_max;
+        if (queued < high / 2) {
             relais_delivery *d = NULL;
             size_t n = 0;
-            size_t want = DQ_HIGH / 2 - queued;
+            size_t want = high / 2 - queued;
             if (want > 2000) want = 2000;
             if (relais_journal_claim_due(h->j, h->owner, h->cfg->delivery.lease_ms, want, &d, &n) == 0 && n > 0)
                 enqueue_deliveries(h, d, n);
