@@ -2207,8 +2207,19 @@ json_t *relais_journal_trace(relais_journal *j, const char *id, char *errstr, si
     }
     const char *vals[2] = { id, is_uuid(id) ? id : NULL };
     return read_json(j,
-        "WITH ev AS (SELECT * FROM events e"
-        "   WHERE e.id = $2::uuid OR e.correlation_id = $1 OR e.record_id = $1)"
+        /* the entity's story when the id is a canonical id (request/...) or
+         * the local id a package gave one (a GRC form id): its events, the
+         * events of what comes from it (a work order's origin_request), and
+         * the events sharing their correlation ids */
+        "WITH subj AS (SELECT $1::text AS s WHERE $1 ~ '^[a-z][a-z_]*/[^[:space:]]+$'"
+        "   UNION SELECT canonical_id FROM xref WHERE local_id = $1),"
+        " story AS (SELECT e.id, e.correlation_id FROM events e WHERE e.subject IN (SELECT s FROM subj)"
+        "   UNION SELECT e.id, e.correlation_id FROM events e WHERE e.body->'data' ? 'origin_request'"
+        "     AND e.body->'data'->'origin_request'->>'subject' IN (SELECT s FROM subj)),"
+        " ev AS (SELECT * FROM events e"
+        "   WHERE e.id = $2::uuid OR e.correlation_id = $1 OR e.record_id = $1"
+        "      OR e.id IN (SELECT id FROM story)"
+        "      OR e.correlation_id IN (SELECT correlation_id FROM story))"
         " SELECT json_build_object("
         "  'query', $1::text,"
         "  'events', coalesce((SELECT json_agg(json_build_object("

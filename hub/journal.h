@@ -205,7 +205,11 @@ int relais_journal_xref_get(relais_journal *j, const char *tenant, const char *e
                             const char *canonical_id, const char *package, char *out, size_t outlen);
 
 /* Everything known about `id`, which may be an event id, a correlation id or
- * a source record id:
+ * a source record id; or an entity's story when `id` is a canonical id
+ * ("request/wcs-signalement-12") or a local id a package gave one (a GRC
+ * form id, through xref): the events of that subject, the events whose
+ * data.origin_request is it (its work orders), and those sharing their
+ * correlation ids:
  * {"query": id, "events": [{"id","type","source","subject","tenant","correlationid",
  *   "recordid","received_at", "steps":[{"at","step","destination","attempt","status","detail"}],
  *   "deliveries":[{"id","destination","status","attempts","last_status","last_detail"}]}],

@@ -133,6 +133,10 @@ static const migration g_migrations[] = {
       "    updated_at timestamptz NOT NULL DEFAULT now(),\n"
       "    PRIMARY KEY (tenant, package, key)\n"
       ");\n" },
+    { 4, "trace by entity: events by subject, and by the request a work order comes from",
+      "CREATE INDEX events_subject_idx ON events (subject);\n"
+      "CREATE INDEX events_origin_request_idx ON events ((body->'data'->'origin_request'->>'subject'))\n"
+      "  WHERE body->'data' ? 'origin_request';\n" },
 };
 
 #define N_MIGRATIONS (sizeof g_migrations / sizeof g_migrations[0])

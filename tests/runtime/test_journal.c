@@ -719,7 +719,9 @@ static void test_migration2_upgrade(void **state)
     free(sqls(ci, "DROP TABLE unrouted"));
     free(sqls(ci, "ALTER TABLE events ADD COLUMN routed_at timestamptz"));
     free(sqls(ci, "CREATE INDEX events_unrouted_idx ON events (received_at, id) WHERE routed_at IS NULL"));
-    /* and undo version 3 (it runs again after 2) */
+    /* and undo versions 3 and 4 (they run again after 2) */
+    free(sqls(ci, "DROP INDEX events_subject_idx"));
+    free(sqls(ci, "DROP INDEX events_origin_request_idx"));
     free(sqls(ci, "DROP TABLE package_state"));
     free(sqls(ci, "ALTER TABLE deliveries DROP COLUMN order_key"));
     free(sqls(ci, "ALTER TABLE deliveries DROP CONSTRAINT deliveries_status_check"));
@@ -979,10 +981,27 @@ static void test_trace(void **state)
     json_decref(t);
 
     /* by source record id */
-    t = relais_journal_trace(j, "WO-3", err, sizeof err);
+    t = relais_journal_trace(j, "GRC-10", err, sizeof err);
     evs = json_object_get(t, "events");
     assert_int_equal(json_array_size(evs), 1);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(evs, 0), "id")), relais_event_id(eb));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(evs, 0), "id")), relais_event_id(ec));
+    json_decref(t);
+
+    /* by the local id a package gave an entity (atal answered WO-3 for
+     * request/9): the story of request/9, which shares its correlation with
+     * the work order's event */
+    t = relais_journal_trace(j, "WO-3", err, sizeof err);
+    evs = json_object_get(t, "events");
+    assert_int_equal(json_array_size(evs), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(evs, 0), "id")), relais_event_id(ea));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(evs, 1), "id")), relais_event_id(eb));
+    json_decref(t);
+
+    /* by canonical id: the subject's events (request/10 has its own correlation) */
+    t = relais_journal_trace(j, "request/10", err, sizeof err);
+    evs = json_object_get(t, "events");
+    assert_int_equal(json_array_size(evs), 1);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(evs, 0), "id")), relais_event_id(ec));
     json_decref(t);
 
     /* unknown: empty, not an error */
