@@ -332,6 +332,18 @@ static int cmd_replay(const cli_opts *o)
     return 0;
 }
 
+/* Print s left-aligned in `width` columns, counting UTF-8 characters (not
+ * bytes: "Éclairage public" is 16 columns), then one space. */
+static void col(const char *s, int width)
+{
+    int n = 0;
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++)
+        if ((*p & 0xC0) != 0x80) n++;
+    fputs(s ? s : "", stdout);
+    for (; n < width; n++) putchar(' ');
+    putchar(' ');
+}
+
 /* relais sla: open requests past their commitment, share kept per category */
 static int cmd_sla(const cli_opts *o)
 {
@@ -367,9 +379,15 @@ static int cmd_sla(const cli_opts *o)
         printf("  %-10s %-36s %-22s %-10s %-10s %s\n", "TENANT", "REQUEST", "CATEGORY", "OPENED", "DEADLINE",
                "LATE (working days)");
         json_array_foreach(od, i, e) {
-            printf("  %-10s %-36s %-22s %-10.10s %-10s %lld\n", jstr(e, "tenant"), jstr(e, "subject"),
-                   jstr(e, "category"), jstr(e, "opened_at"), jstr(e, "deadline"),
-                   (long long)json_integer_value(json_object_get(e, "late_days")));
+            char opened[11];
+            snprintf(opened, sizeof opened, "%s", jstr(e, "opened_at"));
+            fputs("  ", stdout);
+            col(jstr(e, "tenant"), 10);
+            col(jstr(e, "subject"), 36);
+            col(jstr(e, "category"), 22);
+            col(opened, 10);
+            col(jstr(e, "deadline"), 10);
+            printf("%lld\n", (long long)json_integer_value(json_object_get(e, "late_days")));
         }
     }
     printf("Commitments per category, requests closed from %s to %s:\n", jstr(r, "from"), jstr(r, "to"));
@@ -378,7 +396,10 @@ static int cmd_sla(const cli_opts *o)
         json_t *sh = json_object_get(e, "share_kept");
         char share[16] = "-";
         if (json_is_real(sh)) snprintf(share, sizeof share, "%.0f%%", json_real_value(sh) * 100.0);
-        printf("  %-10s %-22s %6lld %8lld %7lld %5lld %s\n", jstr(e, "tenant"), jstr(e, "category"),
+        fputs("  ", stdout);
+        col(jstr(e, "tenant"), 10);
+        col(jstr(e, "category"), 22);
+        printf("%6lld %8lld %7lld %5lld %s\n",
                (long long)json_integer_value(json_object_get(e, "open")),
                (long long)json_integer_value(json_object_get(e, "overdue")),
                (long long)json_integer_value(json_object_get(e, "closed")),
