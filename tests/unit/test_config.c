@@ -453,8 +453,15 @@ static void test_registry(void **state)
     (void)state;
     size_t n = 0;
     const relais_connector *const *all = relais_registry_all(&n);
-    assert_int_equal(n, 3);
-    for (size_t i = 0; i < n; i++) assert_ptr_equal(relais_registry_find(all[i]->name), all[i]);
+    /* the core connectors first, then every connectors/<name>/<name>.c (CMake) */
+    assert_true(n >= 3);
+    assert_string_equal(all[0]->name, "http");
+    assert_string_equal(all[1]->name, "file");
+    assert_string_equal(all[2]->name, "kafka");
+    for (size_t i = 0; i < n; i++) {
+        assert_ptr_equal(relais_registry_find(all[i]->name), all[i]);
+        assert_int_equal(all[i]->abi_version, RELAIS_CONNECTOR_ABI);
+    }
     assert_null(relais_registry_find("ftp"));
     assert_null(relais_registry_find(NULL));
 }
