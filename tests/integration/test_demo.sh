@@ -5,12 +5,16 @@
 RELAIS_DEMO_BUILD_DIR="$RELAIS_BUILD_DIR" RELAIS_DEMO_RUN_DIR="$T/demo" \
   "$RELAIS_SOURCE_DIR/tools/demo" >"$T/demo.log" 2>&1 || { cat "$T/demo.log"; fail "tools/demo exited non-zero"; }
 cat "$T/demo.log"
-grep -q "worksite received 2 request(s) (voirie only), archive 3, drop folder 3 file(s)" "$T/demo.log" || fail "demo deliveries"
-grep -q '"service_code": "VOI-03"' "$T/demo.log" || fail "demo: worksite did not receive the Open311 mapping of the request"
-grep -q '"status":"duplicate"' "$T/demo.log" || fail "demo duplicate"
-grep -qE "delivered +worksite" "$T/demo.log" || fail "demo trace"
+grep -q "work order INT-2026-000001: type VOI-03, received, external_ref request/wcs-signalement-voirie-1" "$T/demo.log" \
+  || fail "demo: no work order for the pothole"
+grep -q "SMS to 0612345678: Mairie de Villebrune : votre demande n° wcs-signalement-voirie-1" "$T/demo.log" || fail "demo: acknowledgement"
+grep -q "it became GRC form signalement-voirie/2 and work order INT-2026-000002" "$T/demo.log" || fail "demo: Open311 request"
+grep -qE "termine +L'intervention demandée a été réalisée" "$T/demo.log" || fail "demo: the GRC form was not closed"
+grep -qE "closed after [0-9]+ working day\(s\), commitment 5: kept" "$T/demo.log" || fail "demo: commitment"
+grep -q "== trace of the pothole: relais trace" "$T/demo.log" || fail "demo: no trace at the end"
+grep -qE "delivered +grc-out" "$T/demo.log" || fail "demo trace"
 grep -q "hub stopped cleanly (exit 0)" "$T/demo.log" || fail "demo stop"
-pass "tools/demo: records cross packages, the duplicate is caught, the trace is printed, all stops cleanly"
+pass "tools/demo: the pothole crosses the GRC, the work-order tool, the citizen and Open311, closed within its commitment; the trace is printed; all stops cleanly"
 
 # --keep leaves it running and says how to reach it; --stop stops it
 export RELAIS_DEMO_BUILD_DIR="$RELAIS_BUILD_DIR" RELAIS_DEMO_RUN_DIR="$T/demo2"
@@ -20,7 +24,7 @@ boot=$(sed -n 's/^ *Kafka *kcat -b \([^ ]*\) .*/\1/p' "$T/keep.log")
 db=$(sed -n 's/^ *journal *psql "\(.*\)"$/\1/p' "$T/keep.log")
 [ -n "$admin" ] && [ -n "$boot" ] && [ -n "$db" ] || { cat "$T/keep.log"; fail "--keep does not print admin, Kafka and psql"; }
 curl -fsS "$admin/healthz" | grep -q '"status":"ok"' || fail "kept hub not healthy at $admin"
-kcat -b "$boot" -t relais.events -C -e -o beginning -q 2>/dev/null | grep -q GRC-2026-0042 || fail "kcat cannot read the kept broker"
+kcat -b "$boot" -t relais.events -C -e -o beginning -q 2>/dev/null | grep -q wcs-signalement-voirie-1 || fail "kcat cannot read the kept broker"
 [ "$(psql -X -At "$db" -c "SELECT count(*) FROM events")" -ge 3 ] || fail "psql cannot read the kept journal"
 "$RELAIS_SOURCE_DIR/tools/demo" --stop | grep -q "demo stopped" || fail "--stop"
 sleep 1
