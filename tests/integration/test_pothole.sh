@@ -32,6 +32,11 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 works_count() { curl -fsS "$K/_sim/interventions" | json 'len(d)'; }
 sms_count() { curl -fsS "$1/_sim/messages" | json 'len(d)'; }
 
+# docs/FLOW.md shows the demo's routes: they are the ones it runs
+awk '/^## Routes of the demo/{f=1} f&&/^```yaml/{p=1;next} p&&/^```/{exit} p' "$RELAIS_SOURCE_DIR/docs/FLOW.md" >"$T/flow-routes.yaml"
+sed -n '/^routes:/,$p' "$CFG" >"$T/demo-routes.yaml"
+diff -u "$T/demo-routes.yaml" "$T/flow-routes.yaml" || fail "docs/FLOW.md's routes differ from tools/demo's"
+
 # ---- the life cycle, as the demo played it
 REQ=request/wcs-signalement-voirie-1
 grep -q "work order INT-2026-000001: type VOI-03" "$T/demo.log" || fail "no work order of type VOI-03"
