@@ -2264,31 +2264,35 @@ json_t *relais_journal_dlq_list(relais_journal *j, size_t limit, char *errstr, s
         1, vals, errstr, errlen);
 }
 
-int relais_journal_replay(relais_journal *j, const char *id, int *count, char *errstr, size_t errlen)
+/* Change the dead deliveries that `id` names (a delivery id, or an event id:
+ * all of its dead deliveries) and journal one step each. `set` is the SQL
+ * assignment list, `step` the step name, `detail` its text after
+ * "delivery <id>". 0 with *count rows, -1 with errstr. */
+static int dead_deliveries(relais_journal *j, const char *verb, const char *id, const char *set,
+                           const char *step, const char *detail, int *count, char *errstr, size_t errlen)
 {
     if (count) *count = 0;
     if (!j || !id) {
-        snprintf(errstr, errlen, "replay: no id given");
+        snprintf(errstr, errlen, "%s: no id given", verb);
         return -1;
     }
     int digits = is_digits(id), uuid = is_uuid(id);
     if (!digits && !uuid) {
-        snprintf(errstr, errlen, "replay: '%.80s' is neither a delivery id (digits) nor an event id (UUID)", id);
+        snprintf(errstr, errlen, "%s: '%.80s' is neither a delivery id (digits) nor an event id (UUID)", verb, id);
         return -1;
     }
-    char at[48];
+    char at[48], sql[1024];
     relais_time_rfc3339(relais_now_us(), at, sizeof at);
-    const char *vals[3] = { digits ? id : NULL, uuid ? id : NULL, at };
-    pthread_mutex_lock(&j->rmu);
-    PGresult *r = rexec(j,
-        "WITH r AS (UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at = now(),"
-        "   lease_owner = NULL, lease_until = NULL, updated_at = now()"
+    const char *vals[5] = { digits ? id : NULL, uuid ? id : NULL, at, step, detail ? detail : "" };
+    snprintf(sql, sizeof sql,
+        "WITH r AS (UPDATE deliveries SET %s, lease_owner = NULL, lease_until = NULL, updated_at = now()"
         "  WHERE status = 'dead' AND (id = $1::bigint OR event_id = $2::uuid)"
         "  RETURNING id, event_id, destination)"
         " INSERT INTO steps (at, event_id, step, destination, detail)"
-        " SELECT $3::timestamptz, r.event_id, 'replayed', r.destination, 'delivery ' || r.id FROM r"
-        " RETURNING 1",
-        3, vals, errstr, errlen);
+        " SELECT $3::timestamptz, r.event_id, $4, r.destination, 'delivery ' || r.id || $5 FROM r"
+        " RETURNING 1", set);
+    pthread_mutex_lock(&j->rmu);
+    PGresult *r = rexec(j, sql, 5, vals, errstr, errlen);
     pthread_mutex_unlock(&j->rmu);
     if (!r) return -1;
     if (count) *count = PQntuples(r);
@@ -2296,37 +2300,18 @@ int relais_journal_replay(relais_journal *j, const char *id, int *count, char *e
     return 0;
 }
 
+int relais_journal_replay(relais_journal *j, const char *id, int *count, char *errstr, size_t errlen)
+{
+    return dead_deliveries(j, "replay", id, "status = 'pending', attempts = 0, next_attempt_at = now()",
+                           "replayed", NULL, count, errstr, errlen);
+}
+
 int relais_journal_discard(relais_journal *j, const char *id, const char *why, int *count,
                            char *errstr, size_t errlen)
 {
-    if (count) *count = 0;
-    if (!j || !id) {
-        snprintf(errstr, errlen, "discard: no id given");
-        return -1;
-    }
-    int digits = is_digits(id), uuid = is_uuid(id);
-    if (!digits && !uuid) {
-        snprintf(errstr, errlen, "discard: '%.80s' is neither a delivery id (digits) nor an event id (UUID)", id);
-        return -1;
-    }
-    char at[48];
-    relais_time_rfc3339(relais_now_us(), at, sizeof at);
-    const char *vals[4] = { digits ? id : NULL, uuid ? id : NULL, at, why && *why ? why : "discarded by an operator" };
-    pthread_mutex_lock(&j->rmu);
-    PGresult *r = rexec(j,
-        "WITH r AS (UPDATE deliveries SET status = 'discarded', lease_owner = NULL, lease_until = NULL,"
-        "   updated_at = now()"
-        "  WHERE status = 'dead' AND (id = $1::bigint OR event_id = $2::uuid)"
-        "  RETURNING id, event_id, destination)"
-        " INSERT INTO steps (at, event_id, step, destination, detail)"
-        " SELECT $3::timestamptz, r.event_id, 'discarded', r.destination, 'delivery ' || r.id || ': ' || $4 FROM r"
-        " RETURNING 1",
-        4, vals, errstr, errlen);
-    pthread_mutex_unlock(&j->rmu);
-    if (!r) return -1;
-    if (count) *count = PQntuples(r);
-    PQclear(r);
-    return 0;
+    char detail[600];
+    snprintf(detail, sizeof detail, ": %.580s", why && *why ? why : "discarded by an operator");
+    return dead_deliveries(j, "discard", id, "status = 'discarded'", "discarded", detail, count, errstr, errlen);
 }
 
 int relais_journal_set_packages(relais_journal *j, const char *const *names,
