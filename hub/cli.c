@@ -82,6 +82,9 @@ static void usage(FILE *out)
         "                                  citizens' requests: open ones past their commitment,\n"
         "                                  share kept per category (closings from D to D;\n"
         "                                  default: the last 30 days)\n"
+        "  person [-c FILE] [--json] ID    every event about one person (an email, a phone\n"
+        "                                  number, person/..., a package's id) and the packages\n"
+        "                                  that received them: subject access requests\n"
         "  connectors describe [--json]    built-in connectors and their options\n"
         "  test DIR [--schemas DIR]        run the mapping tests (*.test.yaml) under DIR\n"
         "  broker [--brokers N] [--topic T] [--partitions P] [--bootstrap-file F]\n"
@@ -89,7 +92,7 @@ static void usage(FILE *out)
         "  --version                       print the version\n"
         "  --help                          this text\n"
         "\n"
-        "Read commands (trace, dlq, replay, discard, sla) find the journal through -c FILE, --db CONNINFO\n"
+        "Read commands (trace, dlq, replay, discard, sla, person) find the journal through -c FILE, --db CONNINFO\n"
         "or the RELAIS_DB environment variable.\n");
 }
 
@@ -344,6 +347,42 @@ static void col(const char *s, int width)
     putchar(' ');
 }
 
+/* relais person ID: every event about one person and the packages that got them */
+static int cmd_person(const cli_opts *o)
+{
+    if (!o->arg) { fprintf(stderr, "relais person: an ID is required (email, phone, person/..., a package's id)\n"); return 2; }
+    relais_journal *j = open_reader(o);
+    if (!j) return 1;
+    char err[512];
+    json_t *r = relais_journal_person(j, o->arg, err, sizeof err);
+    relais_journal_close(j);
+    if (!r) { fprintf(stderr, "relais person: %s\n", err); return 1; }
+    if (o->json) {
+        char *txt = json_dumps(r, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (txt) { puts(txt); free(txt); }
+    } else {
+        size_t i;
+        json_t *e;
+        json_t *evs = json_object_get(r, "events"), *pk = json_object_get(r, "packages");
+        printf("Events about %s: %zu\n", o->arg, json_array_size(evs));
+        json_array_foreach(evs, i, e) {
+            printf("  %s  ", jstr(e, "received_at"));
+            col(jstr(e, "type"), 40);
+            col(jstr(e, "source"), 14);
+            printf("%s\n", jstr(e, "subject"));
+        }
+        printf("Packages that received them: %zu\n", json_array_size(pk));
+        json_array_foreach(pk, i, e) {
+            fputs("  ", stdout);
+            col(jstr(e, "destination"), 16);
+            printf("%lld event(s), %s to %s\n", (long long)json_integer_value(json_object_get(e, "events")),
+                   jstr(e, "first"), jstr(e, "last"));
+        }
+    }
+    json_decref(r);
+    return 0;
+}
+
 /* relais sla: open requests past their commitment, share kept per category */
 static int cmd_sla(const cli_opts *o)
 {
@@ -578,6 +617,7 @@ int relais_cli_main(int argc, char **argv)
     if (strcmp(cmd, "discard") == 0) return cmd_discard(&o);
     if (strcmp(cmd, "reload") == 0) return cmd_reload(&o);
     if (strcmp(cmd, "sla") == 0) return cmd_sla(&o);
+    if (strcmp(cmd, "person") == 0) return cmd_person(&o);
     if (strcmp(cmd, "connectors") == 0) return cmd_connectors(&o);
     if (strcmp(cmd, "broker") == 0) return cmd_broker(&o);
     if (strcmp(cmd, "test") == 0) return cmd_test(&o);

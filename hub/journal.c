@@ -2244,6 +2244,31 @@ json_t *relais_journal_trace(relais_journal *j, const char *id, char *errstr, si
         2, vals, errstr, errlen);
 }
 
+json_t *relais_journal_person(relais_journal *j, const char *id, char *errstr, size_t errlen)
+{
+    if (!j || !id || !*id) {
+        snprintf(errstr, errlen, "person: no id given");
+        return NULL;
+    }
+    const char *vals[1] = { id };
+    return read_json(j,
+        "WITH ids AS (SELECT $1::text AS v UNION SELECT canonical_id FROM xref WHERE local_id = $1),"
+        " ev AS (SELECT e.id, e.type, e.source, e.subject, e.tenant, e.received_at FROM events e"
+        "   WHERE e.subject IN (SELECT v FROM ids)"
+        "      OR EXISTS (SELECT 1 FROM ids WHERE jsonb_path_exists(e.body->'data', '$.** ? (@ == $v)',"
+        "                                                           jsonb_build_object('v', ids.v))))"
+        " SELECT json_build_object('query', $1::text,"
+        "  'events', coalesce((SELECT json_agg(json_build_object('id', ev.id, 'type', ev.type, 'source', ev.source,"
+        "     'subject', ev.subject, 'tenant', ev.tenant, 'received_at', relais_rfc3339(ev.received_at))"
+        "     ORDER BY ev.received_at, ev.id) FROM ev), '[]'::json),"
+        "  'packages', coalesce((SELECT json_agg(json_build_object('destination', p.destination, 'events', p.n,"
+        "     'first', relais_rfc3339(p.first), 'last', relais_rfc3339(p.last)) ORDER BY p.destination)"
+        "   FROM (SELECT d.destination, count(*) AS n, min(d.updated_at) AS first, max(d.updated_at) AS last"
+        "         FROM deliveries d WHERE d.status = 'delivered' AND d.event_id IN (SELECT id FROM ev)"
+        "         GROUP BY d.destination) p), '[]'::json))::text",
+        1, vals, errstr, errlen);
+}
+
 json_t *relais_journal_dlq_list(relais_journal *j, size_t limit, char *errstr, size_t errlen)
 {
     if (!j) {

@@ -217,6 +217,16 @@ int relais_journal_xref_get(relais_journal *j, const char *tenant, const char *e
  * Steps in time order. NULL with errstr on error; "events" empty when unknown. */
 json_t *relais_journal_trace(relais_journal *j, const char *id, char *errstr, size_t errlen);
 
+/* A person's data, for a subject access request: the events whose subject is
+ * `id`, or whose data holds `id` as a value anywhere (an email, a phone
+ * number, a canonical person id person/...), or the canonical id a package
+ * knows under the local id `id`; and the packages those events were
+ * delivered to.
+ * {"query", "events":[{"id","type","source","subject","tenant","received_at"}],
+ *  "packages":[{"destination","events","first","last"}]}, oldest first.
+ * A full scan of the events' data: for occasional requests, not a hot path. */
+json_t *relais_journal_person(relais_journal *j, const char *id, char *errstr, size_t errlen);
+
 /* Dead-lettered deliveries, newest first:
  * [{"id","event_id","type","destination","attempts","last_status","last_detail","updated_at"}] */
 json_t *relais_journal_dlq_list(relais_journal *j, size_t limit, char *errstr, size_t errlen);

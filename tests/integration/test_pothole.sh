@@ -170,6 +170,17 @@ sleep 2
 [ "$(sms_count "$SMS")" = "$ville_sms" ] || fail "the town's SMS account was used for the CCAS"
 pass "two tenants: the CCAS desk needs its own signature; its request went to the CCAS's notifier only, never to the town's packages"
 
+# ---- a subject access request: everything about the citizen of the pothole
+"$RELAIS_BIN" person -c "$CFG" camille.kermarrec@example.org >"$T/person.txt"
+cat "$T/person.txt"
+grep -q "^Events about camille.kermarrec@example.org: 1$" "$T/person.txt" || fail "relais person: events"
+grep -qE "fr.relais.grc.request.created.v1 +grc-in +request/wcs-signalement-voirie-1" "$T/person.txt" || fail "relais person: the request"
+for p in works-out citizen open311-status requests; do
+  grep -qE "^  $p +1 event" "$T/person.txt" || fail "relais person: package $p"
+done
+"$RELAIS_BIN" person -c "$CFG" --json nobody@example.org | json 'len(d["events"])' | grep -qx 0 || fail "relais person: unknown"
+pass "relais person: the citizen's email finds the request and the four packages that received it"
+
 # ---- service levels
 "$RELAIS_BIN" sla -c "$CFG" >"$T/sla.txt"
 cat "$T/sla.txt"
