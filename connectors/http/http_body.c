@@ -1,10 +1,11 @@
 /*
  * http_body.c - the pure part of the http connector: webhook body -> records
  * (fields picked with hub/jsonptr.h), the X-Relais-Signature scheme (HMAC-SHA256 via
- * OpenSSL's EVP_MAC, constant-time compare), UTF-8-safe excerpts, the
- * listen-address split and the capped request-body buffer. No I/O, no threads, no global state: every function
- * works on its arguments only, so the webhook threads call them freely and
- * tests/fuzz/fuzz_webhook.c fuzzes relais_http_parse_body.
+ * OpenSSL's EVP_MAC, constant-time compare). (Excerpts, the listen-address
+ * split and the capped request-body buffer live in hub/httputil.c.) No I/O,
+ * no threads, no global state: every function works on its arguments only,
+ * so the webhook threads call them freely and tests/fuzz/fuzz_webhook.c
+ * fuzzes relais_http_parse_body.
  *
  * Body forms (see README.md):
  *   - a JSON object: one record;
@@ -16,7 +17,6 @@
  * jansson runs (RELAIS_HTTP_MAX_DEPTH). Its "body:LINE:COLUMN: message" error
  * is split back into the batch's error, line and column.
  */
-#include <ctype.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -400,157 +400,4 @@ const char *relais_http_sig_status_text(relais_http_sig_status s)
     case RELAIS_HTTP_SIG_MISMATCH:  return "signature does not match the body";
     }
     return "signature invalid";
-}
-
-/* ---- Excerpts ------------------------------------------------------------- */
-
-/* Length of the valid UTF-8 sequence at s (n bytes available), 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    size_t len;
-    unsigned min;
-    unsigned cp;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; min = 0x10000; }
-    else return 0;
-    if (n < len) return 0;
-    for (size_t k = 1; k < len; k++) {
-        if ((s[k] & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (s[k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
-}
-
-size_t relais_http_excerpt(char *dst, size_t dstlen, const char *src, size_t srclen,
-                           size_t max, int oneline)
-{
-    if (dstlen == 0) return 0;
-    size_t o = 0, i = 0;
-    if (max > srclen) max = srclen;
-    while (i < max) {
-        const unsigned char *s = (const unsigned char *)src + i;
-        size_t q = utf8_seq(s, max - i);
-        if (q == 0) {
-            if (o + 1 >= dstlen) break;
-            dst[o++] = '?';
-            i++;
-            continue;
-        }
-        if (o + q >= dstlen) break;
-        if (q == 1) {
-            char c = (char)s[0];
-            if (c == '\0') c = '?';
-            else if (oneline && (s[0] < 0x20 || s[0] == 0x7F)) c = ' ';
-            dst[o++] = c;
-        } else {
-            memcpy(dst + o, s, q);
-            o += q;
-        }
-        i += q;
-    }
-    dst[o] = '\0';
-    return o;
-}
-
-/* ---- Listen addresses ----------------------------------------------------- */
-
-int relais_http_split_listen(const char *listen, char *host, size_t hostlen, int *port,
-                             char *errstr, size_t errlen)
-{
-    const char *colon;
-    const char *h = listen;
-    size_t hl;
-    if (!listen || !*listen) {
-        snprintf(errstr, errlen, "listen: empty address");
-        return -1;
-    }
-    if (listen[0] == '[') {
-        const char *close = strchr(listen, ']');
-        if (!close || close[1] != ':') {
-            snprintf(errstr, errlen, "listen '%s': expected [ipv6]:port", listen);
-            return -1;
-        }
-        h = listen + 1;
-        hl = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strrchr(listen, ':');
-        if (!colon) {
-            snprintf(errstr, errlen, "listen '%s': expected host:port", listen);
-            return -1;
-        }
-        hl = (size_t)(colon - listen);
-    }
-    if (hl == 0 || hl >= hostlen) {
-        snprintf(errstr, errlen, "listen '%s': bad host", listen);
-        return -1;
-    }
-    const char *ps = colon + 1;
-    long p = 0;
-    if (!*ps || strlen(ps) > 5) {
-        snprintf(errstr, errlen, "listen '%s': bad port", listen);
-        return -1;
-    }
-    for (const char *c = ps; *c; c++) {
-        if (!isdigit((unsigned char)*c)) {
-            snprintf(errstr, errlen, "listen '%s': bad port", listen);
-            return -1;
-        }
-        p = p * 10 + (*c - '0');
-    }
-    if (p > 65535) {
-        snprintf(errstr, errlen, "listen '%s': port above 65535", listen);
-        return -1;
-    }
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    *port = (int)p;
-    return 0;
-}
-
-/* ---- Request body buffer ---------------------------------------------------- */
-
-int relais_http_upload_take(relais_http_upload *u, const char *data, size_t *size, size_t max)
-{
-    size_t n = *size;
-    *size = 0;
-    if (u->too_large || n == 0)
-        return 0;
-    if (n > max - u->len) {
-        u->too_large = 1;
-        free(u->buf);
-        u->buf = NULL;
-        u->len = u->cap = 0;
-        return 0;
-    }
-    if (u->len + n + 1 > u->cap) {          /* + 1: the NUL */
-        size_t cap = u->cap ? u->cap : 4096;
-        while (cap < u->len + n + 1)
-            cap *= 2;
-        if (cap > max + 1)
-            cap = max + 1;
-        char *nb = realloc(u->buf, cap);
-        if (!nb)
-            return -1;
-        u->buf = nb;
-        u->cap = cap;
-    }
-    memcpy(u->buf + u->len, data, n);
-    u->len += n;
-    u->buf[u->len] = '\0';
-    return 0;
-}
-
-void relais_http_upload_free(relais_http_upload *u)
-{
-    if (!u)
-        return;
-    free(u->buf);
-    u->buf = NULL;
-    u->len = u->cap = 0;
-    u->too_large = 0;
 }

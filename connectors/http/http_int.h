@@ -4,11 +4,14 @@
  *   http.c         the descriptor, the option table, init/start/stop/destroy
  *                  dispatching to the source or the sink half
  *   http_body.c    webhook body parsing (pure: JSON text -> records, fields
- *                  picked with hub/jsonptr.h), the X-Relais-Signature scheme,
- *                  the UTF-8 excerpt helper and the capped request-body
- *                  buffer; no I/O, fuzzed by tests/fuzz/fuzz_webhook.c
+ *                  picked with hub/jsonptr.h), the X-Relais-Signature scheme;
+ *                  no I/O, fuzzed by tests/fuzz/fuzz_webhook.c
  *   http_source.c  the webhook source (libmicrohttpd)
  *   http_sink.c    the sink (libcurl): one event per POST, or a batch
+ *   sim_http.c     relais-sim-http, the destination simulator (hub/simkit.h)
+ *
+ * The listen-address split, the capped request-body buffer and the UTF-8
+ * excerpt helper they use are hub/httputil.h's (included here).
  *
  * No global mutable state: everything lives in the per-instance contexts.
  */
@@ -19,6 +22,7 @@
 #include <jansson.h>
 #include "relais/connector.h"
 #include "jsonptr.h"
+#include "httputil.h"
 
 /* The struct the option table fills (one per configured instance). */
 typedef struct relais_http_config {
@@ -135,33 +139,6 @@ relais_http_sig_status relais_http_verify(const char *secret, const char *header
                                           long long now, long tolerance_s,
                                           const void *body, size_t len);
 const char *relais_http_sig_status_text(relais_http_sig_status s);
-
-/* Copy at most `max` bytes of `src` to `dst` (size dstlen) as valid UTF-8:
- * stops at a character boundary, invalid bytes and NUL become '?', and when
- * `oneline` control characters become ' '. Returns the bytes written. */
-size_t relais_http_excerpt(char *dst, size_t dstlen, const char *src, size_t srclen,
-                           size_t max, int oneline);
-
-/* Split "host:port" / "[v6]:port" into host (no brackets) and port.
- * 0 ok, -1 invalid (message in errstr). */
-int relais_http_split_listen(const char *listen, char *host, size_t hostlen, int *port,
-                             char *errstr, size_t errlen);
-
-/* A request body gathered from libmicrohttpd's upload callbacks, with a hard
- * cap (used by http_source.c and sim_http.c; one connection thread owns it).
- * Zero-initialised it is empty. */
-typedef struct relais_http_upload {
-    char  *buf;        /* NULL while empty; NUL-terminated after len bytes */
-    size_t len, cap;
-    int    too_large;  /* more than max bytes came: buf freed, the rest ignored */
-} relais_http_upload;
-
-/* Take the *size bytes of data that libmicrohttpd hands over (sets *size to
- * 0: consumed), unless the body would get longer than max: then too_large is
- * set and the buffer freed. 0 ok (also when too large), -1 out of memory. */
-int relais_http_upload_take(relais_http_upload *u, const char *data, size_t *size, size_t max);
-/* Frees the bytes and makes u empty again (u itself is the caller's); NULL: no-op. */
-void relais_http_upload_free(relais_http_upload *u);
 
 /* ---- Source and sink halves ----------------------------------------------- */
 

@@ -33,26 +33,25 @@
  * One log line per request on stderr (method, path, status; never bodies),
  * unless --quiet. SIGINT/SIGTERM stop it. See connectors/http/README.md.
  *
+ * What every simulator does (options, daemon, port file, signals, request
+ * log, bodies, /_sim/fail's common members) is hub/simkit.h's.
+ *
  * Threads: MHD runs one thread per connection (a delayed answer blocks only
  * its own client). All simulator state (struct sim) is guarded by sim.lock;
  * per-request body buffers belong to their connection thread.
  */
-#include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <unistd.h>
-#include <sys/socket.h>
 #include <microhttpd.h>
 #include <jansson.h>
 #include "relais/relais.h"
 #include "http_int.h"
+#include "simkit.h"
 
 #define SIM_MAX_BODY (8L * 1024 * 1024)
 
@@ -66,43 +65,15 @@ struct sim {
     json_t *events;      /* array of the last `keep` deliveries */
     json_t *paths;       /* path -> {"raw":n,"distinct":m} */
     size_t keep;
-    int    fail_status;  /* 0: none */
-    long   fail_delay_ms;
-    long   fail_count;   /* remaining; -1 = until changed */
-    int    fail_per_event; /* 1: fail_status goes to batch elements, count counts events */
+    relais_simkit_fault fault;   /* status 0: none */
+    int    fail_per_event; /* 1: fault.status goes to batch elements, count counts events */
     int    fail_close;   /* 1: drop the connection without an answer (a reset) */
     /* read-only after start */
+    relais_simkit kit;
     const char *hmac_secret;
     const char *token;
-    int    quiet;
 };
 
-struct req {
-    relais_http_upload body;
-};
-
-static void sim_log(const struct sim *sim, const char *method, const char *url, unsigned status,
-                    const char *extra)
-{
-    if (sim->quiet) return;
-    relais_logf(RELAIS_LOG_INFO, "sim-http", "%s %s -> %u%s%s", method, url, status,
-                extra ? " " : "", extra ? extra : "");
-}
-
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, json_t *body)
-{
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    json_decref(body);
-    const char *t = text ? text : "{}";
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(t), (void *)t,
-                                                             MHD_RESPMEM_MUST_COPY);
-    free(text);
-    if (!r) return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
 
 static json_t *header_or_null(struct MHD_Connection *c, const char *name)
 {
@@ -163,7 +134,7 @@ static json_t *request_entry(struct MHD_Connection *c, const char *url)
 
 /* The refusal of a request as a whole, before its content is looked at: body
  * too large, bad token, bad signature. 0 when none. */
-static int request_refusal(const struct sim *sim, struct MHD_Connection *c, const struct req *rq,
+static int request_refusal(const struct sim *sim, struct MHD_Connection *c, const relais_simkit_request *rq,
                            const char **refusal)
 {
     if (rq->body.too_large) {
@@ -192,14 +163,8 @@ static int request_refusal(const struct sim *sim, struct MHD_Connection *c, cons
     return 0;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-}
-
 static enum MHD_Result handle_event(struct sim *sim, struct MHD_Connection *c, const char *url,
-                                    struct req *rq)
+                                    relais_simkit_request *rq)
 {
     int status;
     long delay;
@@ -212,17 +177,14 @@ static enum MHD_Result handle_event(struct sim *sim, struct MHD_Connection *c, c
     status = 0;
     delay = 0;
     int drop = 0;
-    if (sim->fail_count != 0) {
-        status = sim->fail_status;
-        delay = sim->fail_delay_ms;
+    if (relais_simkit_fault_take(&sim->fault, &status, &delay)) {
         drop = sim->fail_close;
-        if (sim->fail_count > 0) sim->fail_count--;
         if (drop) sim->failed++;
     }
     pthread_mutex_unlock(&sim->lock);
-    if (delay > 0) sleep_ms(delay);
+    if (delay > 0) relais_simkit_sleep_ms(delay);
     if (drop) {
-        sim_log(sim, "POST", url, 0, "connection dropped (injected)");
+        relais_simkit_log(&sim->kit, "POST", url, 0, "connection dropped (injected)");
         return MHD_NO;     /* libmicrohttpd closes the connection: no answer at all */
     }
 
@@ -285,8 +247,8 @@ static enum MHD_Result handle_event(struct sim *sim, struct MHD_Connection *c, c
     char extra[256];
     snprintf(extra, sizeof extra, "key=%s%s%s%s", key ? key : "-", local[0] ? " id=" : "", local,
              duplicate ? " duplicate" : refusal ? " refused" : status >= 300 ? " injected" : "");
-    sim_log(sim, "POST", url, (unsigned)status, extra);
-    return reply(c, (unsigned)status, answer);
+    relais_simkit_log(&sim->kit, "POST", url, (unsigned)status, extra);
+    return relais_simkit_reply(c, (unsigned)status, answer);
 }
 
 #define BATCH_TYPE "application/cloudevents-batch+json"
@@ -303,22 +265,19 @@ static int is_batch(struct MHD_Connection *c)
 
 /* A batch: every element is one event, deduped on (path, its "id"). */
 static enum MHD_Result handle_batch(struct sim *sim, struct MHD_Connection *c, const char *url,
-                                    struct req *rq)
+                                    relais_simkit_request *rq)
 {
     int status = 0;
     long delay = 0;
     pthread_mutex_lock(&sim->lock);
     long req_no = ++sim->requests;
     bump_path(sim, url, "requests");
-    if (sim->fail_count != 0) {
-        delay = sim->fail_delay_ms;
-        if (!sim->fail_per_event) {
-            status = sim->fail_status;
-            if (sim->fail_count > 0) sim->fail_count--;
-        }
+    if (sim->fault.count != 0) {
+        delay = sim->fault.delay_ms;
+        if (!sim->fail_per_event) relais_simkit_fault_take(&sim->fault, &status, &delay);
     }
     pthread_mutex_unlock(&sim->lock);
-    if (delay > 0) sleep_ms(delay);
+    if (delay > 0) relais_simkit_sleep_ms(delay);
 
     json_t *common = request_entry(c, url);
     json_object_set_new(common, "request", json_integer((json_int_t)req_no));
@@ -356,10 +315,10 @@ static enum MHD_Result handle_batch(struct sim *sim, struct MHD_Connection *c, c
         int es = status, duplicate = 0;
         const char *err = refusal;
         char local[64] = "";
-        if (es == 0 && sim->fail_per_event && sim->fail_count != 0 && sim->fail_status) {
-            es = sim->fail_status;
+        long unused_delay;
+        if (es == 0 && sim->fail_per_event && sim->fault.status
+            && relais_simkit_fault_take(&sim->fault, &es, &unused_delay)) {
             err = "injected failure";
-            if (sim->fail_count > 0) sim->fail_count--;
         } else if (es == 0 && (!json_is_object(e) || !eid || !*eid)) {
             es = MHD_HTTP_BAD_REQUEST;
             err = "element is not a JSON object with a non-empty \"id\"";
@@ -404,39 +363,34 @@ static enum MHD_Result handle_batch(struct sim *sim, struct MHD_Connection *c, c
     char extra[256];
     snprintf(extra, sizeof extra, "batch=%zu new=%ld duplicate=%ld failed=%ld%s", n, fresh, dups,
              refusal ? (long)n : bad, refusal ? " refused" : status >= 300 ? " injected" : "");
-    sim_log(sim, "POST", url, (unsigned)status, extra);
-    return reply(c, (unsigned)status, answer);
+    relais_simkit_log(&sim->kit, "POST", url, (unsigned)status, extra);
+    return relais_simkit_reply(c, (unsigned)status, answer);
 }
 
-static enum MHD_Result handle_fail(struct sim *sim, struct MHD_Connection *c, struct req *rq)
+static enum MHD_Result handle_fail(struct sim *sim, struct MHD_Connection *c, relais_simkit_request *rq)
 {
-    json_error_t err;
-    json_t *o = rq->body.buf ? json_loadb(rq->body.buf, rq->body.len, 0, &err) : NULL;
-    json_t *st = json_object_get(o, "status"), *dl = json_object_get(o, "delay_ms"),
-           *ct = json_object_get(o, "count"), *pe = json_object_get(o, "per_event"),
+    json_t *o = rq->body.buf ? json_loadb(rq->body.buf, rq->body.len, 0, NULL) : NULL;
+    json_t *st = json_object_get(o, "status"), *pe = json_object_get(o, "per_event"),
            *cl = json_object_get(o, "close");
-    if (!json_is_object(o) || (st && !json_is_integer(st)) || (dl && !json_is_integer(dl))
-        || (cl && !json_is_boolean(cl))
-        || (ct && !json_is_integer(ct)) || (pe && !json_is_boolean(pe)) || (json_is_true(pe) && !st)
-        || (st && (json_integer_value(st) < 100 || json_integer_value(st) > 599))) {
+    relais_simkit_fault f;
+    if (relais_simkit_fault_parse(o, "status", 100, 599, &f) != 0 || (cl && !json_is_boolean(cl))
+        || (pe && !json_is_boolean(pe)) || (json_is_true(pe) && !st)) {
         json_decref(o);
-        sim_log(sim, "POST", "/_sim/fail", 400, NULL);
-        return reply(c, MHD_HTTP_BAD_REQUEST,
-                     json_pack("{s:s}", "error",
-                               "expected {\"status\":100..599,\"delay_ms\":N,\"count\":N,"
-                               "\"per_event\":bool,\"close\":bool} (per_event needs a status)"));
+        relais_simkit_log(&sim->kit, "POST", "/_sim/fail", 400, NULL);
+        return relais_simkit_reply(c, MHD_HTTP_BAD_REQUEST,
+                                   json_pack("{s:s}", "error",
+                                             "expected {\"status\":100..599,\"delay_ms\":N,\"count\":N,"
+                                             "\"per_event\":bool,\"close\":bool} (per_event needs a status)"));
     }
     pthread_mutex_lock(&sim->lock);
-    sim->fail_status = st ? (int)json_integer_value(st) : 0;
-    sim->fail_delay_ms = dl ? (long)json_integer_value(dl) : 0;
-    sim->fail_count = ct ? (long)json_integer_value(ct) : -1;
+    sim->fault = f;
     sim->fail_per_event = json_is_true(pe);
     sim->fail_close = json_is_true(cl);
-    if (sim->fail_close && !sim->fail_status) sim->fail_status = 599;   /* counted as a failure */
+    if (sim->fail_close && !sim->fault.status) sim->fault.status = 599;   /* counted as a failure */
     pthread_mutex_unlock(&sim->lock);
     json_decref(o);
-    sim_log(sim, "POST", "/_sim/fail", 200, NULL);
-    return reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+    relais_simkit_log(&sim->kit, "POST", "/_sim/fail", 200, NULL);
+    return relais_simkit_reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -445,18 +399,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   void **con_cls)
 {
     struct sim *sim = cls;
-    struct req *rq = *con_cls;
-    if (!rq) {
-        rq = calloc(1, sizeof *rq);
-        if (!rq) return MHD_NO;
-        *con_cls = rq;
-        return MHD_YES;
-    }
-    if (*upload_data_size > 0) {
-        if (relais_http_upload_take(&rq->body, upload_data, upload_data_size, (size_t)SIM_MAX_BODY) != 0)
-            return MHD_NO;
-        return MHD_YES;
-    }
+    enum MHD_Result ret;
+    if (relais_simkit_upload(con_cls, upload_data, upload_data_size, (size_t)SIM_MAX_BODY, &ret)) return ret;
+    relais_simkit_request *rq = *con_cls;
     int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
     if (post && (strcmp(url, "/events") == 0 || (strncmp(url, "/in/", 4) == 0 && url[4])))
@@ -470,8 +415,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                               "requests", (json_int_t)sim->requests,
                               "connections", (json_int_t)sim->connections, "paths", sim->paths);
         pthread_mutex_unlock(&sim->lock);
-        sim_log(sim, method, url, 200, NULL);
-        return reply(c, MHD_HTTP_OK, o);
+        relais_simkit_log(&sim->kit, method, url, 200, NULL);
+        return relais_simkit_reply(c, MHD_HTTP_OK, o);
     }
     if (get && strcmp(url, "/_sim/events") == 0) {
         const char *only = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "path");
@@ -484,8 +429,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 json_array_append_new(out, json_deep_copy(e));
         }
         pthread_mutex_unlock(&sim->lock);
-        sim_log(sim, method, url, 200, NULL);
-        return reply(c, MHD_HTTP_OK, out);
+        relais_simkit_log(&sim->kit, method, url, 200, NULL);
+        return relais_simkit_reply(c, MHD_HTTP_OK, out);
     }
     if (post && strcmp(url, "/_sim/fail") == 0) return handle_fail(sim, c, rq);
     if (post && strcmp(url, "/_sim/reset") == 0) {
@@ -496,26 +441,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         json_object_clear(sim->seen);
         json_array_clear(sim->events);
         json_object_clear(sim->paths);
-        sim->fail_status = 0;
-        sim->fail_delay_ms = 0;
-        sim->fail_count = 0;
+        sim->fault = (relais_simkit_fault){ 0 };
         sim->fail_per_event = 0;
         pthread_mutex_unlock(&sim->lock);
-        sim_log(sim, method, url, 200, NULL);
-        return reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+        relais_simkit_log(&sim->kit, method, url, 200, NULL);
+        return relais_simkit_reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
     }
-    sim_log(sim, method, url, 404, NULL);
-    return reply(c, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "error", "not found"));
-}
-
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    struct req *rq = *con_cls;
-    if (!rq) return;
-    relais_http_upload_free(&rq->body);
-    free(rq);
-    *con_cls = NULL;
+    relais_simkit_log(&sim->kit, method, url, 404, NULL);
+    return relais_simkit_reply(c, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "error", "not found"));
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
@@ -540,100 +473,47 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        { "listen", required_argument, NULL, 'l' },
-        { "port-file", required_argument, NULL, 'p' },
+        RELAIS_SIMKIT_LONGOPTS,
         { "hmac-secret", required_argument, NULL, 's' },
         { "token", required_argument, NULL, 't' },
         { "keep", required_argument, NULL, 'k' },
-        { "quiet", no_argument, NULL, 'q' },
-        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    const char *listen = NULL, *port_file = NULL;
     struct sim sim;
     memset(&sim, 0, sizeof sim);
+    sim.kit.name = "sim-http";
     sim.keep = 10000;
     int opt;
     while ((opt = getopt_long(argc, argv, "l:p:s:t:k:qh", longopts, NULL)) != -1) {
+        if (relais_simkit_option(&sim.kit, opt, optarg)) continue;
         switch (opt) {
-        case 'l': listen = optarg; break;
-        case 'p': port_file = optarg; break;
         case 's': sim.hmac_secret = optarg; break;
         case 't': sim.token = optarg; break;
         case 'k': sim.keep = (size_t)strtoul(optarg, NULL, 10); break;
-        case 'q': sim.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!listen) {
+    if (!sim.kit.listen) {
         usage(stderr);
         return 2;
     }
-    char host[256], err[256];
-    int port;
-    if (relais_http_split_listen(listen, host, sizeof host, &port, err, sizeof err) != 0) {
-        fprintf(stderr, "relais-sim-http: %s\n", err);
-        return 2;
-    }
-    char portstr[16];
-    snprintf(portstr, sizeof portstr, "%d", port);
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = AI_PASSIVE };
-    struct addrinfo *ai = NULL;
-    int gai = getaddrinfo(host, portstr, &hints, &ai);
-    if (gai != 0 || !ai) {
-        fprintf(stderr, "relais-sim-http: %s: %s\n", listen, gai_strerror(gai));
-        return 2;
-    }
+    if (relais_simkit_resolve(&sim.kit, sim.kit.listen, &sim.kit.at) != 0) return 2;
     pthread_mutex_init(&sim.lock, NULL);
     sim.seen = json_object();
     sim.events = json_array();
     sim.paths = json_object();
 
-    /* block the stop signals in every thread; main waits for them below */
-    sigset_t stopset;
-    sigemptyset(&stopset);
-    sigaddset(&stopset, SIGINT);
-    sigaddset(&stopset, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stopset, NULL);
+    const struct MHD_OptionItem extra[] = {
+        { MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, &sim },
+        { MHD_OPTION_END, 0, NULL }
+    };
+    struct MHD_Daemon *d = relais_simkit_listen(&sim.kit, on_request, &sim, relais_simkit_completed, extra);
+    if (!d) return 1;
+    if (relais_simkit_ready(&sim.kit, d) != 0) return 1;
+    relais_logf(RELAIS_LOG_INFO, "sim-http", "listening on %s (port %d)", sim.kit.listen, sim.kit.bound);
 
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
-                     | MHD_USE_ERROR_LOG | MHD_USE_AUTO;
-    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, &sim,
-                                            MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, &sim,
-                                            MHD_OPTION_NOTIFY_CONNECTION, on_connection, &sim,
-                                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                                            MHD_OPTION_END);
-    freeaddrinfo(ai);
-    if (!d) {
-        fprintf(stderr, "relais-sim-http: cannot listen on %s\n", listen);
-        return 1;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    int bound = info ? (int)info->port : port;
-    if (port_file) {
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
-        FILE *f = fopen(tmp, "w");
-        int bad = !f;
-        if (f) {
-            bad = fprintf(f, "%d\n", bound) < 0;
-            bad |= fclose(f) != 0;
-        }
-        if (bad || rename(tmp, port_file) != 0) {
-            fprintf(stderr, "relais-sim-http: cannot write %s: %s\n", port_file, strerror(errno));
-            MHD_stop_daemon(d);
-            return 1;
-        }
-    }
-    relais_logf(RELAIS_LOG_INFO, "sim-http", "listening on %s (port %d)", listen, bound);
-
-    int sig = 0;
-    sigwait(&stopset, &sig);
-    relais_logf(RELAIS_LOG_INFO, "sim-http", "stopping on signal %d", sig);
+    relais_simkit_wait(&sim.kit, -1);
     MHD_stop_daemon(d);
     json_decref(sim.seen);
     json_decref(sim.events);

@@ -25,24 +25,21 @@
  * number or the text), unless --quiet. SIGINT/SIGTERM stop it.
  * See connectors/notify/README.md.
  *
+ * What every simulator does (options, daemon, port file, signals, request
+ * log, bodies, /_sim/fail) is hub/simkit.h's.
+ *
  * Threads: MHD runs one thread per connection. All simulator state (struct
  * sim) is guarded by sim.lock; request bodies belong to their connection.
  */
-#include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include <sys/socket.h>
 #include <microhttpd.h>
 #include <jansson.h>
 #include "relais/relais.h"
-#include "../http/http_int.h"
+#include "simkit.h"
 #include "notify_int.h"
 
 #define SIM_MAX_BODY (64L * 1024)
@@ -55,46 +52,12 @@ struct sim {
     json_t *messages;     /* the last `keep` messages sent */
     json_t *refs;         /* reference -> message id */
     size_t  keep;
-    int     fail_status;
-    long    fail_delay_ms;
-    long    fail_count;   /* remaining; -1 = until changed */
+    relais_simkit_fault fault;
     /* read-only after start */
+    relais_simkit kit;
     const char *key;
     const char *key_header;
-    int     quiet;
 };
-
-struct req {
-    relais_http_upload body;
-};
-
-static void sim_log(const struct sim *sim, const char *method, const char *url, unsigned status,
-                    const char *extra)
-{
-    if (sim->quiet) return;
-    relais_logf(RELAIS_LOG_INFO, "sim-sms", "%s %s -> %u%s%s", method, url, status, extra ? " " : "",
-                extra ? extra : "");
-}
-
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, json_t *body)
-{
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    json_decref(body);
-    const char *t = text ? text : "{}";
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(t), (void *)t, MHD_RESPMEM_MUST_COPY);
-    free(text);
-    if (!r) return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-}
 
 /* Characters (code points) of UTF-8 text. */
 static size_t chars(const char *s)
@@ -141,25 +104,21 @@ static long segments(const char *text)
 }
 
 static enum MHD_Result handle_send(struct sim *sim, struct MHD_Connection *c, const char *url,
-                                   struct req *rq)
+                                   relais_simkit_request *rq)
 {
     int status = 0;
     long delay = 0;
     pthread_mutex_lock(&sim->lock);
     sim->requests++;
-    if (sim->fail_count != 0) {
-        status = sim->fail_status;
-        delay = sim->fail_delay_ms;
-        if (sim->fail_count > 0) sim->fail_count--;
-    }
+    relais_simkit_fault_take(&sim->fault, &status, &delay);
     pthread_mutex_unlock(&sim->lock);
-    if (delay > 0) sleep_ms(delay);
+    if (delay > 0) relais_simkit_sleep_ms(delay);
     if (status != 0) {
         pthread_mutex_lock(&sim->lock);
         sim->failed++;
         pthread_mutex_unlock(&sim->lock);
-        sim_log(sim, "POST", url, (unsigned)status, "injected");
-        return reply(c, (unsigned)status, json_pack("{s:s}", "error", "injected failure"));
+        relais_simkit_log(&sim->kit, "POST", url, (unsigned)status, "injected");
+        return relais_simkit_reply(c, (unsigned)status, json_pack("{s:s}", "error", "injected failure"));
     }
     const char *why = NULL;
     if (sim->key) {
@@ -199,8 +158,8 @@ static enum MHD_Result handle_send(struct sim *sim, struct MHD_Connection *c, co
         sim->refused++;
         pthread_mutex_unlock(&sim->lock);
         json_decref(body);
-        sim_log(sim, "POST", url, (unsigned)status, why);
-        return reply(c, (unsigned)status, json_pack("{s:s}", "error", why));
+        relais_simkit_log(&sim->kit, "POST", url, (unsigned)status, why);
+        return relais_simkit_reply(c, (unsigned)status, json_pack("{s:s}", "error", why));
     }
     const char *ref = json_string_value(reference);
     char id[32];
@@ -227,33 +186,30 @@ static enum MHD_Result handle_send(struct sim *sim, struct MHD_Connection *c, co
     json_decref(body);
     char extra[96];
     snprintf(extra, sizeof extra, "id=%s%s", id, dup ? " duplicate" : "");
-    sim_log(sim, "POST", url, dup ? 200 : 201, extra);
+    relais_simkit_log(&sim->kit, "POST", url, dup ? 200 : 201, extra);
     json_t *ans = json_pack("{s:s,s:s,s:I}", "id", id, "status", "queued", "segments", (json_int_t)segs);
     if (dup) json_object_set_new(ans, "duplicate", json_true());
-    return reply(c, dup ? MHD_HTTP_OK : MHD_HTTP_CREATED, ans);
+    return relais_simkit_reply(c, dup ? MHD_HTTP_OK : MHD_HTTP_CREATED, ans);
 }
 
-static enum MHD_Result handle_fail(struct sim *sim, struct MHD_Connection *c, struct req *rq)
+static enum MHD_Result handle_fail(struct sim *sim, struct MHD_Connection *c, relais_simkit_request *rq)
 {
     json_t *o = rq->body.buf ? json_loadb(rq->body.buf, rq->body.len, 0, NULL) : NULL;
-    json_t *st = json_object_get(o, "status"), *dl = json_object_get(o, "delay_ms"),
-           *ct = json_object_get(o, "count");
-    if (!json_is_object(o) || (st && !json_is_integer(st)) || (dl && !json_is_integer(dl))
-        || (ct && !json_is_integer(ct)) || (!st && !dl)
-        || (st && (json_integer_value(st) < 100 || json_integer_value(st) > 599))) {
+    relais_simkit_fault f;
+    if (relais_simkit_fault_parse(o, "status", 100, 599, &f) != 0
+        || (!json_object_get(o, "status") && !json_object_get(o, "delay_ms"))) {
         json_decref(o);
-        sim_log(sim, "POST", "/_sim/fail", 400, NULL);
-        return reply(c, MHD_HTTP_BAD_REQUEST,
-                     json_pack("{s:s}", "error", "expected {\"status\":100..599,\"delay_ms\":N,\"count\":N}"));
+        relais_simkit_log(&sim->kit, "POST", "/_sim/fail", 400, NULL);
+        return relais_simkit_reply(c, MHD_HTTP_BAD_REQUEST,
+                                   json_pack("{s:s}", "error",
+                                             "expected {\"status\":100..599,\"delay_ms\":N,\"count\":N}"));
     }
     pthread_mutex_lock(&sim->lock);
-    sim->fail_status = st ? (int)json_integer_value(st) : 0;
-    sim->fail_delay_ms = dl ? (long)json_integer_value(dl) : 0;
-    sim->fail_count = ct ? (long)json_integer_value(ct) : -1;
+    sim->fault = f;
     pthread_mutex_unlock(&sim->lock);
     json_decref(o);
-    sim_log(sim, "POST", "/_sim/fail", 200, NULL);
-    return reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+    relais_simkit_log(&sim->kit, "POST", "/_sim/fail", 200, NULL);
+    return relais_simkit_reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -261,18 +217,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   void **con_cls)
 {
     struct sim *sim = cls;
-    struct req *rq = *con_cls;
-    if (!rq) {
-        rq = calloc(1, sizeof *rq);
-        if (!rq) return MHD_NO;
-        *con_cls = rq;
-        return MHD_YES;
-    }
-    if (*upload_data_size > 0) {
-        if (relais_http_upload_take(&rq->body, upload_data, upload_data_size, (size_t)SIM_MAX_BODY) != 0)
-            return MHD_NO;
-        return MHD_YES;
-    }
+    enum MHD_Result ret;
+    if (relais_simkit_upload(con_cls, upload_data, upload_data_size, (size_t)SIM_MAX_BODY, &ret)) return ret;
+    relais_simkit_request *rq = *con_cls;
     int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
     if (post && strcmp(url, "/api/sms") == 0) return handle_send(sim, c, url, rq);
@@ -280,8 +227,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         pthread_mutex_lock(&sim->lock);
         json_t *out = json_deep_copy(sim->messages);
         pthread_mutex_unlock(&sim->lock);
-        sim_log(sim, method, url, 200, NULL);
-        return reply(c, MHD_HTTP_OK, out);
+        relais_simkit_log(&sim->kit, method, url, 200, NULL);
+        return relais_simkit_reply(c, MHD_HTTP_OK, out);
     }
     if (get && strcmp(url, "/_sim/stats") == 0) {
         pthread_mutex_lock(&sim->lock);
@@ -289,8 +236,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                               (json_int_t)sim->sent, "duplicates", (json_int_t)sim->duplicates, "failed",
                               (json_int_t)sim->failed, "refused", (json_int_t)sim->refused);
         pthread_mutex_unlock(&sim->lock);
-        sim_log(sim, method, url, 200, NULL);
-        return reply(c, MHD_HTTP_OK, o);
+        relais_simkit_log(&sim->kit, method, url, 200, NULL);
+        return relais_simkit_reply(c, MHD_HTTP_OK, o);
     }
     if (post && strcmp(url, "/_sim/fail") == 0) return handle_fail(sim, c, rq);
     if (post && strcmp(url, "/_sim/reset") == 0) {
@@ -299,25 +246,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         sim->next_id = 0;
         json_array_clear(sim->messages);
         json_object_clear(sim->refs);
-        sim->fail_status = 0;
-        sim->fail_delay_ms = 0;
-        sim->fail_count = 0;
+        sim->fault = (relais_simkit_fault){ 0 };
         pthread_mutex_unlock(&sim->lock);
-        sim_log(sim, method, url, 200, NULL);
-        return reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+        relais_simkit_log(&sim->kit, method, url, 200, NULL);
+        return relais_simkit_reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
     }
-    sim_log(sim, method, url, 404, NULL);
-    return reply(c, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "error", "not found"));
-}
-
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    struct req *rq = *con_cls;
-    if (!rq) return;
-    relais_http_upload_free(&rq->body);
-    free(rq);
-    *con_cls = NULL;
+    relais_simkit_log(&sim->kit, method, url, 404, NULL);
+    return relais_simkit_reply(c, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "error", "not found"));
 }
 
 static void usage(FILE *f)
@@ -331,97 +266,44 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        { "listen", required_argument, NULL, 'l' },
-        { "port-file", required_argument, NULL, 'p' },
+        RELAIS_SIMKIT_LONGOPTS,
         { "key", required_argument, NULL, 'k' },
         { "key-header", required_argument, NULL, 'H' },
         { "keep", required_argument, NULL, 'n' },
-        { "quiet", no_argument, NULL, 'q' },
-        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    const char *listen = NULL, *port_file = NULL;
     struct sim sim;
     memset(&sim, 0, sizeof sim);
+    sim.kit.name = "sim-sms";
     sim.keep = 10000;
     sim.key_header = "X-API-Key";
     for (;;) {
         int opt = getopt_long(argc, argv, "l:p:k:H:n:qh", longopts, NULL);
         if (opt == -1) break;
+        if (relais_simkit_option(&sim.kit, opt, optarg)) continue;
         switch (opt) {
-        case 'l': listen = optarg; break;
-        case 'p': port_file = optarg; break;
         case 'k': sim.key = optarg; break;
         case 'H': sim.key_header = optarg; break;
         case 'n': sim.keep = (size_t)strtoul(optarg, NULL, 10); break;
-        case 'q': sim.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!listen) {
+    if (!sim.kit.listen) {
         usage(stderr);
         return 2;
     }
-    char host[256], err[256];
-    int port;
-    if (relais_http_split_listen(listen, host, sizeof host, &port, err, sizeof err) != 0) {
-        fprintf(stderr, "relais-sim-sms: %s\n", err);
-        return 2;
-    }
-    char portstr[16];
-    snprintf(portstr, sizeof portstr, "%d", port);
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
-    struct addrinfo *ai = NULL;
-    int gai = getaddrinfo(host, portstr, &hints, &ai);
-    if (gai != 0 || !ai) {
-        fprintf(stderr, "relais-sim-sms: %s: %s\n", listen, gai_strerror(gai));
-        return 2;
-    }
+    if (relais_simkit_resolve(&sim.kit, sim.kit.listen, &sim.kit.at) != 0) return 2;
     pthread_mutex_init(&sim.lock, NULL);
     sim.messages = json_array();
     sim.refs = json_object();
 
-    sigset_t stopset;
-    sigemptyset(&stopset);
-    sigaddset(&stopset, SIGINT);
-    sigaddset(&stopset, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stopset, NULL);
+    struct MHD_Daemon *d = relais_simkit_listen(&sim.kit, on_request, &sim, relais_simkit_completed, NULL);
+    if (!d) return 1;
+    if (relais_simkit_ready(&sim.kit, d) != 0) return 1;
+    relais_logf(RELAIS_LOG_INFO, "sim-sms", "listening on http://%s:%d", sim.kit.at.host, sim.kit.bound);
 
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG
-                     | MHD_USE_AUTO;
-    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, &sim,
-                                            MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, &sim,
-                                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
-    freeaddrinfo(ai);
-    if (!d) {
-        fprintf(stderr, "relais-sim-sms: cannot listen on %s\n", listen);
-        return 1;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    int bound = info ? (int)info->port : port;
-    if (port_file) {
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
-        FILE *f = fopen(tmp, "w");
-        int bad = !f;
-        if (f) {
-            bad = fprintf(f, "%d\n", bound) < 0;
-            bad |= fclose(f) != 0;
-        }
-        if (bad || rename(tmp, port_file) != 0) {
-            fprintf(stderr, "relais-sim-sms: cannot write %s: %s\n", port_file, strerror(errno));
-            MHD_stop_daemon(d);
-            return 1;
-        }
-    }
-    relais_logf(RELAIS_LOG_INFO, "sim-sms", "listening on http://%s:%d", host, bound);
-
-    int sig = 0;
-    sigwait(&stopset, &sig);
-    relais_logf(RELAIS_LOG_INFO, "sim-sms", "stopping on signal %d", sig);
+    relais_simkit_wait(&sim.kit, -1);
     MHD_stop_daemon(d);
     json_decref(sim.messages);
     json_decref(sim.refs);

@@ -33,24 +33,23 @@
  * threads for the control API. Everything shared (struct sim) is guarded by
  * sim.lock; `stopping` and the connection count by the same lock, with
  * sim.idle signalled when the last connection thread ends.
+ * What every simulator does (options, daemon, port files, signals, bodies,
+ * /_sim/fail's common members) is hub/simkit.h's.
  */
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <microhttpd.h>
 #include <jansson.h>
 #include "relais/relais.h"
-#include "../http/http_int.h"
+#include "simkit.h"
 #include "notify_smtpd.h"
 
 #define CONTROL_MAX_BODY (64L * 1024)
@@ -64,14 +63,12 @@ struct sim {
     int     stopping;
     json_t *store;           /* the last `keep` messages */
     size_t  keep;
-    int     fail_code;       /* 0: none */
+    relais_simkit_fault fault;  /* status: the SMTP code (0: none) */
     int     fail_stage;      /* NOTIFY_SMTPD_RCPT or _DATA */
-    long    fail_delay_ms;
-    long    fail_count;      /* remaining; -1 = until changed */
     /* read-only after start */
+    relais_simkit kit;       /* its address: the control API's */
     size_t  max_size;
     const char *user, *password;
-    int     quiet;
     int     listen_fd;
 };
 
@@ -79,12 +76,6 @@ struct conn {
     struct sim *sim;
     int fd;
 };
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-}
 
 /* ---- SMTP side ----------------------------------------------------------------- */
 
@@ -94,15 +85,11 @@ static int hook_fail(void *cls, notify_smtpd_stage stage)
     int code = 0;
     long delay = 0;
     pthread_mutex_lock(&sim->lock);
-    if (sim->fail_count != 0 && (int)stage == sim->fail_stage) {
-        code = sim->fail_code;
-        delay = sim->fail_delay_ms;
-        if (sim->fail_count > 0) sim->fail_count--;
-        if (code) sim->failures++;
-    }
+    if ((int)stage == sim->fail_stage && relais_simkit_fault_take(&sim->fault, &code, &delay) && code)
+        sim->failures++;
     pthread_mutex_unlock(&sim->lock);
-    if (delay > 0) sleep_ms(delay);
-    if (code && !sim->quiet)
+    if (delay > 0) relais_simkit_sleep_ms(delay);
+    if (code && !sim->kit.quiet)
         relais_logf(RELAIS_LOG_INFO, "sim-smtp", "%s answered %d (injected)",
                     stage == NOTIFY_SMTPD_RCPT ? "RCPT" : "DATA", code);
     return code;
@@ -128,7 +115,7 @@ static void hook_message(void *cls, const char *from, json_t *rcpts, const char 
     json_array_append_new(sim->store, m);
     while (json_array_size(sim->store) > sim->keep) json_array_remove(sim->store, 0);
     pthread_mutex_unlock(&sim->lock);
-    if (!sim->quiet) relais_logf(RELAIS_LOG_INFO, "sim-smtp", "message %s received, %zu bytes", id, len);
+    if (!sim->kit.quiet) relais_logf(RELAIS_LOG_INFO, "sim-smtp", "message %s received, %zu bytes", id, len);
 }
 
 static int stopping(struct sim *sim)
@@ -251,47 +238,26 @@ static void *accept_main(void *arg)
 
 /* ---- Control API --------------------------------------------------------------- */
 
-struct req {
-    relais_http_upload body;
-};
-
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, json_t *body)
-{
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    json_decref(body);
-    const char *t = text ? text : "{}";
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(t), (void *)t, MHD_RESPMEM_MUST_COPY);
-    free(text);
-    if (!r) return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-static enum MHD_Result handle_fail(struct sim *sim, struct MHD_Connection *c, struct req *rq)
+static enum MHD_Result handle_fail(struct sim *sim, struct MHD_Connection *c, relais_simkit_request *rq)
 {
     json_t *o = rq->body.buf ? json_loadb(rq->body.buf, rq->body.len, 0, NULL) : NULL;
-    json_t *code = json_object_get(o, "code"), *ct = json_object_get(o, "count"),
-           *st = json_object_get(o, "stage"), *dl = json_object_get(o, "delay_ms");
+    json_t *st = json_object_get(o, "stage");
     const char *stage = json_string_value(st);
-    if (!json_is_object(o) || (code && !json_is_integer(code)) || (ct && !json_is_integer(ct))
-        || (dl && !json_is_integer(dl)) || (!code && !dl) || (st && !stage)
-        || (stage && strcmp(stage, "rcpt") != 0 && strcmp(stage, "data") != 0)
-        || (code && (json_integer_value(code) < 400 || json_integer_value(code) > 599))) {
+    relais_simkit_fault f;
+    if (relais_simkit_fault_parse(o, "code", 400, 599, &f) != 0
+        || (!json_object_get(o, "code") && !json_object_get(o, "delay_ms")) || (st && !stage)
+        || (stage && strcmp(stage, "rcpt") != 0 && strcmp(stage, "data") != 0)) {
         json_decref(o);
-        return reply(c, MHD_HTTP_BAD_REQUEST,
-                     json_pack("{s:s}", "error",
-                               "expected {\"code\":400..599,\"count\":N,\"stage\":\"rcpt\"|\"data\",\"delay_ms\":N}"));
+        return relais_simkit_reply(c, MHD_HTTP_BAD_REQUEST,
+                                   json_pack("{s:s}", "error", "expected {\"code\":400..599,\"count\":N,"
+                                             "\"stage\":\"rcpt\"|\"data\",\"delay_ms\":N}"));
     }
     pthread_mutex_lock(&sim->lock);
-    sim->fail_code = code ? (int)json_integer_value(code) : 0;
-    sim->fail_count = ct ? (long)json_integer_value(ct) : -1;
+    sim->fault = f;
     sim->fail_stage = stage && strcmp(stage, "data") == 0 ? NOTIFY_SMTPD_DATA : NOTIFY_SMTPD_RCPT;
-    sim->fail_delay_ms = dl ? (long)json_integer_value(dl) : 0;
     pthread_mutex_unlock(&sim->lock);
     json_decref(o);
-    return reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+    return relais_simkit_reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -299,93 +265,37 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   void **con_cls)
 {
     struct sim *sim = cls;
-    struct req *rq = *con_cls;
-    if (!rq) {
-        rq = calloc(1, sizeof *rq);
-        if (!rq) return MHD_NO;
-        *con_cls = rq;
-        return MHD_YES;
-    }
-    if (*upload_data_size > 0) {
-        if (relais_http_upload_take(&rq->body, upload_data, upload_data_size, (size_t)CONTROL_MAX_BODY) != 0)
-            return MHD_NO;
-        return MHD_YES;
-    }
+    enum MHD_Result ret;
+    if (relais_simkit_upload(con_cls, upload_data, upload_data_size, (size_t)CONTROL_MAX_BODY, &ret)) return ret;
+    relais_simkit_request *rq = *con_cls;
     int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
     if (get && strcmp(url, "/_sim/messages") == 0) {
         pthread_mutex_lock(&sim->lock);
         json_t *out = json_deep_copy(sim->store);
         pthread_mutex_unlock(&sim->lock);
-        return reply(c, MHD_HTTP_OK, out);
+        return relais_simkit_reply(c, MHD_HTTP_OK, out);
     }
     if (get && strcmp(url, "/_sim/stats") == 0) {
         pthread_mutex_lock(&sim->lock);
         json_t *o = json_pack("{s:I,s:I,s:I}", "connections", (json_int_t)sim->connections, "messages",
                               (json_int_t)sim->messages, "failures", (json_int_t)sim->failures);
         pthread_mutex_unlock(&sim->lock);
-        return reply(c, MHD_HTTP_OK, o);
+        return relais_simkit_reply(c, MHD_HTTP_OK, o);
     }
     if (post && strcmp(url, "/_sim/fail") == 0) return handle_fail(sim, c, rq);
     if (post && strcmp(url, "/_sim/reset") == 0) {
         pthread_mutex_lock(&sim->lock);
         sim->connections = sim->messages = sim->failures = 0;
         json_array_clear(sim->store);
-        sim->fail_code = 0;
-        sim->fail_count = 0;
-        sim->fail_delay_ms = 0;
+        sim->fault = (relais_simkit_fault){ 0 };
         pthread_mutex_unlock(&sim->lock);
-        return reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
+        return relais_simkit_reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
     }
-    return reply(c, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "error", "not found"));
-}
-
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    struct req *rq = *con_cls;
-    if (!rq) return;
-    relais_http_upload_free(&rq->body);
-    free(rq);
-    *con_cls = NULL;
+    return relais_simkit_reply(c, MHD_HTTP_NOT_FOUND, json_pack("{s:s}", "error", "not found"));
 }
 
 /* ---- main ------------------------------------------------------------------------ */
-
-static int write_port_file(const char *path, int port)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int bad = !f;
-    if (f) {
-        bad = fprintf(f, "%d\n", port) < 0;
-        bad |= fclose(f) != 0;
-    }
-    if (bad || rename(tmp, path) != 0) {
-        fprintf(stderr, "relais-sim-smtp: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-static struct addrinfo *resolve(const char *listen, char *host, size_t hostlen, int *port)
-{
-    char err[256], portstr[16];
-    if (relais_http_split_listen(listen, host, hostlen, port, err, sizeof err) != 0) {
-        fprintf(stderr, "relais-sim-smtp: %s\n", err);
-        return NULL;
-    }
-    snprintf(portstr, sizeof portstr, "%d", *port);
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
-    struct addrinfo *ai = NULL;
-    int gai = getaddrinfo(host, portstr, &hints, &ai);
-    if (gai != 0 || !ai) {
-        fprintf(stderr, "relais-sim-smtp: %s: %s\n", listen, gai_strerror(gai));
-        return NULL;
-    }
-    return ai;
-}
 
 static void usage(FILE *f)
 {
@@ -399,76 +309,64 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        { "listen", required_argument, NULL, 'l' },
+        RELAIS_SIMKIT_LONGOPTS,
         { "control", required_argument, NULL, 'c' },
-        { "port-file", required_argument, NULL, 'p' },
         { "control-port-file", required_argument, NULL, 'P' },
         { "auth", required_argument, NULL, 'a' },
         { "max-size", required_argument, NULL, 'm' },
         { "keep", required_argument, NULL, 'k' },
-        { "quiet", no_argument, NULL, 'q' },
-        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
-    const char *listen_at = NULL, *control_at = NULL, *port_file = NULL, *control_port_file = NULL;
+    const char *control_at = NULL, *control_port_file = NULL;
     char *auth = NULL;
     struct sim sim;
     memset(&sim, 0, sizeof sim);
+    sim.kit.name = "sim-smtp";
     sim.keep = 10000;
     sim.max_size = 10u * 1024 * 1024;
     for (;;) {
         int opt = getopt_long(argc, argv, "l:c:p:P:a:m:k:qh", longopts, NULL);
         if (opt == -1) break;
+        if (relais_simkit_option(&sim.kit, opt, optarg)) continue;
         switch (opt) {
-        case 'l': listen_at = optarg; break;
         case 'c': control_at = optarg; break;
-        case 'p': port_file = optarg; break;
         case 'P': control_port_file = optarg; break;
         case 'a': auth = optarg; break;
         case 'm': sim.max_size = (size_t)strtoul(optarg, NULL, 10); break;
         case 'k': sim.keep = (size_t)strtoul(optarg, NULL, 10); break;
-        case 'q': sim.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!listen_at || !control_at || sim.max_size == 0) {
+    if (!sim.kit.listen || !control_at || sim.max_size == 0) {
         usage(stderr);
         return 2;
     }
     if (auth) {
         char *colon = strchr(auth, ':');
         if (!colon || colon == auth) {
-            fprintf(stderr, "relais-sim-smtp: --auth wants USER:PASSWORD\n");
+            relais_simkit_error(&sim.kit, "--auth wants USER:PASSWORD");
             return 2;
         }
         *colon = '\0';
         sim.user = auth;
         sim.password = colon + 1;
     }
-    char host[256], chost[256];
-    int port, cport;
-    struct addrinfo *ai = resolve(listen_at, host, sizeof host, &port);
-    if (!ai) return 2;
-    struct addrinfo *cai = resolve(control_at, chost, sizeof chost, &cport);
-    if (!cai) {
-        freeaddrinfo(ai);
+    relais_simkit_addr smtp_at;
+    if (relais_simkit_resolve(&sim.kit, sim.kit.listen, &smtp_at) != 0
+        || relais_simkit_resolve(&sim.kit, control_at, &sim.kit.at) != 0)
         return 2;
-    }
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int fd = socket(smtp_at.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 64) != 0) {
-        fprintf(stderr, "relais-sim-smtp: cannot listen on %s: %s\n", listen_at, strerror(errno));
+    if (fd < 0 || bind(fd, (const struct sockaddr *)&smtp_at.ss, smtp_at.sslen) != 0 || listen(fd, 64) != 0) {
+        relais_simkit_error(&sim.kit, "cannot listen on %s: %s", sim.kit.listen, strerror(errno));
         if (fd >= 0) close(fd);
-        freeaddrinfo(ai);
-        freeaddrinfo(cai);
         return 1;
     }
-    freeaddrinfo(ai);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    int bound = port;
+    int bound = smtp_at.port;
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
         bound = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                          : ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -477,41 +375,25 @@ int main(int argc, char **argv)
     pthread_cond_init(&sim.idle, NULL);
     sim.store = json_array();
 
-    sigset_t stopset;
-    sigemptyset(&stopset);
-    sigaddset(&stopset, SIGINT);
-    sigaddset(&stopset, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stopset, NULL);
-
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG
-                     | MHD_USE_AUTO;
-    if (cai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)cport, NULL, NULL, on_request, &sim,
-                                            MHD_OPTION_SOCK_ADDR, cai->ai_addr,
-                                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, &sim,
-                                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
-    freeaddrinfo(cai);
+    struct MHD_Daemon *d = relais_simkit_listen(&sim.kit, on_request, &sim, relais_simkit_completed, NULL);
     if (!d) {
-        fprintf(stderr, "relais-sim-smtp: cannot listen on %s\n", control_at);
         close(fd);
         json_decref(sim.store);
         return 1;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    int cbound = info ? (int)info->port : cport;
+    /* the port files before the acceptor: no thread is left running on sim
+     * (main's) when main returns on a failure */
     pthread_t acceptor;
-    if (pthread_create(&acceptor, NULL, accept_main, &sim) != 0
-        || (port_file && write_port_file(port_file, bound) != 0)
-        || (control_port_file && write_port_file(control_port_file, cbound) != 0)) {
-        fprintf(stderr, "relais-sim-smtp: cannot start\n");
+    if ((sim.kit.port_file && relais_simkit_write_port_file(&sim.kit, sim.kit.port_file, bound) != 0)
+        || (control_port_file && relais_simkit_write_port_file(&sim.kit, control_port_file, sim.kit.bound) != 0)
+        || pthread_create(&acceptor, NULL, accept_main, &sim) != 0) {
+        relais_simkit_error(&sim.kit, "cannot start");
         return 1;
     }
-    relais_logf(RELAIS_LOG_INFO, "sim-smtp", "listening on smtp://%s:%d, control on http://%s:%d", host,
-                bound, chost, cbound);
+    relais_logf(RELAIS_LOG_INFO, "sim-smtp", "listening on smtp://%s:%d, control on http://%s:%d", smtp_at.host,
+                bound, sim.kit.at.host, sim.kit.bound);
 
-    int sig = 0;
-    sigwait(&stopset, &sig);
-    relais_logf(RELAIS_LOG_INFO, "sim-smtp", "stopping on signal %d", sig);
+    relais_simkit_wait(&sim.kit, -1);
     pthread_mutex_lock(&sim.lock);
     sim.stopping = 1;
     pthread_mutex_unlock(&sim.lock);

@@ -44,7 +44,7 @@
 #include <openssl/crypto.h>
 #include "open311_int.h"
 #include "event_int.h"
-#include "../http/http_int.h"
+#include "httputil.h"
 
 #define BODY_CAP (4 * 1024 * 1024)
 #define STATE_PAGE 500

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include "open311_int.h"
-#include "../http/http_int.h"
+#include "httputil.h"
 
 /* ---- The POSTed form ------------------------------------------------------- */
 

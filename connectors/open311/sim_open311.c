@@ -32,24 +32,25 @@
  *   POST /_sim/reset            forget everything
  * Prints "listening on http://127.0.0.1:PORT" on stderr once ready.
  *
+ * The daemon is open311_http.c's (shared with the connector's server role);
+ * options, signals, the request log and /_sim/fail's common members are
+ * hub/simkit.h's.
+ *
  * Threads: MHD runs one thread per connection; all simulator state (struct
  * sim) is guarded by sim.lock; a request's buffers belong to its connection
  * thread.
  */
-#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 #include <microhttpd.h>
 #include <jansson.h>
 #include "relais/relais.h"
 #include "open311_int.h"
-#include "../http/http_int.h"
+#include "simkit.h"
 
 #define SIM_MAX_BODY (1024 * 1024)
 
@@ -62,13 +63,11 @@ struct sim {
     long    posts, created, duplicates, gets, failed, calls;
     int     token_answer;  /* POST answers a token only */
     int     numeric_ids;   /* ids as JSON numbers */
-    int     fail_status;
-    long    fail_count;
-    long    fail_delay_ms;
+    relais_simkit_fault fault;
     /* read-only after start */
+    relais_simkit kit;
     const char *api_key;
     const char *jurisdiction;
-    int     quiet;
 };
 
 struct req {
@@ -78,24 +77,11 @@ struct req {
     o311_upload        form;  /* GeoReport POST */
 };
 
-static void sim_log(const struct sim *sim, const char *method, const char *url, unsigned status, const char *extra)
-{
-    if (sim->quiet) return;
-    relais_logf(RELAIS_LOG_INFO, "sim-open311", "%s %s -> %u%s%s", method, url, status, extra ? " " : "",
-                extra ? extra : "");
-}
-
 static enum MHD_Result control_reply(struct MHD_Connection *c, unsigned status, json_t *body)
 {
     enum MHD_Result r = o311_reply(c, status, O311_JSON, body, "result", 0);
     json_decref(body);
     return r;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
 static json_t *default_services(void)
@@ -304,19 +290,11 @@ static enum MHD_Result georeport(struct sim *sim, struct MHD_Connection *c, cons
     sim->calls++;
     int fail = 0;
     long delay = 0;
-    if (sim->fail_count != 0 && sim->fail_status) {
-        fail = sim->fail_status;
-        delay = sim->fail_delay_ms;
-        if (sim->fail_count > 0) sim->fail_count--;
-        sim->failed++;
-    } else if (sim->fail_count != 0) {
-        delay = sim->fail_delay_ms;
-        if (sim->fail_count > 0) sim->fail_count--;
-    }
+    if (relais_simkit_fault_take(&sim->fault, &fail, &delay) && fail) sim->failed++;
     if (rq->post) sim->posts++;
     else sim->gets++;
     pthread_mutex_unlock(&sim->lock);
-    if (delay > 0) sleep_ms(delay);
+    if (delay > 0) relais_simkit_sleep_ms(delay);
     if (fail) {
         *status = (unsigned)fail;
         return o311_reply_error(c, (unsigned)fail, fmt, "injected failure", fail == 503);
@@ -457,16 +435,10 @@ static enum MHD_Result control(struct sim *sim, struct MHD_Connection *c, const 
             out = json_pack("{s:b}", "ok", 1);
         }
     } else if (post && !strcmp(url, "/_sim/fail")) {
-        const json_t *st = json_object_get(body, "status"), *ct = json_object_get(body, "count"),
-                     *dl = json_object_get(body, "delay_ms");
-        if (!json_is_object(body) || (st && !json_is_integer(st)) || (ct && !json_is_integer(ct))
-            || (dl && !json_is_integer(dl)) || (st && (json_integer_value(st) < 100 || json_integer_value(st) > 599))) {
+        if (relais_simkit_fault_parse(body, "status", 100, 599, &sim->fault) != 0) {
             *status = 400;
             out = json_pack("{s:s}", "error", "expected {\"status\":100..599,\"count\":N,\"delay_ms\":N}");
         } else {
-            sim->fail_status = st ? (int)json_integer_value(st) : 0;
-            sim->fail_count = ct ? (long)json_integer_value(ct) : -1;
-            sim->fail_delay_ms = dl ? (long)json_integer_value(dl) : 0;
             out = json_pack("{s:b}", "ok", 1);
         }
     } else if (post && !strcmp(url, "/_sim/reset")) {
@@ -475,9 +447,7 @@ static enum MHD_Result control(struct sim *sim, struct MHD_Connection *c, const 
         sim->next_id = 1000;
         sim->posts = sim->created = sim->duplicates = sim->gets = sim->failed = sim->calls = 0;
         sim->token_answer = sim->numeric_ids = 0;
-        sim->fail_status = 0;
-        sim->fail_count = 0;
-        sim->fail_delay_ms = 0;
+        sim->fault = (relais_simkit_fault){ 0 };
         out = json_pack("{s:b}", "ok", 1);
     } else {
         *status = 404;
@@ -522,7 +492,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (rq->post) o311_upload_finish(&rq->form);
         r = georeport(sim, c, url, method, rq, &status);
     }
-    sim_log(sim, method, url, status, NULL);
+    relais_simkit_log(&sim->kit, method, url, status, NULL);
     return r;
 }
 
@@ -547,26 +517,25 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        { "listen", required_argument, NULL, 'l' }, { "port-file", required_argument, NULL, 'p' },
-        { "api-key", required_argument, NULL, 'k' }, { "jurisdiction", required_argument, NULL, 'j' },
-        { "quiet", no_argument, NULL, 'q' }, { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
+        RELAIS_SIMKIT_LONGOPTS,
+        { "api-key", required_argument, NULL, 'k' },
+        { "jurisdiction", required_argument, NULL, 'j' },
+        { NULL, 0, NULL, 0 }
     };
-    const char *listen = NULL, *port_file = NULL;
     struct sim sim;
     memset(&sim, 0, sizeof sim);
+    sim.kit.name = "sim-open311";
     int opt;
     while ((opt = getopt_long(argc, argv, "l:p:k:j:qh", longopts, NULL)) != -1) {
+        if (relais_simkit_option(&sim.kit, opt, optarg)) continue;
         switch (opt) {
-        case 'l': listen = optarg; break;
-        case 'p': port_file = optarg; break;
         case 'k': sim.api_key = optarg; break;
         case 'j': sim.jurisdiction = optarg; break;
-        case 'q': sim.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!listen) {
+    if (!sim.kit.listen) {
         usage(stderr);
         return 2;
     }
@@ -576,28 +545,21 @@ int main(int argc, char **argv)
     sim.services = default_services();
     sim.next_id = 1000;
 
-    sigset_t stopset;
-    sigemptyset(&stopset);
-    sigaddset(&stopset, SIGINT);
-    sigaddset(&stopset, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stopset, NULL);
-
+    relais_simkit_block_signals(&sim.kit);
     char err[256];
     int port = -1;
-    struct MHD_Daemon *d = o311_listen(listen, on_request, &sim, on_completed, 256, &port, err, sizeof err);
+    struct MHD_Daemon *d = o311_listen(sim.kit.listen, on_request, &sim, on_completed, 256, &port, err, sizeof err);
     if (!d) {
-        fprintf(stderr, "relais-sim-open311: %s\n", err);
+        relais_simkit_error(&sim.kit, "%s", err);
         return 1;
     }
-    if (port_file && o311_write_port_file(port_file, port, err, sizeof err) != 0) {
-        fprintf(stderr, "relais-sim-open311: %s\n", err);
+    if (sim.kit.port_file && o311_write_port_file(sim.kit.port_file, port, err, sizeof err) != 0) {
+        relais_simkit_error(&sim.kit, "%s", err);
         MHD_stop_daemon(d);
         return 1;
     }
     relais_logf(RELAIS_LOG_INFO, "sim-open311", "listening on http://127.0.0.1:%d (port %d)", port, port);
-    int sig = 0;
-    sigwait(&stopset, &sig);
-    relais_logf(RELAIS_LOG_INFO, "sim-open311", "stopping on signal %d", sig);
+    relais_simkit_wait(&sim.kit, -1);
     MHD_stop_daemon(d);
     json_decref(sim.requests);
     json_decref(sim.idem);

@@ -5,33 +5,31 @@
  * Accept: application/json, and Content-Type: application/json when a body
  * is sent. Redirects are not followed; only http and https.
  *
+ * The exchange itself is relais_http_perform (hub/httputil.h).
+ *
  * Threads: the source's polling (hub main thread) and the sink's deliveries
  * (delivery workers, up to max_in_flight at once) call relais_publik_call().
- * Each call borrows a curl handle from the pool (free list under `lock`),
- * uses it alone, resets it and puts it back, so keep-alive connections are
- * reused. The rest of relais_publik_client is written by new/destroy only.
+ * Each call borrows a curl handle from the client's relais_http_pool, so
+ * keep-alive connections are reused. The rest of relais_publik_client is
+ * written by new/destroy only.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 #include "publik_int.h"
+#include "httputil.h"
 
-#define POOL_MAX 32
 #define REPLY_CAP (64u * 1024 * 1024)
 
 struct relais_publik_client {
-    char           *base;        /* without a trailing '/' */
-    char           *orig_enc;    /* "orig=<encoded>" */
-    char           *key;
-    long            timeout_ms;
-    pthread_mutex_t lock;        /* guards pool/npool */
-    CURL           *pool[POOL_MAX];
-    size_t          npool;
+    char             *base;        /* without a trailing '/' */
+    char             *orig_enc;    /* "orig=<encoded>" */
+    char             *key;
+    long              timeout_ms;
+    relais_http_pool *pool;
 };
 
 relais_publik_client *relais_publik_client_new(const char *base_url, const char *orig, const char *key,
@@ -49,16 +47,7 @@ relais_publik_client *relais_publik_client_new(const char *base_url, const char 
         snprintf(errstr, errlen, "publik: curl_global_init failed");
         return NULL;
     }
-    CURLU *u = curl_url();
-    char *scheme = NULL, *query = NULL;
-    CURLUcode uc = u ? curl_url_set(u, CURLUPART_URL, base_url, 0) : CURLUE_OUT_OF_MEMORY;
-    if (uc == CURLUE_OK) uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-    int ok = uc == CURLUE_OK && scheme && (!strcasecmp(scheme, "http") || !strcasecmp(scheme, "https"));
-    if (ok && curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK && query) ok = 0;
-    curl_free(scheme);
-    curl_free(query);
-    curl_url_cleanup(u);
-    if (!ok) {
+    if (!relais_http_base_url_ok(base_url)) {
         snprintf(errstr, errlen, "publik: url '%.200s' is not an http:// or https:// site root (no query)",
                  base_url);
         curl_global_cleanup();
@@ -72,13 +61,15 @@ relais_publik_client *relais_publik_client_new(const char *base_url, const char 
         size_t n = oe ? strlen(oe) + 8 : 0;
         c->orig_enc = n ? malloc(n) : NULL;
         if (c->orig_enc) snprintf(c->orig_enc, n, "orig=%s", oe);
+        c->pool = relais_http_pool_new();
     }
     free(oe);
-    if (!c || !c->base || !c->key || !c->orig_enc) {
+    if (!c || !c->base || !c->key || !c->orig_enc || !c->pool) {
         if (c) {
             free(c->base);
             free(c->key);
             free(c->orig_enc);
+            relais_http_pool_destroy(c->pool);
             free(c);
         }
         curl_global_cleanup();
@@ -88,60 +79,19 @@ relais_publik_client *relais_publik_client_new(const char *base_url, const char 
     size_t bl = strlen(c->base);
     while (bl > 0 && c->base[bl - 1] == '/') c->base[--bl] = '\0';
     c->timeout_ms = timeout_ms;
-    pthread_mutex_init(&c->lock, NULL);
     return c;
 }
 
 void relais_publik_client_destroy(relais_publik_client *c)
 {
     if (!c) return;
-    for (size_t i = 0; i < c->npool; i++) curl_easy_cleanup(c->pool[i]);
-    pthread_mutex_destroy(&c->lock);
+    relais_http_pool_destroy(c->pool);
     free(c->base);
     if (c->key) OPENSSL_cleanse(c->key, strlen(c->key));
     free(c->key);
     free(c->orig_enc);
     free(c);
     curl_global_cleanup();
-}
-
-static CURL *pool_get(relais_publik_client *c)
-{
-    CURL *h = NULL;
-    pthread_mutex_lock(&c->lock);
-    if (c->npool > 0) h = c->pool[--c->npool];
-    pthread_mutex_unlock(&c->lock);
-    return h ? h : curl_easy_init();
-}
-
-static void pool_put(relais_publik_client *c, CURL *h)
-{
-    curl_easy_reset(h);
-    pthread_mutex_lock(&c->lock);
-    if (c->npool < POOL_MAX) {
-        c->pool[c->npool++] = h;
-        h = NULL;
-    }
-    pthread_mutex_unlock(&c->lock);
-    if (h) curl_easy_cleanup(h);
-}
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    relais_publik_reply *r = userdata;
-    size_t n = size * nmemb;
-    size_t room = REPLY_CAP - r->len;
-    size_t take = n < room ? n : room;
-    if (take < n) r->truncated = 1;
-    if (take > 0) {
-        char *nb = realloc(r->body, r->len + take + 1);
-        if (!nb) return 0;
-        r->body = nb;
-        memcpy(r->body + r->len, ptr, take);
-        r->len += take;
-        r->body[r->len] = '\0';
-    }
-    return n;
 }
 
 void relais_publik_reply_free(relais_publik_reply *r)
@@ -177,58 +127,28 @@ int relais_publik_call(relais_publik_client *c, const char *method, const char *
     snprintf(url, ul, "%s%s?%s", c->base, path, signed_q);
     free(signed_q);
 
-    struct curl_slist *hl = NULL, *n;
-    int oom = 0;
-    char line[300];
-    const char *hdrs[3] = { "Accept: application/json", body ? "Content-Type: application/json" : NULL, NULL };
-    for (int i = 0; i < 2; i++) {
-        if (!hdrs[i]) continue;
-        n = curl_slist_append(hl, hdrs[i]);
-        if (n) hl = n;
-        else oom = 1;
-    }
+    char idem_line[300];
+    const char *hdrs[4] = { "Accept: application/json", NULL, NULL, NULL };
+    size_t nh = 1;
+    if (body) hdrs[nh++] = "Content-Type: application/json";
     if (idem) {
-        snprintf(line, sizeof line, "Idempotency-Key: %s", idem);
-        n = curl_slist_append(hl, line);
-        if (n) hl = n;
-        else oom = 1;
+        snprintf(idem_line, sizeof idem_line, "Idempotency-Key: %s", idem);
+        hdrs[nh++] = idem_line;
     }
-    CURL *h = oom ? NULL : pool_get(c);
-    if (!h) {
-        curl_slist_free_all(hl);
-        free(url);
-        snprintf(out->error, sizeof out->error, "out of memory");
-        return -1;
-    }
-    char errbuf[CURL_ERROR_SIZE] = "";
-    long connect_ms = c->timeout_ms < 3000 ? c->timeout_ms : 3000;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "relais/" RELAIS_VERSION_STRING " (publik)");
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? strlen(body) : 0));
-    } else {
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
-    }
-    CURLcode rc = curl_easy_perform(h);
-    if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &out->status);
-    pool_put(c, h);
-    curl_slist_free_all(hl);
+    relais_http_request rq = {
+        .method = method, .url = url, .headers = hdrs, .body = body, .len = body ? strlen(body) : 0,
+        .timeout_ms = c->timeout_ms, .connect_timeout_ms = c->timeout_ms < 3000 ? c->timeout_ms : 3000,
+        .user_agent = "relais/" RELAIS_VERSION_STRING " (publik)", .max_answer = REPLY_CAP
+    };
+    relais_http_answer a;
+    int rc = relais_http_perform(c->pool, &rq, &a);
     free(url);
-    if (rc != CURLE_OK) {
-        out->status = 0;
-        snprintf(out->error, sizeof out->error, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+    out->status = a.status;
+    out->body = a.body;
+    out->len = a.len;
+    out->truncated = a.truncated;
+    if (rc != 0) {
+        snprintf(out->error, sizeof out->error, "%s", a.detail[0] ? a.detail : a.failure);
         relais_publik_reply_free(out);
         return -1;
     }

@@ -44,7 +44,7 @@
 #include "publik_int.h"
 #include "event_int.h"
 #include "safeparse.h"
-#include "../http/http_int.h"   /* relais_http_upload (capped body), relais_http_split_listen */
+#include "httputil.h"   /* relais_http_upload (capped body), relais_http_split_listen */
 
 #define PAGE_SIZE 100
 #define MAX_PAGES 10000

@@ -9,7 +9,7 @@
  *
  * Pure functions over jansson values; any thread. Outside JSON is parsed
  * with hub/safeparse.c; texts for the journal are made valid UTF-8 with
- * relais_http_excerpt (connectors/http/http_body.c). Fuzzed by
+ * relais_http_excerpt (hub/httputil.c). Fuzzed by
  * tests/fuzz/fuzz_publik_form.c.
  */
 #include <ctype.h>
@@ -19,7 +19,7 @@
 #include <jansson.h>
 #include "publik_int.h"
 #include "safeparse.h"
-#include "../http/http_int.h"   /* relais_http_excerpt */
+#include "httputil.h"   /* relais_http_excerpt */
 
 /* ---- Envelope ----------------------------------------------------------------- */
 
@@ -67,7 +67,7 @@ relais_publik_env_kind relais_publik_env_parse(const char *body, size_t len, rel
 }
 
 /* At most max bytes of s as one line of valid UTF-8 (the journal keeps
- * details as text): relais_http_excerpt of the http connector. */
+ * details as text): relais_http_excerpt (hub/httputil.h). */
 static void one_line(char *dst, size_t dstlen, const char *s, size_t len, size_t max)
 {
     relais_http_excerpt(dst, dstlen, s, len, max, 1);

@@ -53,12 +53,12 @@
  * sim.lock; the webhook queue by sim.qlock/qcond, drained by the webhook
  * thread, which alone uses its curl handle. Request buffers belong to
  * their connection thread.
+ * What every simulator does (options, daemon, port file, signals, request
+ * log, bodies, /_sim/fail's common members) is hub/simkit.h's.
  */
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +66,6 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/socket.h>
 #include <curl/curl.h>
 #include <jansson.h>
 #include <microhttpd.h>
@@ -74,7 +73,7 @@
 #include "relais/relais.h"
 #include "event_int.h"
 #include "publik_int.h"
-#include "../http/http_int.h"   /* relais_http_upload, relais_http_split_listen */
+#include "simkit.h"
 
 #define SIM_MAX_BODY (32L * 1024 * 1024)
 #define MAX_KEYS 16
@@ -145,29 +144,22 @@ struct sim {
     json_t *applied;            /* "<slug>/<id>" -> {event_id: true} (hook bodies applied) */
     json_t *webhooks;           /* log of webhook calls made (last WEBHOOK_LOG) */
     json_t *counters;           /* name -> n */
-    int     fail_status;
-    long    fail_delay_ms, fail_count;
+    relais_simkit_fault fault;
     relais_publik_nonces *nonces;
     /* read-only after start */
+    relais_simkit kit;
     char   *base;
     const char *state_file;
     struct key keys[MAX_KEYS];
     size_t  nkeys;
     const char *webhook_url;
     struct key webhook_key;
-    int     quiet;
     /* webhook queue */
     pthread_mutex_t qlock;
     pthread_cond_t  qcond;
     struct webhook_job *qhead, *qtail;
     int     qbusy;              /* a call is being made */
     int     qstop;
-};
-
-struct req {
-    char              *uri;
-    int                started;
-    relais_http_upload body;
 };
 
 static void bump(struct sim *sim, const char *name)
@@ -239,27 +231,13 @@ static void offset_time(const struct timeval *tv, char *buf, size_t len)
 
 /* ---- Responses --------------------------------------------------------------------- */
 
-static void sim_log(const struct sim *sim, const char *method, const char *url, unsigned status, const char *extra)
-{
-    if (sim->quiet) return;
-    relais_logf(RELAIS_LOG_INFO, "sim-publik", "%s %s -> %u%s%s", method, url, status, extra ? " " : "",
-                extra ? extra : "");
-}
-
+/* A JSON answer (body taken); w.c.s.'s {"err":1} when there is none. */
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, json_t *body, const char *hname,
                              const char *hvalue)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-    json_decref(body);
-    const char *t = text ? text : "{\"err\":1}";
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(t), (void *)t, MHD_RESPMEM_MUST_COPY);
-    free(text);
-    if (!r) return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    if (hname) MHD_add_response_header(r, hname, hvalue);
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    struct MHD_Response *r = relais_simkit_json(body, 0, "{\"err\":1}");
+    if (r && hname) MHD_add_response_header(r, hname, hvalue);
+    return relais_simkit_queue(c, status, r);
 }
 
 static enum MHD_Result error_reply(struct sim *sim, struct MHD_Connection *c, const char *method,
@@ -269,7 +247,7 @@ static enum MHD_Result error_reply(struct sim *sim, struct MHD_Connection *c, co
     if (status == 401) { cls = "Access denied"; code = "access-unauthorized"; }
     else if (status == 403) { cls = "Access denied"; code = "access-denied"; }
     else if (status == 404) { cls = "Page not found"; code = "not-found"; }
-    sim_log(sim, method, url, status, desc);
+    relais_simkit_log(&sim->kit, method, url, status, desc);
     if (status == 403) {
         pthread_mutex_lock(&sim->lock);
         bump(sim, "refused");
@@ -291,15 +269,15 @@ static const char *key_for(void *arg, const char *orig)
 }
 
 /* The query string of the raw request URI. */
-static const char *raw_query(const struct req *rq)
+static const char *raw_query(const relais_simkit_request *rq)
 {
     const char *q = rq->uri ? strchr(rq->uri, '?') : NULL;
     return q ? q + 1 : "";
 }
 
 /* RELAIS_PUBLIK_SIG_*; err holds w.c.s.'s text; orig the caller. */
-static relais_publik_sig signed_by(struct sim *sim, const struct req *rq, char *err, size_t errlen, char *orig,
-                                   size_t origlen)
+static relais_publik_sig signed_by(struct sim *sim, const relais_simkit_request *rq, char *err, size_t errlen,
+                                   char *orig, size_t origlen)
 {
     const char *q = raw_query(rq);
     relais_publik_verify_opts o = { .key_for = key_for, .arg = sim, .nonces = sim->nonces, .now = time(NULL),
@@ -580,7 +558,7 @@ static void call_webhook(struct sim *sim, CURL *h, struct webhook_job *j)
     json_array_append_new(sim->webhooks, entry);
     while (json_array_size(sim->webhooks) > WEBHOOK_LOG) json_array_remove(sim->webhooks, 0);
     pthread_mutex_unlock(&sim->lock);
-    if (!sim->quiet)
+    if (!sim->kit.quiet)
         relais_logf(ok ? RELAIS_LOG_INFO : RELAIS_LOG_WARN, "sim-publik", "webhook %s (%s) -> %ld%s%s", j->form,
                     j->status, code, rc != CURLE_OK ? " " : "", rc != CURLE_OK ? curl_easy_strerror(rc) : "");
     free(r.body);
@@ -624,16 +602,9 @@ static int injected(struct sim *sim)
     int st = 0;
     long delay = 0;
     pthread_mutex_lock(&sim->lock);
-    if (sim->fail_count != 0) {
-        st = sim->fail_status;
-        delay = sim->fail_delay_ms;
-        if (sim->fail_count > 0) sim->fail_count--;
-    }
+    relais_simkit_fault_take(&sim->fault, &st, &delay);
     pthread_mutex_unlock(&sim->lock);
-    if (delay > 0) {
-        struct timespec ts = { delay / 1000, (delay % 1000) * 1000000L };
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-    }
+    if (delay > 0) relais_simkit_sleep_ms(delay);
     return st;
 }
 
@@ -651,7 +622,7 @@ static enum MHD_Result api_formdefs(struct sim *sim, struct MHD_Connection *c, c
                                               "always_advertise", 0, "redirection", "functions",
                                               "category", FORMDEFS[i].category, "category_slug", cslug));
     }
-    sim_log(sim, "GET", url, 200, NULL);
+    relais_simkit_log(&sim->kit, "GET", url, 200, NULL);
     return reply(c, 200, json_pack("{s:i,s:o}", "err", 0, "data", data), NULL, NULL);
 }
 
@@ -666,7 +637,7 @@ static int json_content_type(struct MHD_Connection *c)
 }
 
 static enum MHD_Result api_submit(struct sim *sim, struct MHD_Connection *c, const char *url, const char *slug,
-                                  struct req *rq)
+                                  relais_simkit_request *rq)
 {
     const struct formdef *fd = formdef_of(slug);
     if (!fd) return error_reply(sim, c, "POST", url, 404, NULL);
@@ -719,7 +690,7 @@ static enum MHD_Result api_submit(struct sim *sim, struct MHD_Connection *c, con
     pthread_mutex_unlock(&sim->lock);
     json_decref(body);
     if (!answer) return error_reply(sim, c, "POST", url, 500, NULL);
-    sim_log(sim, "POST", url, 200, prev ? "(idempotent replay)" : NULL);
+    relais_simkit_log(&sim->kit, "POST", url, 200, prev ? "(idempotent replay)" : NULL);
     return reply(c, 200, answer, NULL, NULL);
 }
 
@@ -734,7 +705,7 @@ static int flag(const relais_publik_query *q, const char *name, int def)
 }
 
 static enum MHD_Result api_read(struct sim *sim, struct MHD_Connection *c, const char *url, const char *slug,
-                                const char *id, struct req *rq)
+                                const char *id, relais_simkit_request *rq)
 {
     char err[512], orig[128];
     relais_publik_sig sg = signed_by(sim, rq, err, sizeof err, orig, sizeof orig);
@@ -751,7 +722,7 @@ static enum MHD_Result api_read(struct sim *sim, struct MHD_Connection *c, const
     json_t *out = form ? (files ? json_deep_copy(form) : without_files(form)) : NULL;
     pthread_mutex_unlock(&sim->lock);
     if (!out) return error_reply(sim, c, "GET", url, 404, NULL);
-    sim_log(sim, "GET", url, 200, NULL);
+    relais_simkit_log(&sim->kit, "GET", url, 200, NULL);
     return reply(c, 200, out, NULL, NULL);
 }
 
@@ -825,8 +796,22 @@ static char *with_offset(const char *qs, long offset)
     return out;
 }
 
+/* out[key] = base + the request's query with offset set (a page link). */
+static void page_link(json_t *out, const char *key, const char *base, const char *qs, long offset)
+{
+    char *q = with_offset(qs, offset);
+    size_t ln = q ? strlen(base) + strlen(q) + 1 : 0;
+    char *u = ln ? malloc(ln) : NULL;
+    if (u) {
+        snprintf(u, ln, "%s%s", base, q);
+        json_object_set_new(out, key, json_string(u));
+    }
+    free(u);
+    free(q);
+}
+
 static enum MHD_Result api_list(struct sim *sim, struct MHD_Connection *c, const char *url, const char *slug,
-                                struct req *rq)
+                                relais_simkit_request *rq)
 {
     if (!formdef_of(slug)) return error_reply(sim, c, "GET", url, 404, NULL);
     char err[512], orig[128];
@@ -897,44 +882,20 @@ static enum MHD_Result api_list(struct sim *sim, struct MHD_Connection *c, const
         if (limit >= 0) {
             char base[512];
             snprintf(base, sizeof base, "%s/api/forms/%s/list?", sim->base, slug);
-            if (offset + limit < (long)n) {
-                char *nq = with_offset(qs, offset + limit);
-                if (nq) {
-                    size_t ln = strlen(base) + strlen(nq) + 1;
-                    char *u = malloc(ln);
-                    if (u) {
-                        snprintf(u, ln, "%s%s", base, nq);
-                        json_object_set_new(out, "next", json_string(u));
-                    }
-                    free(u);
-                }
-                free(nq);
-            }
-            if (offset > 0) {
-                char *pq = with_offset(qs, offset > limit ? offset - limit : 0);
-                if (pq) {
-                    size_t ln = strlen(base) + strlen(pq) + 1;
-                    char *u = malloc(ln);
-                    if (u) {
-                        snprintf(u, ln, "%s%s", base, pq);
-                        json_object_set_new(out, "previous", json_string(u));
-                    }
-                    free(u);
-                }
-                free(pq);
-            }
+            if (offset + limit < (long)n) page_link(out, "next", base, qs, offset + limit);
+            if (offset > 0) page_link(out, "previous", base, qs, offset > limit ? offset - limit : 0);
         }
     } else {
         out = items;
     }
     char extra[64];
     snprintf(extra, sizeof extra, "(%zu of %zu)", json_array_size(dict ? json_object_get(out, "data") : out), n);
-    sim_log(sim, "GET", url, 200, extra);
+    relais_simkit_log(&sim->kit, "GET", url, 200, extra);
     return reply(c, 200, out, NULL, NULL);
 }
 
 static enum MHD_Result api_hook(struct sim *sim, struct MHD_Connection *c, const char *method, const char *url,
-                                const char *slug, const char *id, const char *hook, struct req *rq)
+                                const char *slug, const char *id, const char *hook, relais_simkit_request *rq)
 {
     json_t *exists;
     pthread_mutex_lock(&sim->lock);
@@ -994,19 +955,19 @@ static enum MHD_Result api_hook(struct sim *sim, struct MHD_Connection *c, const
     }
     pthread_mutex_unlock(&sim->lock);
     json_decref(body);
-    sim_log(sim, method, url, 200, what);
+    relais_simkit_log(&sim->kit, method, url, 200, what);
     return reply(c, 200, json_pack("{s:i}", "err", 0), NULL, NULL);
 }
 
 /* ---- Control endpoints ----------------------------------------------------------------- */
 
-static json_t *body_object(const struct req *rq)
+static json_t *body_object(const relais_simkit_request *rq)
 {
     return rq->body.buf ? json_loadb(rq->body.buf, rq->body.len, JSON_REJECT_DUPLICATES, NULL) : NULL;
 }
 
 static enum MHD_Result ctl_create(struct sim *sim, struct MHD_Connection *c, const char *url, const char *slug,
-                                  struct req *rq)
+                                  relais_simkit_request *rq)
 {
     const struct formdef *fd = formdef_of(slug);
     if (!fd) return error_reply(sim, c, "POST", url, 404, NULL);
@@ -1034,12 +995,12 @@ static enum MHD_Result ctl_create(struct sim *sim, struct MHD_Connection *c, con
     pthread_mutex_unlock(&sim->lock);
     json_decref(b);
     if (!out) return error_reply(sim, c, "POST", url, 500, NULL);
-    sim_log(sim, "POST", url, 201, json_string_value(json_object_get(out, "id")));
+    relais_simkit_log(&sim->kit, "POST", url, 201, json_string_value(json_object_get(out, "id")));
     return reply(c, 201, out, NULL, NULL);
 }
 
 static enum MHD_Result ctl_status(struct sim *sim, struct MHD_Connection *c, const char *url, const char *slug,
-                                  const char *id, struct req *rq)
+                                  const char *id, relais_simkit_request *rq)
 {
     json_t *b = body_object(rq);
     const char *st = json_string_value(json_object_get(b, "status"));
@@ -1060,7 +1021,7 @@ static enum MHD_Result ctl_status(struct sim *sim, struct MHD_Connection *c, con
         out = json_deep_copy(form);
     }
     pthread_mutex_unlock(&sim->lock);
-    if (out) sim_log(sim, "POST", url, 200, st ? st : "comment");
+    if (out) relais_simkit_log(&sim->kit, "POST", url, 200, st ? st : "comment");
     json_decref(b);
     if (!out) return error_reply(sim, c, "POST", url, 404, NULL);
     return reply(c, 200, out, NULL, NULL);
@@ -1086,26 +1047,23 @@ static enum MHD_Result ctl_get(struct sim *sim, struct MHD_Connection *c, const 
     }
     pthread_mutex_unlock(&sim->lock);
     if (!out) return error_reply(sim, c, "GET", url, 404, NULL);
-    sim_log(sim, "GET", url, 200, NULL);
+    relais_simkit_log(&sim->kit, "GET", url, 200, NULL);
     return reply(c, 200, out, NULL, NULL);
 }
 
-static enum MHD_Result ctl_fail(struct sim *sim, struct MHD_Connection *c, struct req *rq)
+static enum MHD_Result ctl_fail(struct sim *sim, struct MHD_Connection *c, relais_simkit_request *rq)
 {
     json_t *o = body_object(rq);
-    json_t *st = json_object_get(o, "status"), *dl = json_object_get(o, "delay_ms"), *ct = json_object_get(o, "count");
-    if (!json_is_object(o) || (st && !json_is_integer(st)) || (dl && !json_is_integer(dl)) || (ct && !json_is_integer(ct))
-        || (st && (json_integer_value(st) < 100 || json_integer_value(st) > 599))) {
+    relais_simkit_fault f;
+    if (relais_simkit_fault_parse(o, "status", 100, 599, &f) != 0) {
         json_decref(o);
         return error_reply(sim, c, "POST", "/_sim/fail", 400, "expected {\"status\":100..599,\"delay_ms\":N,\"count\":N}");
     }
     pthread_mutex_lock(&sim->lock);
-    sim->fail_status = st ? (int)json_integer_value(st) : 0;
-    sim->fail_delay_ms = dl ? (long)json_integer_value(dl) : 0;
-    sim->fail_count = ct ? (long)json_integer_value(ct) : -1;
+    sim->fault = f;
     pthread_mutex_unlock(&sim->lock);
     json_decref(o);
-    sim_log(sim, "POST", "/_sim/fail", 200, NULL);
+    relais_simkit_log(&sim->kit, "POST", "/_sim/fail", 200, NULL);
     return reply(c, 200, json_pack("{s:b}", "ok", 1), NULL, NULL);
 }
 
@@ -1125,7 +1083,7 @@ static int split_path(const char *url, char *buf, size_t buflen, char **seg, int
 }
 
 static enum MHD_Result route(struct sim *sim, struct MHD_Connection *c, const char *url, const char *method,
-                             struct req *rq)
+                             relais_simkit_request *rq)
 {
     int get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
     char buf[1024];
@@ -1148,14 +1106,14 @@ static enum MHD_Result route(struct sim *sim, struct MHD_Connection *c, const ch
             for (struct webhook_job *j = sim->qhead; j; j = j->next) queued++;
             pthread_mutex_unlock(&sim->qlock);
             json_object_set_new(o, "webhook_queued", json_integer((json_int_t)queued));
-            sim_log(sim, method, url, 200, NULL);
+            relais_simkit_log(&sim->kit, method, url, 200, NULL);
             return reply(c, 200, o, NULL, NULL);
         }
         if (get && n == 2 && strcmp(s[1], "webhooks") == 0) {
             pthread_mutex_lock(&sim->lock);
             json_t *o = json_deep_copy(sim->webhooks);
             pthread_mutex_unlock(&sim->lock);
-            sim_log(sim, method, url, 200, NULL);
+            relais_simkit_log(&sim->kit, method, url, 200, NULL);
             return reply(c, 200, o, NULL, NULL);
         }
         if (post && n == 2 && strcmp(s[1], "fail") == 0) return ctl_fail(sim, c, rq);
@@ -1167,12 +1125,10 @@ static enum MHD_Result route(struct sim *sim, struct MHD_Connection *c, const ch
             json_object_clear(sim->applied);
             json_object_clear(sim->counters);
             json_array_clear(sim->webhooks);
-            sim->fail_status = 0;
-            sim->fail_delay_ms = 0;
-            sim->fail_count = 0;
+            sim->fault = (relais_simkit_fault){ 0 };
             persist(sim);
             pthread_mutex_unlock(&sim->lock);
-            sim_log(sim, method, url, 200, NULL);
+            relais_simkit_log(&sim->kit, method, url, 200, NULL);
             return reply(c, 200, json_pack("{s:b}", "ok", 1), NULL, NULL);
         }
         if (post && n == 3 && strcmp(s[1], "forms") == 0) return ctl_create(sim, c, url, s[2], rq);
@@ -1190,7 +1146,7 @@ static enum MHD_Result route(struct sim *sim, struct MHD_Connection *c, const ch
         pthread_mutex_unlock(&sim->lock);
         int inj = injected(sim);
         if (inj) {
-            sim_log(sim, method, url, (unsigned)inj, "(injected)");
+            relais_simkit_log(&sim->kit, method, url, (unsigned)inj, "(injected)");
             if (inj >= 500) return reply(c, (unsigned)inj, json_pack("{s:i}", "err", 1), NULL, NULL);
             return reply(c, (unsigned)inj, relais_publik_error_body("Injected failure", "injected", "injected failure"),
                          NULL, NULL);
@@ -1211,39 +1167,17 @@ static enum MHD_Result route(struct sim *sim, struct MHD_Connection *c, const ch
     return error_reply(sim, c, method, url, 404, NULL);
 }
 
-static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
-{
-    struct req *rq = calloc(1, sizeof *rq);
-    if (rq && uri) rq->uri = strdup(uri);
-    return rq;
-}
-
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
     struct sim *sim = cls;
-    struct req *rq = *con_cls;
-    if (!rq) return MHD_NO;
-    if (!rq->started) {
-        rq->started = 1;
-        return MHD_YES;
-    }
-    if (*upload_data_size > 0)
-        return relais_http_upload_take(&rq->body, upload_data, upload_data_size, (size_t)SIM_MAX_BODY) == 0 ? MHD_YES
-                                                                                                          : MHD_NO;
+    if (!*con_cls) return MHD_NO;   /* relais_simkit_on_uri could not allocate */
+    enum MHD_Result ret;
+    if (relais_simkit_upload(con_cls, upload_data, upload_data_size, (size_t)SIM_MAX_BODY, &ret)) return ret;
+    relais_simkit_request *rq = *con_cls;
     if (rq->body.too_large) return error_reply(sim, c, method, url, 413, "body too large");
     return route(sim, c, url, method, rq);
-}
-
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
-{
-    struct req *rq = *con_cls;
-    if (!rq) return;
-    relais_http_upload_free(&rq->body);
-    free(rq->uri);
-    free(rq);
-    *con_cls = NULL;
 }
 
 /* ---- main ------------------------------------------------------------------------------ */
@@ -1271,24 +1205,26 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        { "listen", required_argument, NULL, 'l' }, { "port-file", required_argument, NULL, 'p' },
-        { "state", required_argument, NULL, 's' }, { "key", required_argument, NULL, 'k' },
-        { "webhook", required_argument, NULL, 'w' }, { "webhook-key", required_argument, NULL, 'W' },
-        { "base-url", required_argument, NULL, 'b' }, { "quiet", no_argument, NULL, 'q' },
-        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
+        RELAIS_SIMKIT_LONGOPTS,
+        { "state", required_argument, NULL, 's' },
+        { "key", required_argument, NULL, 'k' },
+        { "webhook", required_argument, NULL, 'w' },
+        { "webhook-key", required_argument, NULL, 'W' },
+        { "base-url", required_argument, NULL, 'b' },
+        { NULL, 0, NULL, 0 }
     };
     static struct sim sim;
-    const char *listen = NULL, *port_file = NULL, *base_url = NULL;
+    const char *base_url = NULL;
+    sim.kit.name = "sim-publik";
     for (;;) {
         int opt = getopt_long(argc, argv, "l:p:s:k:w:W:b:qh", longopts, NULL);
         if (opt == -1) break;
+        if (relais_simkit_option(&sim.kit, opt, optarg)) continue;
         switch (opt) {
-        case 'l': listen = optarg; break;
-        case 'p': port_file = optarg; break;
         case 's': sim.state_file = optarg; break;
         case 'k':
             if (sim.nkeys == MAX_KEYS || parse_key(optarg, &sim.keys[sim.nkeys]) != 0) {
-                fprintf(stderr, "relais-sim-publik: --key ORIG=SECRET (at most %d)\n", MAX_KEYS);
+                relais_simkit_error(&sim.kit, "--key ORIG=SECRET (at most %d)", MAX_KEYS);
                 return 2;
             }
             sim.nkeys++;
@@ -1296,27 +1232,22 @@ int main(int argc, char **argv)
         case 'w': sim.webhook_url = optarg; break;
         case 'W':
             if (parse_key(optarg, &sim.webhook_key) != 0) {
-                fprintf(stderr, "relais-sim-publik: --webhook-key ORIG=SECRET\n");
+                relais_simkit_error(&sim.kit, "--webhook-key ORIG=SECRET");
                 return 2;
             }
             break;
         case 'b': base_url = optarg; break;
-        case 'q': sim.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
+    const char *listen = sim.kit.listen;
     if (!listen || (sim.webhook_url && !sim.webhook_key.orig)) {
-        if (listen) fprintf(stderr, "relais-sim-publik: --webhook needs --webhook-key ORIG=SECRET\n");
+        if (listen) relais_simkit_error(&sim.kit, "--webhook needs --webhook-key ORIG=SECRET");
         usage(stderr);
         return 2;
     }
-    char host[256], err[512];
-    int port;
-    if (relais_http_split_listen(listen, host, sizeof host, &port, err, sizeof err) != 0) {
-        fprintf(stderr, "relais-sim-publik: %s\n", err);
-        return 2;
-    }
+    if (relais_simkit_resolve(&sim.kit, listen, &sim.kit.at) != 0) return 2;
     /* w.c.s. times are local; a French town's server is on Paris time */
     setenv("TZ", "Europe/Paris", 1);
     tzset();
@@ -1331,40 +1262,20 @@ int main(int argc, char **argv)
     sim.webhooks = json_array();
     sim.counters = json_object();
     sim.nonces = relais_publik_nonces_new(RELAIS_PUBLIK_WINDOW_S, 0);
+    char err[512];
     if (load_state(&sim, err, sizeof err) != 0) {
-        fprintf(stderr, "relais-sim-publik: --state: %s\n", err);
+        relais_simkit_error(&sim.kit, "--state: %s", err);
         return 1;
     }
 
-    char portstr[16];
-    snprintf(portstr, sizeof portstr, "%d", port);
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
-    struct addrinfo *ai = NULL;
-    int gai = getaddrinfo(host, portstr, &hints, &ai);
-    if (gai != 0 || !ai) {
-        fprintf(stderr, "relais-sim-publik: %s: %s\n", listen, gai_strerror(gai));
-        return 2;
-    }
-    sigset_t stopset;
-    sigemptyset(&stopset);
-    sigaddset(&stopset, SIGINT);
-    sigaddset(&stopset, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stopset, NULL);
-
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ERROR_LOG | MHD_USE_AUTO;
-    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    struct MHD_Daemon *d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, &sim,
-                                            MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-                                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, &sim,
-                                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, &sim,
-                                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_END);
-    freeaddrinfo(ai);
-    if (!d) {
-        fprintf(stderr, "relais-sim-publik: cannot listen on %s\n", listen);
-        return 1;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    int bound = info ? (int)info->port : port;
+    const struct MHD_OptionItem extra[] = {
+        { MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)relais_simkit_on_uri, &sim },
+        { MHD_OPTION_END, 0, NULL }
+    };
+    struct MHD_Daemon *d = relais_simkit_listen(&sim.kit, on_request, &sim, relais_simkit_completed, extra);
+    if (!d) return 1;
+    const char *host = sim.kit.at.host;
+    int bound = sim.kit.bound;
     char base[600];
     if (base_url) snprintf(base, sizeof base, "%s", base_url);
     else snprintf(base, sizeof base, "http://%s%s%s:%d", strchr(host, ':') ? "[" : "", host,
@@ -1374,27 +1285,11 @@ int main(int argc, char **argv)
     sim.base = base;
     pthread_t wt;
     pthread_create(&wt, NULL, webhook_main, &sim);
-    if (port_file) {
-        char tmp[4096];
-        snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
-        FILE *f = fopen(tmp, "w");
-        int bad = !f;
-        if (f) {
-            bad = fprintf(f, "%d\n", bound) < 0;
-            bad |= fclose(f) != 0;
-        }
-        if (bad || rename(tmp, port_file) != 0) {
-            fprintf(stderr, "relais-sim-publik: cannot write %s: %s\n", port_file, strerror(errno));
-            MHD_stop_daemon(d);
-            return 1;
-        }
-    }
+    if (relais_simkit_ready(&sim.kit, d) != 0) return 1;
     relais_logf(RELAIS_LOG_INFO, "sim-publik", "listening on http://%s%s%s:%d (%zu API access(es)%s%s)",
                 strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", bound, sim.nkeys,
                 sim.webhook_url ? ", webhook " : "", sim.webhook_url ? sim.webhook_url : "");
-    int sig = 0;
-    sigwait(&stopset, &sig);
-    relais_logf(RELAIS_LOG_INFO, "sim-publik", "stopping on signal %d", sig);
+    relais_simkit_wait(&sim.kit, -1);
     MHD_stop_daemon(d);
     pthread_mutex_lock(&sim.qlock);
     sim.qstop = 1;

@@ -46,19 +46,17 @@
  * request bodies belong to their connection thread. The main thread waits for
  * signals and drives the clock: auto-advance ticks, and stopping / starting
  * the daemon for /_sim/down (never while holding sim.lock).
+ * What every simulator does (options, daemon, port file, signals, request
+ * log, bodies, /_sim/fail's common members) is hub/simkit.h's.
  */
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
-#include <sys/socket.h>
 #include <microhttpd.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -66,6 +64,7 @@
 #include "event_int.h"
 #include "jsonschema.h"
 #include "safeparse.h"
+#include "simkit.h"
 #include "worksite_int.h"
 
 #define SIM_MAX_BODY (1024 * 1024)
@@ -116,9 +115,7 @@ struct sim {
     json_int_t next_hist;   /* history entries */
     int64_t  last_us;       /* last time given out (strictly increasing) */
     /* faults */
-    int      fail_status;
-    long     fail_delay_ms;
-    long     fail_count;    /* remaining; -1 = until changed */
+    relais_simkit_fault fault;
     long     down_ms;       /* > 0: the main thread must go down for this long */
     int      down_reset;    /* 1: reset mode is on until down_until_us */
     int64_t  down_until_us; /* reset mode: monotonic deadline */
@@ -130,40 +127,20 @@ struct sim {
     size_t   ntokens;
     const char *agent;
     long     auto_ms_initial;
-    int      quiet;
+    relais_simkit kit;
     relais_schema_set *schemas;
     const relais_schema *sc_create, *sc_change;
 };
 
-struct req {
-    char  *buf;
-    size_t len;
-    int    too_large;
-};
-
-static void sim_log(const struct sim *sim, const char *method, const char *url, unsigned status,
-                    const char *extra)
-{
-    if (sim->quiet) return;
-    relais_logf(RELAIS_LOG_INFO, "sim-worksite", "%s %s -> %u%s%s", method, url, status,
-                extra ? " " : "", extra ? extra : "");
-}
-
+/* A JSON answer (body taken), reals with 15 digits, one optional header;
+ * a 401 says WWW-Authenticate: Bearer. */
 static enum MHD_Result reply_h(struct MHD_Connection *c, unsigned status, json_t *body,
                                const char *h1, const char *v1)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15)) : NULL;
-    json_decref(body);
-    const char *t = text ? text : "{}";
-    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(t), (void *)t, MHD_RESPMEM_MUST_COPY);
-    free(text);
-    if (!r) return MHD_NO;
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    if (h1 && v1) MHD_add_response_header(r, h1, v1);
-    if (status == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    struct MHD_Response *r = relais_simkit_json(body, JSON_REAL_PRECISION(15), NULL);
+    if (r && h1 && v1) MHD_add_response_header(r, h1, v1);
+    if (r && status == MHD_HTTP_UNAUTHORIZED) MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    return relais_simkit_queue(c, status, r);
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, json_t *body)
@@ -177,12 +154,6 @@ static json_t *error_body(const char *code, const char *message, const char *fie
     json_t *e = json_pack("{s:s,s:s}", "code", code, "message", message && *message ? message : code);
     if (field && *field) json_object_set_new(e, "field", json_string(field));
     return json_pack("{s:o}", "error", e);
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
 }
 
 /* ---- State (callers hold sim->lock) ----------------------------------------- */
@@ -334,14 +305,14 @@ static const char *account_of(const struct sim *sim, struct MHD_Connection *c)
 }
 
 /* Parse a JSON request body: NULL with the 400 answer's message in err. */
-static json_t *parse_body(const struct req *rq, char *err, size_t errlen)
+static json_t *parse_body(const relais_simkit_request *rq, char *err, size_t errlen)
 {
-    if (!rq->buf || rq->len == 0) {
+    if (!rq->body.buf || rq->body.len == 0) {
         snprintf(err, errlen, "the body is empty");
         return NULL;
     }
     relais_parse_limits lim = { .max_bytes = SIM_MAX_BODY, .max_depth = 32 };
-    return relais_json_parse(rq->buf, rq->len, "body", &lim, err, errlen);
+    return relais_json_parse(rq->body.buf, rq->body.len, "body", &lim, err, errlen);
 }
 
 /* Schema check: 0 valid, else the 422 body in *answer. */
@@ -355,7 +326,7 @@ static int check_schema(const relais_schema *sc, json_t *body, json_t **answer)
 }
 
 static enum MHD_Result handle_create(struct sim *sim, struct MHD_Connection *c, const char *url,
-                                     const char *account, struct req *rq)
+                                     const char *account, relais_simkit_request *rq)
 {
     char err[512];
     json_t *body = parse_body(rq, err, sizeof err), *answer = NULL;
@@ -421,15 +392,25 @@ static enum MHD_Result handle_create(struct sim *sim, struct MHD_Connection *c, 
     char extra[160], loc[80];
     snprintf(extra, sizeof extra, "account=%s%s%s%s", account, id[0] ? " id=" : "", id,
              replay ? " replayed" : "");
-    sim_log(sim, "POST", url, status, extra);
+    relais_simkit_log(&sim->kit, "POST", url, status, extra);
     snprintf(loc, sizeof loc, "/api/v1/interventions/%s", id);
     if (status == MHD_HTTP_CREATED) return reply_h(c, status, answer, MHD_HTTP_HEADER_LOCATION, loc);
     if (replay) return reply_h(c, status, answer, "Idempotent-Replayed", "true");
     return reply(c, status, answer);
 }
 
+/* When `it` cannot become `to`: the 409 body in *answer, -1; else 0. */
+static int refuse_transition(const inter *it, ws_status to, json_t **answer)
+{
+    if (ws_status_allowed(it->status, to)) return 0;
+    char err[160];
+    snprintf(err, sizeof err, "an intervention %s cannot become %s", ws_status_name(it->status), ws_status_name(to));
+    *answer = error_body("invalid_transition", err, "$.status");
+    return -1;
+}
+
 static enum MHD_Result handle_change(struct sim *sim, struct MHD_Connection *c, const char *url,
-                                     const char *id, const char *account, struct req *rq)
+                                     const char *id, const char *account, relais_simkit_request *rq)
 {
     char err[512];
     json_t *body = parse_body(rq, err, sizeof err), *answer = NULL;
@@ -449,11 +430,8 @@ static enum MHD_Result handle_change(struct sim *sim, struct MHD_Connection *c, 
         if (!it) {
             status = MHD_HTTP_NOT_FOUND;
             answer = error_body("not_found", "no such intervention", NULL);
-        } else if (!ws_status_allowed(it->status, to)) {
+        } else if (refuse_transition(it, to, &answer) != 0) {
             status = MHD_HTTP_CONFLICT;
-            snprintf(err, sizeof err, "an intervention %s cannot become %s", ws_status_name(it->status),
-                     ws_status_name(to));
-            answer = error_body("invalid_transition", err, "$.status");
         } else {
             apply_change(sim, it, to, account, json_string_value(json_object_get(body, "comment")),
                          json_string_value(json_object_get(body, "planned_start")),
@@ -467,7 +445,7 @@ static enum MHD_Result handle_change(struct sim *sim, struct MHD_Connection *c, 
     json_decref(body);
     char extra[160];
     snprintf(extra, sizeof extra, "account=%s status=%s", account, status == 200 ? ws_status_name(to) : "-");
-    sim_log(sim, "POST", url, status, extra);
+    relais_simkit_log(&sim->kit, "POST", url, status, extra);
     return reply(c, status, answer);
 }
 
@@ -522,7 +500,7 @@ static enum MHD_Result handle_list(struct sim *sim, struct MHD_Connection *c, co
     if (bad) {
         char msg[128];
         snprintf(msg, sizeof msg, "query parameter '%s' is malformed", bad);
-        sim_log(sim, "GET", url, 400, NULL);
+        relais_simkit_log(&sim->kit, "GET", url, 400, NULL);
         return reply(c, MHD_HTTP_BAD_REQUEST, error_body("bad_request", msg, bad));
     }
     json_t *items = json_array();
@@ -559,7 +537,7 @@ static enum MHD_Result handle_list(struct sim *sim, struct MHD_Connection *c, co
         json_object_set_new(answer, "page", json_integer(page));
         json_object_set_new(answer, "total", json_integer((json_int_t)total));
     }
-    sim_log(sim, "GET", url, 200, NULL);
+    relais_simkit_log(&sim->kit, "GET", url, 200, NULL);
     return reply(c, MHD_HTTP_OK, answer);
 }
 
@@ -575,7 +553,7 @@ static enum MHD_Result handle_get(struct sim *sim, struct MHD_Connection *c, con
         answer = json_deep_copy(it->obj);
     pthread_mutex_unlock(&sim->lock);
     unsigned status = answer ? MHD_HTTP_OK : MHD_HTTP_NOT_FOUND;
-    sim_log(sim, "GET", url, status, NULL);
+    relais_simkit_log(&sim->kit, "GET", url, status, NULL);
     return reply(c, status, answer ? answer : error_body("not_found", "no such intervention", NULL));
 }
 
@@ -586,13 +564,13 @@ static enum MHD_Result handle_types(struct sim *sim, struct MHD_Connection *c, c
         json_array_append_new(items, json_pack("{s:s,s:s,s:{s:s,s:s}}", "code", TYPES[i].code, "label",
                                                TYPES[i].label, "team", "code", TYPES[i].team_code,
                                                "label", TYPES[i].team_label));
-    sim_log(sim, "GET", url, 200, NULL);
+    relais_simkit_log(&sim->kit, "GET", url, 200, NULL);
     return reply(c, MHD_HTTP_OK, json_pack("{s:o}", "items", items));
 }
 
 /* /api/v1/... after the faults and the token. */
 static enum MHD_Result route_api(struct sim *sim, struct MHD_Connection *c, const char *url,
-                                 const char *method, const char *account, struct req *rq)
+                                 const char *method, const char *account, relais_simkit_request *rq)
 {
     int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
@@ -617,7 +595,7 @@ static enum MHD_Result route_api(struct sim *sim, struct MHD_Connection *c, cons
             }
         }
     }
-    sim_log(sim, method, url, 404, NULL);
+    relais_simkit_log(&sim->kit, method, url, 404, NULL);
     return reply(c, MHD_HTTP_NOT_FOUND, error_body("not_found", "no such operation", NULL));
 }
 
@@ -631,7 +609,7 @@ static int reason_valid(const char *r)
     return 0;
 }
 
-static enum MHD_Result handle_advance(struct sim *sim, struct MHD_Connection *c, struct req *rq)
+static enum MHD_Result handle_advance(struct sim *sim, struct MHD_Connection *c, relais_simkit_request *rq)
 {
     char err[512];
     json_t *o = parse_body(rq, err, sizeof err), *answer = NULL;
@@ -662,11 +640,8 @@ static enum MHD_Result handle_advance(struct sim *sim, struct MHD_Connection *c,
         } else if (!sname && ws_status_next(it->status, &to) != 0) {
             status = MHD_HTTP_CONFLICT;
             answer = error_body("invalid_transition", "the intervention is closed", NULL);
-        } else if (!ws_status_allowed(it->status, to)) {
+        } else if (refuse_transition(it, to, &answer) != 0) {
             status = MHD_HTTP_CONFLICT;
-            snprintf(err, sizeof err, "an intervention %s cannot become %s", ws_status_name(it->status),
-                     ws_status_name(to));
-            answer = error_body("invalid_transition", err, "$.status");
         } else {
             char dstart[40];
             relais_time_rfc3339(relais_now_us() + 86400LL * 1000000, dstart, sizeof dstart);
@@ -680,7 +655,7 @@ static enum MHD_Result handle_advance(struct sim *sim, struct MHD_Connection *c,
     char extra[128];
     snprintf(extra, sizeof extra, "id=%.64s status=%s", id ? id : "-", status == 200 ? ws_status_name(to) : "-");
     json_decref(o);
-    sim_log(sim, "POST", "/_sim/advance", status, extra);
+    relais_simkit_log(&sim->kit, "POST", "/_sim/advance", status, extra);
     return reply(c, status, answer);
 }
 
@@ -695,7 +670,7 @@ static int int_member(json_t *o, const char *k, long lo, long hi, long *out)
 }
 
 static enum MHD_Result handle_control(struct sim *sim, struct MHD_Connection *c, const char *url,
-                                      const char *method, struct req *rq)
+                                      const char *method, relais_simkit_request *rq)
 {
     int post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
     int get = strcmp(method, MHD_HTTP_METHOD_GET) == 0;
@@ -704,18 +679,17 @@ static enum MHD_Result handle_control(struct sim *sim, struct MHD_Connection *c,
     if (post && (strcmp(url, "/_sim/fail") == 0 || strcmp(url, "/_sim/down") == 0
                  || strcmp(url, "/_sim/auto-advance") == 0)) {
         json_t *o = parse_body(rq, err, sizeof err);
-        long status = 0, count = -1, delay = 0, interval = 0;
+        long interval = 0;
         json_t *secs = json_object_get(o, "seconds");
         const char *mode = json_string_value(json_object_get(o, "mode"));
         int ok = json_is_object(o);
         if (ok && strcmp(url, "/_sim/fail") == 0) {
-            ok = int_member(o, "status", 100, 599, &status) == 0 && int_member(o, "count", -1, 1000000, &count) == 0
-                 && int_member(o, "delay_ms", 0, 600000, &delay) == 0;
+            relais_simkit_fault f;
+            ok = relais_simkit_fault_parse(o, "status", 100, 599, &f) == 0 && f.count >= -1 && f.count <= 1000000
+                 && f.delay_ms >= 0 && f.delay_ms <= 600000;
             if (ok) {
                 pthread_mutex_lock(&sim->lock);
-                sim->fail_status = (int)status;
-                sim->fail_delay_ms = delay;
-                sim->fail_count = count;
+                sim->fault = f;
                 pthread_mutex_unlock(&sim->lock);
             }
         } else if (ok && strcmp(url, "/_sim/down") == 0) {
@@ -740,7 +714,7 @@ static enum MHD_Result handle_control(struct sim *sim, struct MHD_Connection *c,
             }
         }
         json_decref(o);
-        sim_log(sim, method, url, ok ? 200 : 400, NULL);
+        relais_simkit_log(&sim->kit, method, url, ok ? 200 : 400, NULL);
         if (!ok)
             return reply(c, MHD_HTTP_BAD_REQUEST, error_body("bad_request",
                          "expected /_sim/fail {\"status\":100..599,\"count\":N,\"delay_ms\":N}, "
@@ -753,14 +727,12 @@ static enum MHD_Result handle_control(struct sim *sim, struct MHD_Connection *c,
         forget_all(sim);
         sim->next_seq = 0;
         sim->next_hist = 0;
-        sim->fail_status = 0;
-        sim->fail_delay_ms = 0;
-        sim->fail_count = 0;
+        sim->fault = (relais_simkit_fault){ 0 };
         sim->down_reset = 0;
         sim->auto_ms = sim->auto_ms_initial;
         sim->requests = sim->created = sim->replayed = sim->failed = sim->changes = sim->resets = 0;
         pthread_mutex_unlock(&sim->lock);
-        sim_log(sim, method, url, 200, NULL);
+        relais_simkit_log(&sim->kit, method, url, 200, NULL);
         return reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));
     }
     if (get && strcmp(url, "/_sim/stats") == 0) {
@@ -771,7 +743,7 @@ static enum MHD_Result handle_control(struct sim *sim, struct MHD_Connection *c,
                               "reset_connections", (json_int_t)sim->resets,
                               "interventions", (json_int_t)sim->n, "auto_advance_ms", (json_int_t)sim->auto_ms);
         pthread_mutex_unlock(&sim->lock);
-        sim_log(sim, method, url, 200, NULL);
+        relais_simkit_log(&sim->kit, method, url, 200, NULL);
         return reply(c, MHD_HTTP_OK, o);
     }
     if (get && strcmp(url, "/_sim/interventions") == 0) {
@@ -781,10 +753,10 @@ static enum MHD_Result handle_control(struct sim *sim, struct MHD_Connection *c,
             json_array_append_new(out, json_pack("{s:o,s:o}", "intervention", json_deep_copy(sim->v[i].obj),
                                                  "history", json_deep_copy(sim->v[i].history)));
         pthread_mutex_unlock(&sim->lock);
-        sim_log(sim, method, url, 200, NULL);
+        relais_simkit_log(&sim->kit, method, url, 200, NULL);
         return reply(c, MHD_HTTP_OK, out);
     }
-    sim_log(sim, method, url, 404, NULL);
+    relais_simkit_log(&sim->kit, method, url, 404, NULL);
     return reply(c, MHD_HTTP_NOT_FOUND, error_body("not_found", "no such control endpoint", NULL));
 }
 
@@ -793,34 +765,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                   const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
     struct sim *sim = cls;
-    struct req *rq = *con_cls;
-    if (!rq) {
-        rq = calloc(1, sizeof *rq);
-        if (!rq) return MHD_NO;
-        *con_cls = rq;
-        return MHD_YES;
-    }
-    if (*upload_data_size > 0) {
-        size_t n = *upload_data_size;
-        *upload_data_size = 0;
-        if (rq->too_large || rq->len + n > SIM_MAX_BODY) {
-            rq->too_large = 1;
-            free(rq->buf);
-            rq->buf = NULL;
-            rq->len = 0;
-            return MHD_YES;
-        }
-        char *nb = realloc(rq->buf, rq->len + n + 1);
-        if (!nb) return MHD_NO;
-        rq->buf = nb;
-        memcpy(rq->buf + rq->len, upload_data, n);
-        rq->len += n;
-        rq->buf[rq->len] = '\0';
-        return MHD_YES;
-    }
+    enum MHD_Result ret;
+    if (relais_simkit_upload(con_cls, upload_data, upload_data_size, SIM_MAX_BODY, &ret)) return ret;
+    relais_simkit_request *rq = *con_cls;
     if (strncmp(url, "/_sim/", 6) == 0) return handle_control(sim, c, url, method, rq);
     if (strncmp(url, "/api/v1/", 8) != 0) {
-        sim_log(sim, method, url, 404, NULL);
+        relais_simkit_log(&sim->kit, method, url, 404, NULL);
         return reply(c, MHD_HTTP_NOT_FOUND, error_body("not_found", "no such operation", NULL));
     }
     /* faults first: a tool that is failing fails for everyone */
@@ -832,43 +782,30 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     long delay = 0;
     if (reset) {
         sim->resets++;
-    } else if (sim->fail_count != 0) {
-        status = sim->fail_status;
-        delay = sim->fail_delay_ms;
-        if (sim->fail_count > 0) sim->fail_count--;
-        if (status) sim->failed++;
+    } else if (relais_simkit_fault_take(&sim->fault, &status, &delay) && status) {
+        sim->failed++;
     }
     pthread_mutex_unlock(&sim->lock);
     if (reset) {
-        sim_log(sim, method, url, 0, "connection reset (down)");
+        relais_simkit_log(&sim->kit, method, url, 0, "connection reset (down)");
         return MHD_NO;
     }
-    if (delay > 0) sleep_ms(delay);
+    if (delay > 0) relais_simkit_sleep_ms(delay);
     if (status) {
-        sim_log(sim, method, url, (unsigned)status, "injected");
+        relais_simkit_log(&sim->kit, method, url, (unsigned)status, "injected");
         return reply(c, (unsigned)status, error_body(status >= 500 ? "unavailable" : "bad_request",
                                                      "injected failure", NULL));
     }
-    if (rq->too_large) {
-        sim_log(sim, method, url, 413, NULL);
+    if (rq->body.too_large) {
+        relais_simkit_log(&sim->kit, method, url, 413, NULL);
         return reply(c, MHD_HTTP_CONTENT_TOO_LARGE, error_body("bad_request", "body too large", NULL));
     }
     const char *account = account_of(sim, c);
     if (!account) {
-        sim_log(sim, method, url, 401, NULL);
+        relais_simkit_log(&sim->kit, method, url, 401, NULL);
         return reply(c, MHD_HTTP_UNAUTHORIZED, error_body("unauthorized", "missing or unknown API token", NULL));
     }
     return route_api(sim, c, url, method, account, rq);
-}
-
-static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    struct req *rq = *con_cls;
-    if (!rq) return;
-    free(rq->buf);
-    free(rq);
-    *con_cls = NULL;
 }
 
 /* ---- Main ------------------------------------------------------------------- */
@@ -879,7 +816,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((forma
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     const struct sim *sim = cls;
-    if (sim->quiet) return;
+    if (sim->kit.quiet) return;
     char buf[512];
     vsnprintf(buf, sizeof buf, fmt, ap);
     size_t n = strlen(buf);
@@ -887,18 +824,18 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     relais_logf(RELAIS_LOG_INFO, "sim-worksite", "libmicrohttpd: %s", buf);
 }
 
-static struct MHD_Daemon *start_daemon(struct sim *sim, const struct sockaddr *sa, int v6, int port)
+/* The daemon, with libmicrohttpd's messages in our log and the address
+ * reusable: again = 1 binds the same port after /_sim/down (silently NULL
+ * while it cannot). */
+static struct MHD_Daemon *start_daemon(struct sim *sim, int again)
 {
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION
-                     | MHD_USE_ERROR_LOG | MHD_USE_AUTO;
-    if (v6) flags |= MHD_USE_IPv6;
-    return MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, sim,
-                            MHD_OPTION_SOCK_ADDR, sa,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, sim,
-                            MHD_OPTION_EXTERNAL_LOGGER, mhd_log, sim,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                            MHD_OPTION_END);
+    const struct MHD_OptionItem extra[] = {
+        { MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, sim },
+        { MHD_OPTION_LISTENING_ADDRESS_REUSE, 1, NULL },
+        { MHD_OPTION_END, 0, NULL }
+    };
+    if (again) return relais_simkit_relisten(&sim->kit, on_request, sim, relais_simkit_completed, extra);
+    return relais_simkit_listen(&sim->kit, on_request, sim, relais_simkit_completed, extra);
 }
 
 static int load_schemas(struct sim *sim, const char *path)
@@ -939,27 +876,6 @@ static int add_token(struct sim *sim, char *arg)
     return 0;
 }
 
-/* "HOST:PORT" or "[V6]:PORT" */
-static int split_listen(const char *listen, char *host, size_t hostlen, int *port)
-{
-    const char *colon = strrchr(listen, ':');
-    if (!colon) return -1;
-    const char *h = listen;
-    size_t hl = (size_t)(colon - listen);
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
-        h++;
-        hl -= 2;
-    }
-    if (hl == 0 || hl >= hostlen) return -1;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    char *end;
-    long p = strtol(colon + 1, &end, 10);
-    if (end == colon + 1 || *end || p < 0 || p > 65535) return -1;
-    *port = (int)p;
-    return 0;
-}
-
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -974,19 +890,16 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        { "listen", required_argument, NULL, 'l' },
-        { "port-file", required_argument, NULL, 'p' },
+        RELAIS_SIMKIT_LONGOPTS,
         { "token", required_argument, NULL, 't' },
         { "agent", required_argument, NULL, 'a' },
         { "auto-advance", required_argument, NULL, 'A' },
         { "api-schema", required_argument, NULL, 's' },
-        { "quiet", no_argument, NULL, 'q' },
-        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 }
     };
     struct sim sim;
     memset(&sim, 0, sizeof sim);
-    const char *listen = NULL, *port_file = NULL;
+    sim.kit.name = "sim-worksite";
     char schema_path[4096];
     /* default: the schema next to this source file (a build tree) */
     snprintf(schema_path, sizeof schema_path, "%s", __FILE__);
@@ -996,12 +909,11 @@ int main(int argc, char **argv)
     sim.agent = "agent";
     int opt;
     while ((opt = getopt_long(argc, argv, "l:p:t:a:A:s:qh", longopts, NULL)) != -1) {
+        if (relais_simkit_option(&sim.kit, opt, optarg)) continue;
         switch (opt) {
-        case 'l': listen = optarg; break;
-        case 'p': port_file = optarg; break;
         case 't':
             if (add_token(&sim, optarg) != 0) {
-                fprintf(stderr, "relais-sim-worksite: --token wants TOKEN=ACCOUNT (at most %d)\n", MAX_TOKENS);
+                relais_simkit_error(&sim.kit, "--token wants TOKEN=ACCOUNT (at most %d)", MAX_TOKENS);
                 return 2;
             }
             break;
@@ -1013,76 +925,36 @@ int main(int argc, char **argv)
             break;
         }
         case 's': snprintf(schema_path, sizeof schema_path, "%s", optarg); break;
-        case 'q': sim.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    char host[256];
+    const char *listen = sim.kit.listen;
+    char host[256], err[256];
     int port;
     if (!listen || sim.ntokens == 0 || sim.auto_ms_initial < 0 || !*sim.agent
-        || split_listen(listen, host, sizeof host, &port) != 0) {
+        || relais_http_split_listen(listen, host, sizeof host, &port, err, sizeof err) != 0) {
         usage(stderr);
         return 2;
     }
     sim.auto_ms = sim.auto_ms_initial;
     if (load_schemas(&sim, schema_path) != 0) return 2;
-    char portstr[16];
-    snprintf(portstr, sizeof portstr, "%d", port);
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
-    struct addrinfo *ai = NULL;
-    int gai = getaddrinfo(host, portstr, &hints, &ai);
-    if (gai != 0 || !ai) {
-        fprintf(stderr, "relais-sim-worksite: %s: %s\n", listen, gai_strerror(gai));
-        return 2;
-    }
+    if (relais_simkit_resolve(&sim.kit, listen, &sim.kit.at) != 0) return 2;
     pthread_mutex_init(&sim.lock, NULL);
     sim.idem = json_object();
 
-    sigset_t stopset;
-    sigemptyset(&stopset);
-    sigaddset(&stopset, SIGINT);
-    sigaddset(&stopset, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &stopset, NULL);
-
-    int v6 = ai->ai_family == AF_INET6;
-    struct MHD_Daemon *d = start_daemon(&sim, ai->ai_addr, v6, port);
-    if (!d) {
-        fprintf(stderr, "relais-sim-worksite: cannot listen on %s\n", listen);
-        freeaddrinfo(ai);
-        return 1;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    int bound = info ? (int)info->port : port;
-    /* later restarts (after /_sim/down) bind the same port */
-    if (ai->ai_family == AF_INET) ((struct sockaddr_in *)ai->ai_addr)->sin_port = htons((uint16_t)bound);
-    else if (v6) ((struct sockaddr_in6 *)ai->ai_addr)->sin6_port = htons((uint16_t)bound);
-    if (port_file) {
-        char tmp[4200];
-        snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
-        FILE *f = fopen(tmp, "w");
-        int bad = !f;
-        if (f) {
-            bad = fprintf(f, "%d\n", bound) < 0;
-            bad |= fclose(f) != 0;
-        }
-        if (bad || rename(tmp, port_file) != 0) {
-            fprintf(stderr, "relais-sim-worksite: cannot write %s: %s\n", port_file, strerror(errno));
-            MHD_stop_daemon(d);
-            freeaddrinfo(ai);
-            return 1;
-        }
-    }
+    struct MHD_Daemon *d = start_daemon(&sim, 0);
+    if (!d) return 1;
+    int bound = sim.kit.bound;
+    if (relais_simkit_ready(&sim.kit, d) != 0) return 1;
+    int v6 = sim.kit.at.v6;
     relais_logf(RELAIS_LOG_INFO, "sim-worksite", "listening on http://%s%s%s:%d", v6 ? "[" : "", host,
                 v6 ? "]" : "", bound);
 
     int64_t up_at = 0;          /* monotonic: when to listen again (0: listening) */
     int64_t next_tick = 0;      /* monotonic: next auto-advance */
-    int sig = 0;
     for (;;) {
-        struct timespec wait = { 0, 20 * 1000000L };
-        sig = sigtimedwait(&stopset, NULL, &wait);
-        if (sig > 0) break;
+        if (relais_simkit_wait(&sim.kit, 20) > 0) break;
         int64_t now = relais_mono_us();
         pthread_mutex_lock(&sim.lock);
         long down_ms = sim.down_ms;
@@ -1099,7 +971,7 @@ int main(int argc, char **argv)
         pthread_mutex_unlock(&sim.lock);
         if (down_ms > 0) {
             if (d) {
-                sleep_ms(50);   /* let the answer to /_sim/down leave first */
+                relais_simkit_sleep_ms(50);   /* let the answer to /_sim/down leave first */
                 MHD_stop_daemon(d);
                 d = NULL;
                 relais_logf(RELAIS_LOG_INFO, "sim-worksite", "down for %ld ms (connections refused)", down_ms);
@@ -1107,16 +979,14 @@ int main(int argc, char **argv)
             up_at = relais_mono_us() + down_ms * 1000LL;
         }
         if (!d && up_at && relais_mono_us() >= up_at) {
-            d = start_daemon(&sim, ai->ai_addr, v6, bound);
+            d = start_daemon(&sim, 1);
             if (d) {
                 up_at = 0;
                 relais_logf(RELAIS_LOG_INFO, "sim-worksite", "listening again on port %d", bound);
             }
         }
     }
-    relais_logf(RELAIS_LOG_INFO, "sim-worksite", "stopping on signal %d", sig);
     if (d) MHD_stop_daemon(d);
-    freeaddrinfo(ai);
     forget_all(&sim);
     free(sim.v);
     json_decref(sim.idem);

@@ -4,31 +4,27 @@
  * Idempotency-Key, timeouts, only http/https, no redirects followed, answers
  * capped at WS_MAX_ANSWER bytes.
  *
+ * The exchange itself is relais_http_perform (hub/httputil.h).
+ *
  * Threads: ws_client_call() may run on several threads at once (the sink's
  * delivery workers, the source's poller). Each call borrows an easy handle
- * from the pool (free list under `lock`), uses it alone, resets it and puts
- * it back, so keep-alive connections are reused. The rest of ws_client is
- * written by ws_client_new/destroy only.
+ * from the client's relais_http_pool, so keep-alive connections are reused.
+ * The rest of ws_client is written by ws_client_new/destroy only.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 #include "worksite_int.h"
-
-#define POOL_MAX 32
+#include "httputil.h"
 
 struct ws_client {
-    char           *base;          /* without a trailing '/' */
-    char           *auth_header;   /* "Authorization: Bearer ..." */
-    long            timeout_ms;
-    long            connect_timeout_ms;
-    pthread_mutex_t lock;          /* guards pool/npool */
-    CURL           *pool[POOL_MAX];
-    size_t          npool;
+    char             *base;          /* without a trailing '/' */
+    char             *auth_header;   /* "Authorization: Bearer ..." */
+    long              timeout_ms;
+    long              connect_timeout_ms;
+    relais_http_pool *pool;
 };
 
 static int printable(const char *v)
@@ -57,17 +53,7 @@ ws_client *ws_client_new(const char *base_url, const char *token, long timeout_m
         snprintf(errstr, errlen, "curl_global_init failed");
         return NULL;
     }
-    CURLU *u = curl_url();
-    char *scheme = NULL, *query = NULL;
-    CURLUcode uc = u ? curl_url_set(u, CURLUPART_URL, base_url, 0) : CURLUE_OUT_OF_MEMORY;
-    if (uc == CURLUE_OK) uc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
-    int has_query = uc == CURLUE_OK && curl_url_get(u, CURLUPART_QUERY, &query, 0) == CURLUE_OK;
-    int ok = uc == CURLUE_OK && scheme && !has_query
-             && (strcasecmp(scheme, "http") == 0 || strcasecmp(scheme, "https") == 0);
-    curl_free(scheme);
-    curl_free(query);
-    curl_url_cleanup(u);
-    if (!ok) {
+    if (!relais_http_base_url_ok(base_url)) {
         snprintf(errstr, errlen, "url '%.200s' is not an http:// or https:// base URL without a query",
                  base_url);
         curl_global_cleanup();
@@ -79,13 +65,13 @@ ws_client *ws_client_new(const char *base_url, const char *token, long timeout_m
         snprintf(errstr, errlen, "out of memory");
         return NULL;
     }
-    pthread_mutex_init(&c->lock, NULL);
     c->timeout_ms = timeout_ms;
     c->connect_timeout_ms = connect_timeout_ms;
     c->base = strdup(base_url);
     size_t n = strlen(token) + 32;
     c->auth_header = malloc(n);
-    if (!c->base || !c->auth_header) {
+    c->pool = relais_http_pool_new();
+    if (!c->base || !c->auth_header || !c->pool) {
         ws_client_destroy(c);
         snprintf(errstr, errlen, "out of memory");
         return NULL;
@@ -99,52 +85,12 @@ ws_client *ws_client_new(const char *base_url, const char *token, long timeout_m
 void ws_client_destroy(ws_client *c)
 {
     if (!c) return;
-    for (size_t i = 0; i < c->npool; i++) curl_easy_cleanup(c->pool[i]);
-    pthread_mutex_destroy(&c->lock);
+    relais_http_pool_destroy(c->pool);
     free(c->base);
     if (c->auth_header) OPENSSL_cleanse(c->auth_header, strlen(c->auth_header));
     free(c->auth_header);
     free(c);
     curl_global_cleanup();
-}
-
-static CURL *pool_get(ws_client *c)
-{
-    CURL *h = NULL;
-    pthread_mutex_lock(&c->lock);
-    if (c->npool > 0) h = c->pool[--c->npool];
-    pthread_mutex_unlock(&c->lock);
-    return h ? h : curl_easy_init();
-}
-
-static void pool_put(ws_client *c, CURL *h)
-{
-    curl_easy_reset(h);   /* keeps the handle's live connections */
-    pthread_mutex_lock(&c->lock);
-    if (c->npool < POOL_MAX) {
-        c->pool[c->npool++] = h;
-        h = NULL;
-    }
-    pthread_mutex_unlock(&c->lock);
-    if (h) curl_easy_cleanup(h);
-}
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    ws_response *r = userdata;
-    size_t n = size * nmemb;
-    size_t room = WS_MAX_ANSWER - r->len;
-    size_t take = n < room ? n : room;
-    if (take < n) r->truncated = 1;
-    if (take > 0) {
-        char *nb = realloc(r->body, r->len + take + 1);
-        if (!nb) return 0;   /* aborts the transfer: a transport error */
-        r->body = nb;
-        memcpy(r->body + r->len, ptr, take);
-        r->len += take;
-        r->body[r->len] = '\0';
-    }
-    return n;
 }
 
 char *ws_client_escape(const char *s)
@@ -167,68 +113,36 @@ int ws_client_call(ws_client *c, const char *method, const char *path_query, con
     }
     size_t ul = strlen(c->base) + strlen(path_query) + 1;
     char *url = malloc(ul);
-    CURL *h = url ? pool_get(c) : NULL;
-    struct curl_slist *hl = NULL, *n;
-    int oom = !url || !h;
-    char line[512];
-    const char *lines[4] = { c->auth_header, "Accept: application/json", NULL, NULL };
-    if (body) lines[2] = "Content-Type: application/json";
-    for (size_t i = 0; !oom && i < 3; i++) {
-        if (!lines[i]) continue;
-        n = curl_slist_append(hl, lines[i]);
-        if (n) hl = n;
-        else oom = 1;
-    }
-    if (!oom && idempotency_key) {
-        snprintf(line, sizeof line, "Idempotency-Key: %s", idempotency_key);
-        n = curl_slist_append(hl, line);
-        if (n) hl = n;
-        else oom = 1;
-    }
-    if (!oom) {
-        n = curl_slist_append(hl, "Expect:");
-        if (n) hl = n;
-        else oom = 1;
-    }
-    if (oom) {
-        curl_slist_free_all(hl);
-        if (h) pool_put(c, h);
-        free(url);
+    if (!url) {
         r->transport = 1;
         snprintf(r->error, sizeof r->error, "out of memory");
         return -1;
     }
     snprintf(url, ul, "%s%s", c->base, path_query);
-    char errbuf[CURL_ERROR_SIZE] = "";
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "relais/" RELAIS_VERSION_STRING);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body ? body : "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(body ? len : 0));
-    } else {
-        curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
+    char line[512];
+    const char *lines[6] = { c->auth_header, "Accept: application/json", NULL, NULL, NULL, NULL };
+    size_t nl = 2;
+    if (body) lines[nl++] = "Content-Type: application/json";
+    if (idempotency_key) {
+        snprintf(line, sizeof line, "Idempotency-Key: %s", idempotency_key);
+        lines[nl++] = line;
     }
-    CURLcode rc = curl_easy_perform(h);
-    if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    pool_put(c, h);
-    curl_slist_free_all(hl);
+    lines[nl++] = "Expect:";
+    relais_http_request rq = {
+        .method = method, .url = url, .headers = lines, .body = body, .len = len,
+        .timeout_ms = c->timeout_ms, .connect_timeout_ms = c->connect_timeout_ms,
+        .user_agent = "relais/" RELAIS_VERSION_STRING, .max_answer = WS_MAX_ANSWER
+    };
+    relais_http_answer a;
+    int rc = relais_http_perform(c->pool, &rq, &a);
     free(url);
-    if (rc != CURLE_OK) {
+    r->status = a.status;
+    r->body = a.body;
+    r->len = a.len;
+    r->truncated = a.truncated;
+    if (rc != 0) {
         r->transport = 1;
-        r->status = 0;
-        snprintf(r->error, sizeof r->error, "%s%s%s", curl_easy_strerror(rc), errbuf[0] ? ": " : "",
-                 errbuf);
+        snprintf(r->error, sizeof r->error, "%s%s%s", a.failure, a.detail[0] ? ": " : "", a.detail);
         return -1;
     }
     return 0;
