@@ -340,9 +340,7 @@ static int op_xref_local(void *hubp, const relais_instance *inst, const char *pa
     char entity[128];
     if (entity_of(canonical_id, entity, sizeof entity) != 0) return 1;   /* not a canonical id: none */
     const char *p = package ? package : relais_instance_package(inst);
-    /* the journal's xref_get does not tell "none" from "error": ask health */
-    if (relais_journal_xref_get(h->j, inst->tenant, entity, canonical_id, p, out, outlen) == 0) return 0;
-    return relais_journal_healthy(h->j) ? 1 : -1;
+    return relais_journal_xref_get(h->j, inst->tenant, entity, canonical_id, p, out, outlen);
 }
 
 static int op_xref_canonical(void *hubp, const relais_instance *inst, const char *package,

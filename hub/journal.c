@@ -2159,24 +2159,32 @@ int relais_journal_unrouted(relais_journal *j, size_t max, relais_event ***out, 
     return 0;
 }
 
+/* Run a query whose answer is at most one text value: 0 found (out filled),
+ * 1 no row, -1 error (logged under `what`). */
+static int read_text(relais_journal *j, const char *what, const char *sql, int n, const char *const *vals,
+                     char *out, size_t outlen)
+{
+    char err[600];
+    pthread_mutex_lock(&j->rmu);
+    PGresult *r = rexec(j, sql, n, vals, err, sizeof err);
+    pthread_mutex_unlock(&j->rmu);
+    if (!r) {
+        relais_logf(RELAIS_LOG_WARN, COMP, "%s: %s", what, err);
+        return -1;
+    }
+    int found = PQntuples(r) >= 1;
+    if (found && out && outlen) snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return found ? 0 : 1;
+}
+
 int relais_journal_xref_get(relais_journal *j, const char *tenant, const char *entity,
                             const char *canonical_id, const char *package, char *out, size_t outlen)
 {
     if (!j || !tenant || !entity || !canonical_id || !package) return -1;
-    char err[600];
     const char *vals[4] = { tenant, entity, canonical_id, package };
-    pthread_mutex_lock(&j->rmu);
-    PGresult *r = rexec(j, "SELECT local_id FROM xref WHERE tenant = $1 AND entity = $2"
-                           " AND canonical_id = $3 AND package = $4", 4, vals, err, sizeof err);
-    pthread_mutex_unlock(&j->rmu);
-    if (!r) {
-        relais_logf(RELAIS_LOG_WARN, COMP, "xref: %s", err);
-        return -1;
-    }
-    int found = PQntuples(r) == 1;
-    if (found && out && outlen) snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return found ? 0 : -1;
+    return read_text(j, "xref", "SELECT local_id FROM xref WHERE tenant = $1 AND entity = $2"
+                                " AND canonical_id = $3 AND package = $4", 4, vals, out, outlen);
 }
 
 /* Run a query whose single value is a JSON document. */
@@ -2367,21 +2375,10 @@ int relais_journal_xref_canonical(relais_journal *j, const char *tenant, const c
                                   const char *package, const char *local_id, char *out, size_t outlen)
 {
     if (!j || !tenant || !entity || !package || !local_id) return -1;
-    char err[600];
     const char *vals[4] = { tenant, package, entity, local_id };
-    pthread_mutex_lock(&j->rmu);
-    PGresult *r = rexec(j, "SELECT canonical_id FROM xref WHERE tenant = $1 AND package = $2"
-                           " AND entity = $3 AND local_id = $4 ORDER BY updated_at DESC LIMIT 1",
-                        4, vals, err, sizeof err);
-    pthread_mutex_unlock(&j->rmu);
-    if (!r) {
-        relais_logf(RELAIS_LOG_WARN, COMP, "xref: %s", err);
-        return -1;
-    }
-    int found = PQntuples(r) == 1;
-    if (found && out && outlen) snprintf(out, outlen, "%s", PQgetvalue(r, 0, 0));
-    PQclear(r);
-    return found ? 0 : 1;
+    return read_text(j, "xref", "SELECT canonical_id FROM xref WHERE tenant = $1 AND package = $2"
+                                " AND entity = $3 AND local_id = $4 ORDER BY updated_at DESC LIMIT 1",
+                     4, vals, out, outlen);
 }
 
 int relais_journal_xref_put(relais_journal *j, const char *tenant, const char *entity,

@@ -200,7 +200,7 @@ int relais_journal_discard(relais_journal *j, const char *id, const char *why, i
 /* Events journaled but never routed (to re-publish at start), oldest first. */
 int relais_journal_unrouted(relais_journal *j, size_t max, relais_event ***out, size_t *nout);
 
-/* The local id package `package` gave (tenant, entity, canonical_id); 0 found, -1 not (or error). */
+/* The local id package `package` gave (tenant, entity, canonical_id); 0 found, 1 none, -1 error. */
 int relais_journal_xref_get(relais_journal *j, const char *tenant, const char *entity,
                             const char *canonical_id, const char *package, char *out, size_t outlen);
 
