@@ -59,19 +59,6 @@ static const char *fixture(const char *rel)
     return out;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot read %s", path);
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t n = getdelim(&buf, &cap, '\0', f);
-    fclose(f);
-    if (n < 0) fail_msg("cannot read %s", path);
-    *len = (size_t)n;
-    return buf;
-}
-
 typedef struct resp {
     long  status;
     char  ctype[128];
@@ -236,7 +223,7 @@ static int setup(void **st)
     /* a copy of the shipped mapping, changed by test_reload */
     snprintf(F->mapping, sizeof F->mapping, "/tmp/relais-o311srv-%d.yaml", (int)getpid());
     size_t mlen;
-    char *mtext = slurp(ts_source_path("connectors/open311/mappings/server.yaml"), &mlen);
+    char *mtext = ts_read_file(ts_source_path("connectors/open311/mappings/server.yaml"), &mlen);
     FILE *mf = fopen(F->mapping, "w");
     assert_non_null(mf);
     assert_int_equal(fwrite(mtext, 1, mlen, mf), mlen);
@@ -715,7 +702,7 @@ static void test_post_multipart(void **st)
     assert_null(strstr(r.body, "haie.jpg"));
     resp_free(&r);
     size_t len;
-    char *pf = slurp(F->port_file, &len);
+    char *pf = ts_read_file(F->port_file, &len);
     assert_int_equal(atoi(pf), o311_ctx_port(relais_hub_instance(F->hub, "open311")->ctx));
     free(pf);
 }
@@ -898,7 +885,7 @@ static void test_status_sink(void **st)
 static void test_reload(void **st)
 {
     size_t len;
-    char *text = slurp(F->mapping, &len);
+    char *text = ts_read_file(F->mapping, &len);
     const char *anchor = "      AUTRE: Autre demande\n";
     char *at = strstr(text, anchor);
     assert_non_null(at);
@@ -920,7 +907,7 @@ static void test_reload(void **st)
     resp_free(&r);
     /* a valid mapping whose service list is not: the previous list stays */
     free(text);
-    text = slurp(F->mapping, &len);
+    text = ts_read_file(F->mapping, &len);
     at = strstr(text, "\ninbound:\n");
     assert_non_null(at);
     f = fopen(F->mapping, "w");

@@ -88,6 +88,22 @@ const char *ts_source_path(const char *rel)
     return buf;
 }
 
+char *ts_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot read %s", path);
+    char *buf = NULL;
+    size_t cap = 0;
+    ssize_t n = getdelim(&buf, &cap, '\0', f);
+    fclose(f);
+    if (n < 0) {
+        free(buf);
+        fail_msg("cannot read %s", path);
+    }
+    if (len) *len = (size_t)n;
+    return buf;
+}
+
 int ts_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -25,6 +25,9 @@ char *ts_sql(const char *conninfo, const char *sql);
 long ts_sql_long(const char *conninfo, const char *sql);
 /* Path under the source tree (static buffer). */
 const char *ts_source_path(const char *rel);
+/* The whole file at path (malloc'd, NUL-terminated; *len its size when len
+ * is not NULL); fails the test when it cannot be read. */
+char *ts_read_file(const char *path, size_t *len);
 /* A free TCP port on 127.0.0.1. */
 int ts_free_port(void);
 /* Write text to a new temp file; returns its path (static buffer per call slot). */

@@ -36,19 +36,6 @@ static const char *fixture(const char *rel)
     return out;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot read %s", path);
-    char *buf = NULL;
-    size_t cap = 0;
-    ssize_t n = getdelim(&buf, &cap, '\0', f);
-    fclose(f);
-    if (n < 0) fail_msg("cannot read %s", path);
-    *len = (size_t)n;
-    return buf;
-}
-
 static int add(json_t *rec, const char *k, const char *v, char *err)
 {
     return o311_form_add(rec, k, v, strlen(v), err, 256);
@@ -378,7 +365,7 @@ static void test_render(void **st)
     d = parse_xml(x, len);
     char *ours = (char *)xmlNodeGetContent(xmlDocGetRootElement(d));
     size_t exlen;
-    char *exs = slurp(fixture("examples/error_403.xml"), &exlen);
+    char *exs = ts_read_file(fixture("examples/error_403.xml"), &exlen);
     xmlDocPtr exd = parse_xml(exs, exlen);
     char *theirs = (char *)xmlNodeGetContent(xmlDocGetRootElement(exd));
     /* same text content once white space between elements is ignored */
@@ -425,19 +412,19 @@ static void test_client_parsers(void **st)
 {
     char id[64], tok[64], err[256];
     size_t len;
-    char *s = slurp(fixture("examples/post_request_response.json"), &len);
+    char *s = ts_read_file(fixture("examples/post_request_response.json"), &len);
     assert_int_equal(o311_parse_post_answer(s, len, id, sizeof id, tok, sizeof tok, err, sizeof err), 0);
     assert_string_equal(id, "293944");                  /* a number in the spec's example */
     assert_string_equal(tok, "");
     free(s);
-    s = slurp(fixture("examples/request_id_from_token.json"), &len);
+    s = ts_read_file(fixture("examples/request_id_from_token.json"), &len);
     json_t *a = o311_parse_requests(s, len, err, sizeof err);
     assert_non_null(a);
     assert_string_equal(json_string_value(json_object_get(json_array_get(a, 0), "token")), "12345");
     assert_string_equal(json_string_value(json_object_get(json_array_get(a, 0), "service_request_id")), "638344");
     json_decref(a);
     free(s);
-    s = slurp(fixture("examples/requests.json"), &len);
+    s = ts_read_file(fixture("examples/requests.json"), &len);
     a = o311_parse_requests(s, len, err, sizeof err);
     assert_int_equal(json_array_size(a), 2);
     json_t *r1 = json_array_get(a, 1);
@@ -449,14 +436,14 @@ static void test_client_parsers(void **st)
     /* the published JSON with numbers written 001: refused */
     static const char *const invalid[] = { "invalid/request.json", "invalid/requests.json", "invalid/services.json", NULL };
     for (size_t i = 0; invalid[i]; i++) {
-        s = slurp(fixture(invalid[i]), &len);
+        s = ts_read_file(fixture(invalid[i]), &len);
         err[0] = '\0';
         assert_null(o311_parse_requests(s, len, err, sizeof err));
         if (!strstr(err, "answer:")) fail_msg("%s: %s", invalid[i], err);
         assert_int_equal(o311_parse_post_answer(s, len, id, sizeof id, tok, sizeof tok, err, sizeof err), -1);
         free(s);
     }
-    s = slurp(fixture("examples/error_403.json"), &len);
+    s = ts_read_file(fixture("examples/error_403.json"), &len);
     char d[256];
     assert_int_equal(o311_parse_errors(s, len, d, sizeof d), 0);
     assert_string_equal(d, "403 Invalid api_key received -- can't proceed with create_request.");

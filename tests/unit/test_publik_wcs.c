@@ -18,23 +18,12 @@
 #include "jsonschema.h"
 #include "../../connectors/publik/publik_int.h"
 
-static char *slurp(const char *rel, size_t *len)
-{
-    FILE *f = fopen(ts_source_path(rel), "rb");
-    if (!f) fail_msg("cannot open %s", rel);
-    char *buf = malloc(1 << 20);
-    *len = fread(buf, 1, (1 << 20) - 1, f);
-    buf[*len] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static relais_publik_env_kind parse_fixture(const char *name, relais_publik_env *env)
 {
     char rel[256];
     size_t len;
     snprintf(rel, sizeof rel, "connectors/publik/fixtures/%s", name);
-    char *body = slurp(rel, &len);
+    char *body = ts_read_file(ts_source_path(rel), &len);
     relais_publik_env_kind k = relais_publik_env_parse(body, len, env);
     free(body);
     return k;
