@@ -408,12 +408,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return is_batch(c) ? handle_batch(sim, c, url, rq) : handle_event(sim, c, url, rq);
     if (get && strcmp(url, "/_sim/stats") == 0) {
         pthread_mutex_lock(&sim->lock);
-        json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:O}", "raw", (json_int_t)sim->raw,
+        /* a deep copy: the answer is serialised after the lock is released, while
+         * other connections keep counting into sim->paths */
+        json_t *o = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "raw", (json_int_t)sim->raw,
                               "distinct", (json_int_t)sim->distinct,
                               "duplicates", (json_int_t)sim->duplicates,
                               "failed", (json_int_t)sim->failed,
                               "requests", (json_int_t)sim->requests,
-                              "connections", (json_int_t)sim->connections, "paths", sim->paths);
+                              "connections", (json_int_t)sim->connections, "paths", json_deep_copy(sim->paths));
         pthread_mutex_unlock(&sim->lock);
         relais_simkit_log(&sim->kit, method, url, 200, NULL);
         return relais_simkit_reply(c, MHD_HTTP_OK, o);
