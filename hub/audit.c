@@ -8,10 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include "audit.h"
 
 static const char ZERO_HASH[] = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -230,4 +232,210 @@ const char *relais_audit_fault_name(relais_audit_fault f)
     case RELAIS_AUDIT_REWRITTEN: return "rewritten";
     }
     return "?";
+}
+
+/* ---- helpers for the journal and the verifier ---------------------------------------- */
+
+int relais_audit_key_ensure(const char *path, int *made, char *errstr, size_t errlen)
+{
+    if (made) *made = 0;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST) return 0;
+        snprintf(errstr, errlen, "%s: cannot create the audit key: %s", path, strerror(errno));
+        return -1;
+    }
+    unsigned char k[RELAIS_AUDIT_KEY_MIN];
+    char hex[2 * RELAIS_AUDIT_KEY_MIN + 2];
+    int ok = RAND_bytes(k, sizeof k) == 1;
+    to_hex(k, sizeof k, hex);
+    OPENSSL_cleanse(k, sizeof k);
+    size_t n = strlen(hex);
+    hex[n++] = '\n';
+    ok = ok && write(fd, hex, n) == (ssize_t)n && fsync(fd) == 0;
+    OPENSSL_cleanse(hex, sizeof hex);
+    if (close(fd) != 0) ok = 0;
+    if (!ok) {
+        unlink(path);
+        snprintf(errstr, errlen, "%s: cannot write the audit key: %s", path, strerror(errno ? errno : EIO));
+        return -1;
+    }
+    if (made) *made = 1;
+    return 0;
+}
+
+char *relais_audit_checkpoint_line(const unsigned char *key, size_t keylen, const char *stream, int64_t seq,
+                                   const char *hash, int64_t at_us)
+{
+    char mac[RELAIS_AUDIT_HEX], at[40];
+    if (relais_audit_mac(key, keylen, stream, seq, hash, mac) != 0) return NULL;
+    time_t secs = (time_t)(at_us / 1000000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(at + n, sizeof at - n, ".%06lldZ", (long long)(at_us % 1000000));
+    json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:s}", "at", at, "hash", hash, "mac", mac, "seq", (json_int_t)seq,
+                          "stream", stream);
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    if (!s) return NULL;
+    size_t len = strlen(s);
+    char *line = realloc(s, len + 2);
+    if (!line) {
+        free(s);
+        return NULL;
+    }
+    line[len] = '\n';
+    line[len + 1] = '\0';
+    return line;
+}
+
+static int is_hex64(const char *s)
+{
+    if (!s || strlen(s) != 64) return 0;
+    for (const char *p = s; *p; p++) if (hexval(*p) < 0) return 0;
+    return 1;
+}
+
+static int64_t parse_at(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *rest = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!rest) return -1;
+    long us = 0;
+    if (*rest == '.') {
+        int digits = 0;
+        for (rest++; *rest >= '0' && *rest <= '9'; rest++) {
+            if (digits++ < 6) us = us * 10 + (*rest - '0');
+        }
+        for (; digits < 6; digits++) us *= 10;
+    }
+    if (strcmp(rest, "Z") != 0) return -1;
+    return (int64_t)timegm(&tm) * 1000000 + us;
+}
+
+int relais_audit_checkpoints_parse(const char *name, const char *buf, size_t len, relais_audit_cplist *out,
+                                   int *torn, char *errstr, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (torn) *torn = 0;
+    size_t pos = 0;
+    int line = 0;
+    while (pos < len) {
+        const char *start = buf + pos;
+        const char *nl = memchr(start, '\n', len - pos);
+        size_t l = nl ? (size_t)(nl - start) : len - pos;
+        pos += l + (nl ? 1 : 0);
+        line++;
+        if (l == 0) continue;
+        json_error_t je;
+        json_t *o = json_loadb(start, l, JSON_REJECT_DUPLICATES, &je);
+        const char *stream = NULL, *hash = NULL, *mac = NULL, *at = NULL;
+        json_int_t seq = 0;
+        const char *why = NULL;
+        if (!o) {
+            if (!nl && torn) {          /* the last line, cut short by a crash */
+                (*torn)++;
+                break;
+            }
+            why = je.text;
+        } else if (json_unpack(o, "{s:s,s:I,s:s,s:s,s:s}", "stream", &stream, "seq", &seq, "hash", &hash,
+                               "mac", &mac, "at", &at) != 0) {
+            why = "expected {\"stream\":..,\"seq\":N,\"hash\":..,\"mac\":..,\"at\":..}";
+        } else if (!*stream || strlen(stream) > 300) {
+            why = "'stream' must have 1 to 300 characters";
+        } else if (seq < 1) {
+            why = "'seq' must be at least 1";
+        } else if (!is_hex64(hash) || !is_hex64(mac)) {
+            why = "'hash' and 'mac' must be 64 hex digits";
+        } else if (parse_at(at) < 0) {
+            why = "'at' must be an RFC 3339 UTC time (YYYY-MM-DDTHH:MM:SS[.ffffff]Z)";
+        }
+        if (why) {
+            snprintf(errstr, errlen, "%s:%d: %s", name, line, why);
+            json_decref(o);
+            relais_audit_cplist_free(out);
+            return -1;
+        }
+        if (out->n == out->cap) {
+            size_t cap = out->cap ? out->cap * 2 : 16;
+            relais_audit_cp *v = realloc(out->v, cap * sizeof *v);
+            if (!v) {
+                json_decref(o);
+                relais_audit_cplist_free(out);
+                snprintf(errstr, errlen, "%s:%d: out of memory", name, line);
+                return -1;
+            }
+            out->v = v;
+            out->cap = cap;
+        }
+        relais_audit_cp *cp = &out->v[out->n];
+        cp->stream = strdup(stream);
+        cp->seq = (int64_t)seq;
+        cp->at_us = parse_at(at);
+        cp->line = line;
+        snprintf(cp->hash, sizeof cp->hash, "%s", hash);
+        snprintf(cp->mac, sizeof cp->mac, "%s", mac);
+        json_decref(o);
+        if (!cp->stream) {
+            relais_audit_cplist_free(out);
+            snprintf(errstr, errlen, "%s:%d: out of memory", name, line);
+            return -1;
+        }
+        out->n++;
+    }
+    return 0;
+}
+
+int relais_audit_checkpoints_load(const char *path, relais_audit_cplist *out, int *torn,
+                                  char *errstr, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (torn) *torn = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (errno == ENOENT) return 0;
+        snprintf(errstr, errlen, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    char chunk[65536];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (len + got > cap) {
+            size_t nc = cap ? cap * 2 : sizeof chunk;
+            while (nc < len + got) nc *= 2;
+            char *b = realloc(buf, nc);
+            if (!b) {
+                free(buf);
+                fclose(f);
+                snprintf(errstr, errlen, "%s: out of memory", path);
+                return -1;
+            }
+            buf = b;
+            cap = nc;
+        }
+        memcpy(buf + len, chunk, got);
+        len += got;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) {
+        free(buf);
+        snprintf(errstr, errlen, "%s: read error", path);
+        return -1;
+    }
+    int rc = relais_audit_checkpoints_parse(path, buf ? buf : "", len, out, torn, errstr, errlen);
+    free(buf);
+    return rc;
+}
+
+void relais_audit_cplist_free(relais_audit_cplist *l)
+{
+    if (!l) return;
+    for (size_t i = 0; i < l->n; i++) free(l->v[i].stream);
+    free(l->v);
+    memset(l, 0, sizeof *l);
 }

@@ -96,4 +96,42 @@ int relais_audit_verify_stream(const unsigned char *key, size_t keylen, const ch
                                relais_audit_report *report);
 
 const char *relais_audit_fault_name(relais_audit_fault f);
+
+/* Make the key file when it does not exist yet: 32 random bytes as hex,
+ * mode 0600, created exclusively (O_EXCL). 0 (made or already there), or -1
+ * with errstr naming the file. *made is set to 1 when the file was made. */
+int relais_audit_key_ensure(const char *path, int *made, char *errstr, size_t errlen);
+
+/* ---- checkpoints: the witness outside the database ---- */
+
+/* One line of the checkpoint file (NUL-terminated, ending in "\n"):
+ *   {"at":"<RFC 3339>","hash":"..","mac":"..","seq":N,"stream":".."}
+ * malloc'd, NULL on error. */
+char *relais_audit_checkpoint_line(const unsigned char *key, size_t keylen, const char *stream, int64_t seq,
+                                   const char *hash, int64_t at_us);
+
+typedef struct relais_audit_cp {
+    char   *stream;
+    int64_t seq;
+    int64_t at_us;
+    char    hash[RELAIS_AUDIT_HEX];
+    char    mac[RELAIS_AUDIT_HEX];
+    int     line;
+} relais_audit_cp;
+
+typedef struct relais_audit_cplist {
+    relais_audit_cp *v;
+    size_t           n, cap;
+} relais_audit_cplist;
+
+/* Read checkpoint lines from a buffer; `name` stands for the file in
+ * messages. A line that is not a checkpoint is an error "NAME:LINE: ..."
+ * (except a last line cut short by a crash, which is skipped and counted in
+ * *torn when torn is not NULL). 0, or -1 with errstr. */
+int  relais_audit_checkpoints_parse(const char *name, const char *buf, size_t len, relais_audit_cplist *out,
+                                    int *torn, char *errstr, size_t errlen);
+/* Same from a file; a missing file is an empty list. */
+int  relais_audit_checkpoints_load(const char *path, relais_audit_cplist *out, int *torn,
+                                   char *errstr, size_t errlen);
+void relais_audit_cplist_free(relais_audit_cplist *l);
 #endif

@@ -3,11 +3,21 @@
  *
  *   relais run -c FILE              run the hub until SIGINT/SIGTERM (graceful stop, exit 0)
  *   relais check -c FILE            validate; every error as FILE:LINE: message; exit 1 if any
- *   relais trace [-c FILE] [--json] ID
+ *   relais trace [-c FILE] [--json] ID [--redact | --show-personal]
  *                                   every step of the events matching ID (event id,
- *                                   correlation id or source record id), in order
+ *                                   correlation id or source record id), in order,
+ *                                   and their data with personal fields masked
+ *                                   (hub/personal.h) unless --show-personal (journaled)
+ *   relais retention run -c FILE [--db CONNINFO] [--dry-run]
+ *                                   purge payloads past their retention (hub/retention.h)
  *   relais dlq list [-c FILE] [--json]
  *   relais replay [-c FILE] ID      put dead-lettered deliveries back (delivery id or event id)
+ *   relais audit verify [-c FILE] [--from T] [--to T]
+ *   relais audit verify --file EXTRACT
+ *   relais audit export [-c FILE] (--from T --to T | --correlation ID | --person ID) [-o FILE]
+ *                                   the tamper-evident trail (hub/auditlog.h)
+ *   relais token new --name NAME --role ROLE
+ *                                   a bearer token of the admin API (tokens.h)
  *   relais connectors describe [--json]
  *   relais test DIR [--schemas DIR] run the mapping tests (*.test.yaml) under DIR
  *   relais broker [--brokers N] [--topic T] [--partitions P] [--bootstrap-file F]
@@ -17,6 +27,7 @@
  * --db CONNINFO, or the RELAIS_DB environment variable.
  * Exit codes: 0 ok, 1 failure or invalid input, 2 usage error.
  */
+#include <errno.h>
 #include <signal.h>
 #include <curl/curl.h>
 #include <stdio.h>
@@ -33,6 +44,11 @@
 #include "maptest.h"
 #include "sla.h"
 #include "event_int.h"
+#include "tokens.h"
+#include "auditlog.h"
+#include "personal.h"
+#include "retention.h"
+#include <openssl/crypto.h>
 
 static volatile sig_atomic_t g_stop;
 static relais_hub *g_running_hub;     /* only for the signal handler of `relais run` */
@@ -67,8 +83,11 @@ static void usage(FILE *out)
         "commands:\n"
         "  run -c FILE                     run the hub (SIGINT/SIGTERM: graceful stop)\n"
         "  check -c FILE                   validate a configuration; FILE:LINE: message per error\n"
-        "  trace [-c FILE] [--json] ID     every step of an event, by event id, correlation id\n"
-        "                                  or source record id\n"
+        "  trace [-c FILE] [--json] ID [--redact | --show-personal]\n"
+        "                                  every step of an event, by event id, correlation id\n"
+        "                                  or source record id, and its data: personal fields\n"
+        "                                  masked (--redact, the default) or shown and the read\n"
+        "                                  journaled (--show-personal)\n"
         "  dlq list [-c FILE] [--json]     dead-lettered deliveries\n"
         "  replay [-c FILE] ID             deliver dead-lettered deliveries again\n"
         "                                  (ID: a delivery id or an event id)\n"
@@ -82,9 +101,26 @@ static void usage(FILE *out)
         "                                  citizens' requests: open ones past their commitment,\n"
         "                                  share kept per category (closings from D to D;\n"
         "                                  default: the last 30 days)\n"
-        "  person [-c FILE] [--json] ID    every event about one person (an email, a phone\n"
+        "  person [-c FILE] [--json] ID [--redact | --show-personal]\n"
+        "                                  every event about one person (an email, a phone\n"
         "                                  number, person/..., a package's id) and the packages\n"
         "                                  that received them: subject access requests\n"
+        "  token new --name NAME --role ROLE\n"
+        "                                  a bearer token of the admin API (role auditor, operator\n"
+        "                                  or admin): the token on stdout, once; the line to add\n"
+        "                                  to the hub.admin_tokens file on stderr\n"
+        "  audit verify [-c FILE] [--from T] [--to T]\n"
+        "                                  check the journal's chain and checkpoints: the first\n"
+        "                                  entry modified, deleted, inserted or reordered per stream\n"
+        "                                  (exit 1); T: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ\n"
+        "  audit export [-c FILE] (--from T --to T | --correlation ID | --person ID) [-o FILE]\n"
+        "                                  a self-contained extract (JSON lines and chain proofs);\n"
+        "                                  the read is journaled as personal_data_read\n"
+        "  audit verify --file EXTRACT (-c FILE | --audit-key FILE)\n"
+        "                                  verify an extract offline\n"
+        "  retention run -c FILE [--db CONNINFO] [--dry-run]\n"
+        "                                  empty the payloads past their retention (section\n"
+        "                                  retention); one signed step \"purged\" per run\n"
         "  connectors describe [--json]    built-in connectors and their options\n"
         "  test DIR [--schemas DIR]        run the mapping tests (*.test.yaml) under DIR\n"
         "  broker [--brokers N] [--topic T] [--partitions P] [--bootstrap-file F]\n"
@@ -109,6 +145,14 @@ typedef struct cli_opts {
     const char *reason;
     const char *tenant;
     const char *from, *to, *today;
+    const char *audit_key;    /* --audit-key FILE */
+    const char *checkpoints;  /* --checkpoints FILE */
+    const char *file;         /* --file FILE (audit verify of an extract) */
+    const char *out;          /* -o FILE */
+    const char *correlation;  /* --correlation ID */
+    const char *person;       /* --person ID */
+    int         show_personal; /* --show-personal (trace, person); --redact: 0, the default */
+    int         dry_run;      /* --dry-run (retention run) */
 } cli_opts;
 
 static int parse_opts(int argc, char **argv, int start, cli_opts *o)
@@ -128,6 +172,15 @@ static int parse_opts(int argc, char **argv, int start, cli_opts *o)
         else if (strcmp(a, "--from") == 0 && i + 1 < argc) o->from = argv[++i];
         else if (strcmp(a, "--to") == 0 && i + 1 < argc) o->to = argv[++i];
         else if (strcmp(a, "--today") == 0 && i + 1 < argc) o->today = argv[++i];
+        else if (strcmp(a, "--audit-key") == 0 && i + 1 < argc) o->audit_key = argv[++i];
+        else if (strcmp(a, "--checkpoints") == 0 && i + 1 < argc) o->checkpoints = argv[++i];
+        else if (strcmp(a, "--file") == 0 && i + 1 < argc) o->file = argv[++i];
+        else if ((strcmp(a, "-o") == 0 || strcmp(a, "--out") == 0) && i + 1 < argc) o->out = argv[++i];
+        else if (strcmp(a, "--correlation") == 0 && i + 1 < argc) o->correlation = argv[++i];
+        else if (strcmp(a, "--person") == 0 && i + 1 < argc) o->person = argv[++i];
+        else if (strcmp(a, "--show-personal") == 0) o->show_personal = 1;
+        else if (strcmp(a, "--redact") == 0) o->show_personal = 0;
+        else if (strcmp(a, "--dry-run") == 0) o->dry_run = 1;
         else if (a[0] == '-' && a[1]) { fprintf(stderr, "relais: unknown option '%s'\n", a); return -1; }
         else if (!o->arg) o->arg = a;
         else { fprintf(stderr, "relais: unexpected argument '%s'\n", a); return -1; }
@@ -213,9 +266,31 @@ static relais_journal *open_reader(const cli_opts *o)
         return NULL;
     }
     char err[512];
-    relais_journal_opts jo = { .conninfo = conninfo, .writer = 0 };
+    /* replay and discard write signed steps: with the audit key when it can
+     * be found (--audit-key, RELAIS_AUDIT_KEY_FILE, or the config's); the
+     * stream names who ran the command */
+    char keypath[1024] = "", cppath[1024] = "", who[200];
+    if (c) relais_auditlog_paths(c, keypath, sizeof keypath, cppath, sizeof cppath);
+    const char *kp = o->audit_key ? o->audit_key : getenv("RELAIS_AUDIT_KEY_FILE") ? getenv("RELAIS_AUDIT_KEY_FILE")
+                   : keypath[0] ? keypath : NULL;
+    const char *cp = o->checkpoints ? o->checkpoints : getenv("RELAIS_AUDIT_CHECKPOINTS") ? getenv("RELAIS_AUDIT_CHECKPOINTS")
+                   : cppath[0] ? cppath : NULL;
+    unsigned char *key = NULL;
+    size_t keylen = 0;
+    if (kp && access(kp, F_OK) == 0 && relais_auditlog_key(kp, 0, &key, &keylen, err, sizeof err) != 0) {
+        fprintf(stderr, "relais: %s\n", err);
+        relais_config_destroy(c);
+        return NULL;
+    }
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    snprintf(who, sizeof who, "cli/%.60s@%.60s", getenv("USER") ? getenv("USER") : "?", host);
+    relais_journal_opts jo = { .conninfo = conninfo, .writer = 0, .audit_key = key, .audit_keylen = keylen,
+                               .audit_checkpoints = key ? cp : NULL, .audit_name = who };
     relais_journal *j = relais_journal_open(&jo, err, sizeof err);
     if (!j) fprintf(stderr, "relais: journal: %s\n", err);
+    if (key) OPENSSL_cleanse(key, keylen);
+    free(key);
     relais_config_destroy(c);
     return j;
 }
@@ -224,6 +299,75 @@ static const char *jstr(json_t *o, const char *k)
 {
     json_t *v = json_object_get(o, k);
     return json_is_string(v) ? json_string_value(v) : "";
+}
+
+/* The data of the events of a trace or person answer (hub/personal.h):
+ * personal fields masked, or with --show-personal shown once each read is
+ * journaled (a signed step personal_data_read on the event: who, as which
+ * database role, what was asked; nothing is shown when the journal does
+ * not take it). 0, or -1 after saying why. */
+static int add_payloads(const cli_opts *o, relais_journal *j, json_t *answer, const char *cmd)
+{
+    relais_config *c = o->config ? load_config_or_report(o->config) : NULL;
+    if (o->config && !c) return -1;
+    const char *conninfo = o->db ? o->db : getenv("RELAIS_DB") ? getenv("RELAIS_DB") : c ? c->journal.conninfo : NULL;
+    char err[1024] = "no journal", role[128];
+    size_t shown = 0, i;
+    json_t *ev;
+    int rc = -1;
+    relais_personal *p = relais_personal_load(c && c->schemas.dir ? c->schemas.dir : RELAIS_DEFAULT_SCHEMA_DIR,
+                                               err, sizeof err);
+    if (!p || !conninfo || relais_personal_attach(answer, conninfo, p, o->show_personal, &shown, role, sizeof role,
+                                                  err, sizeof err) != 0) {
+        fprintf(stderr, "relais %s: %s\n", cmd, err);
+        goto out;
+    }
+    char host[64] = "host", detail[700];
+    gethostname(host, sizeof host - 1);
+    snprintf(detail, sizeof detail, "%.60s@%.60s as %.60s: relais %s --show-personal %.400s",
+             getenv("USER") ? getenv("USER") : "?", host, role, cmd, o->arg);
+    json_array_foreach(json_object_get(answer, "events"), i, ev) {
+        if (!shown || !json_object_get(ev, "data") || json_is_true(json_object_get(ev, "data_redacted"))) continue;
+        if (relais_journal_note(j, json_string_value(json_object_get(ev, "id")), "personal_data_read", NULL,
+                                detail, err, sizeof err) != 0) {
+            fprintf(stderr, "relais %s: the read of personal data could not be journaled, nothing shown: %s\n", cmd, err);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    relais_personal_destroy(p);
+    relais_config_destroy(c);
+    return rc;
+}
+
+/* The event's payload line (add_payloads): its data, or why there is none. */
+static void print_payload(json_t *ev, const char *indent)
+{
+    json_t *d = json_object_get(ev, "data");
+    if (json_object_get(ev, "purged_at")) {
+        printf("%sdata purged by retention at %s (its SHA-256 is kept: the trail still verifies)\n", indent,
+               json_string_value(json_object_get(ev, "purged_at")));
+    } else if (json_object_get(ev, "data_withheld")) {
+        printf("%sdata not shown: %s\n", indent, json_string_value(json_object_get(ev, "data_withheld")));
+    } else if (d) {
+        char *s = json_dumps(d, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+        printf("%sdata %s\n", indent, s ? s : "?");
+        free(s);
+    }
+}
+
+static void print_redaction_note(json_t *answer)
+{
+    size_t i;
+    json_t *ev;
+    json_array_foreach(json_object_get(answer, "events"), i, ev) {
+        if (json_is_true(json_object_get(ev, "data_redacted"))) {
+            printf("personal fields are masked (" RELAIS_PERSONAL_MASK "); --show-personal shows them "
+                   "and journals the read\n");
+            return;
+        }
+    }
 }
 
 static void print_trace_text(json_t *t)
@@ -240,6 +384,7 @@ static void print_trace_text(json_t *t)
         printf("  source %s  record %s  tenant %s\n", jstr(ev, "source"), jstr(ev, "recordid"), jstr(ev, "tenant"));
         printf("  subject %s  correlation %s\n", *jstr(ev, "subject") ? jstr(ev, "subject") : "-",
                jstr(ev, "correlationid"));
+        print_payload(ev, "  ");
         size_t k;
         json_t *st;
         json_array_foreach(json_object_get(ev, "steps"), k, st) {
@@ -277,8 +422,10 @@ static int cmd_trace(const cli_opts *o)
     if (!j) return 1;
     char err[512];
     json_t *t = relais_journal_trace(j, o->arg, err, sizeof err);
+    int payloads = t ? add_payloads(o, j, t, "trace") : 0;
     relais_journal_close(j);
     if (!t) { fprintf(stderr, "relais trace: %s\n", err); return 1; }
+    if (payloads != 0) { json_decref(t); return 1; }
     int found = json_array_size(json_object_get(t, "events")) > 0 ||
                 json_array_size(json_object_get(t, "rejections")) > 0;
     if (o->json) {
@@ -286,6 +433,7 @@ static int cmd_trace(const cli_opts *o)
         if (s) { puts(s); free(s); }
     } else {
         print_trace_text(t);
+        print_redaction_note(t);
     }
     json_decref(t);
     return found ? 0 : 1;
@@ -355,8 +503,10 @@ static int cmd_person(const cli_opts *o)
     if (!j) return 1;
     char err[512];
     json_t *r = relais_journal_person(j, o->arg, err, sizeof err);
+    int payloads = r ? add_payloads(o, j, r, "person") : 0;
     relais_journal_close(j);
     if (!r) { fprintf(stderr, "relais person: %s\n", err); return 1; }
+    if (payloads != 0) { json_decref(r); return 1; }
     if (o->json) {
         char *txt = json_dumps(r, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (txt) { puts(txt); free(txt); }
@@ -370,6 +520,7 @@ static int cmd_person(const cli_opts *o)
             col(jstr(e, "type"), 40);
             col(jstr(e, "source"), 14);
             printf("%s\n", jstr(e, "subject"));
+            print_payload(e, "    ");
         }
         printf("Packages that received them: %zu\n", json_array_size(pk));
         json_array_foreach(pk, i, e) {
@@ -378,6 +529,7 @@ static int cmd_person(const cli_opts *o)
             printf("%lld event(s), %s to %s\n", (long long)json_integer_value(json_object_get(e, "events")),
                    jstr(e, "first"), jstr(e, "last"));
         }
+        print_redaction_note(r);
     }
     json_decref(r);
     return 0;
@@ -594,6 +746,275 @@ static int cmd_test(const cli_opts *o)
     return relais_maptest_run(o->arg, o->schemas, stdout, NULL);
 }
 
+/* relais token new --name NAME --role ROLE: a new bearer token of the admin
+ * API. stdout: the token, the only time it is shown; stderr: the line
+ * "<name> <role> sha256:<hex>" to add to the hub.admin_tokens file, and
+ * nothing else when it succeeds (so `2>>FILE` works; docs/SECURITY.md). */
+static int cmd_token(int argc, char **argv)
+{
+    const char *name = NULL, *role = NULL;
+    if (argc < 3 || strcmp(argv[2], "new") != 0) {
+        fprintf(stderr, "usage: relais token new --name NAME --role auditor|operator|admin\n");
+        return 2;
+    }
+    for (int i = 3; i < argc; i++) {
+        if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) name = argv[++i];
+        else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) role = argv[++i];
+        else {
+            fprintf(stderr, "relais token new: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    relais_role r = RELAIS_ROLE_NONE;
+    if (!name || !role) {
+        fprintf(stderr, "usage: relais token new --name NAME --role auditor|operator|admin\n");
+        return 2;
+    }
+    if (relais_role_parse(role, &r) != 0) {
+        fprintf(stderr, "relais token new: --role '%s': expected auditor, operator or admin\n", role);
+        return 2;
+    }
+    char token[RELAIS_TOKEN_BUF], line[RELAIS_TOKEN_LINE_BUF], err[256];
+    if (relais_token_new(name, r, token, line, err, sizeof err) != 0) {
+        fprintf(stderr, "relais token new: --%s\n", err);
+        return strncmp(err, "name", 4) == 0 ? 2 : 1;
+    }
+    int rc = printf("%s\n", token) < 0 || fflush(stdout) != 0 ? 1 : 0;
+    explicit_bzero(token, sizeof token);
+    if (rc == 0) fprintf(stderr, "%s\n", line);
+    else fprintf(stderr, "relais token new: cannot write the token\n");
+    return rc;
+}
+
+/* "2026-11-26", "2026-11-26T10:00:00Z" (UTC) -> microseconds; -1 when neither. */
+static int64_t parse_when(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!rest) {
+        memset(&tm, 0, sizeof tm);
+        rest = strptime(s, "%Y-%m-%d", &tm);
+    }
+    if (!rest || (*rest && strcmp(rest, "Z") != 0)) return -1;
+    return (int64_t)timegm(&tm) * 1000000;
+}
+
+/* Where the journal, the key and the checkpoints are: options, then the
+ * environment, then the config. Strings point into o, the environment or
+ * the buffers. */
+typedef struct audit_where { const char *conninfo, *key, *cps; char keybuf[1024], cpsbuf[1024]; } audit_where;
+
+static void audit_locate(const cli_opts *o, const relais_config *c, audit_where *w)
+{
+    w->keybuf[0] = w->cpsbuf[0] = '\0';
+    if (c) relais_auditlog_paths(c, w->keybuf, sizeof w->keybuf, w->cpsbuf, sizeof w->cpsbuf);
+    w->conninfo = o->db ? o->db : getenv("RELAIS_DB") ? getenv("RELAIS_DB") : c ? c->journal.conninfo : NULL;
+    w->key = o->audit_key ? o->audit_key : getenv("RELAIS_AUDIT_KEY_FILE") ? getenv("RELAIS_AUDIT_KEY_FILE")
+           : w->keybuf[0] ? w->keybuf : NULL;
+    w->cps = o->checkpoints ? o->checkpoints : getenv("RELAIS_AUDIT_CHECKPOINTS") ? getenv("RELAIS_AUDIT_CHECKPOINTS")
+           : w->cpsbuf[0] ? w->cpsbuf : NULL;
+}
+
+static char *slurp_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t cap = 0, n = 0, got;
+    char chunk[65536];
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (n + got > cap) {
+            size_t nc = cap ? cap * 2 : sizeof chunk;
+            while (nc < n + got) nc *= 2;
+            char *b = realloc(buf, nc);
+            if (!b) { free(buf); fclose(f); return NULL; }
+            buf = b;
+            cap = nc;
+        }
+        memcpy(buf + n, chunk, got);
+        n += got;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) { free(buf); return NULL; }
+    *len = n;
+    return buf ? buf : calloc(1, 1);
+}
+
+/* relais audit export [-c FILE] (--from T --to T | --correlation ID | --person ID) [-o FILE] */
+static int audit_export(const cli_opts *o, const relais_config *c, const audit_where *w, int64_t from, int64_t to)
+{
+    int kinds = (o->from || o->to) + !!o->correlation + !!o->person;
+    if (kinds != 1) {
+        fprintf(stderr, "relais: audit export takes one selection: --from/--to, --correlation ID or --person ID\n");
+        return 2;
+    }
+    char err[1024], label[300];
+    relais_auditlog_selection sel = { .from_us = from, .to_us = to, .correlation = o->correlation, .label = label };
+    char **ids = NULL;
+    size_t nids = 0;
+    json_t *person = NULL;
+    relais_journal *j = open_reader(o);        /* the read is journaled (personal data) */
+    if (!j) return 1;
+    if (o->person) {
+        person = relais_journal_person(j, o->person, err, sizeof err);
+        if (!person) {
+            fprintf(stderr, "relais: audit export: %s\n", err);
+            relais_journal_close(j);
+            return 1;
+        }
+        json_t *evs = json_object_get(person, "events");
+        ids = calloc(json_array_size(evs) + 1, sizeof *ids);
+        size_t i;
+        json_t *ev;
+        json_array_foreach(evs, i, ev) {
+            const char *id = json_string_value(json_object_get(ev, "id"));
+            if (id && ids) ids[nids++] = (char *)id;
+        }
+        sel.event_ids = (const char *const *)ids;
+        sel.n_event_ids = nids;
+        if (!nids) {                             /* nobody: an empty extract */
+            sel.event_ids = NULL;
+            sel.correlation = "00000000-0000-0000-0000-000000000000";
+        }
+        snprintf(label, sizeof label, "person %.200s", o->person);
+    } else if (o->correlation) {
+        snprintf(label, sizeof label, "correlation %.200s", o->correlation);
+    } else {
+        snprintf(label, sizeof label, "from %.40s to %.40s", o->from ? o->from : "the start", o->to ? o->to : "now");
+    }
+    char who[200], host[64] = "host", detail[600];
+    gethostname(host, sizeof host - 1);
+    snprintf(who, sizeof who, "%.60s@%.60s", getenv("USER") ? getenv("USER") : "?", host);
+    snprintf(detail, sizeof detail, "%s: audit export of %s%s%s", who, label, o->out ? " to " : "",
+             o->out ? o->out : "");
+    int rc = 1;
+    if (relais_journal_note(j, NULL, "personal_data_read", NULL, detail, err, sizeof err) != 0) {
+        /* an unjournaled read holds no payload: proofs and hashes only */
+        fprintf(stderr, "relais: audit export: the read could not be journaled (%s): exporting the proofs "
+                        "and hashes without the event bodies\n", err);
+        sel.no_bodies = 1;
+    }
+    FILE *f = o->out ? fopen(o->out, "w") : stdout;
+    if (!f) {
+        fprintf(stderr, "relais: audit export: %s: %s\n", o->out, strerror(errno));
+        goto out;
+    }
+    long n = 0;
+    int e = relais_auditlog_export(w->conninfo, &sel, w->cps, f, &n, err, sizeof err);
+    if (f != stdout && fclose(f) != 0 && e == 0) {
+        snprintf(err, sizeof err, "%s: %s", o->out, strerror(errno));
+        e = -1;
+    }
+    if (e != 0) {
+        fprintf(stderr, "relais: audit export: %s\n", err);
+        goto out;
+    }
+    fprintf(stderr, "relais: exported %ld entries (%s)\n", n, label);
+    rc = 0;
+out:
+    (void)c;
+    free(ids);
+    json_decref(person);
+    relais_journal_close(j);
+    return rc;
+}
+
+/* relais audit verify [-c FILE | --db CONNINFO --audit-key F --checkpoints F] [--from T] [--to T]
+ * relais audit verify --file EXTRACT (-c FILE | --audit-key F)
+ * relais audit export ... */
+static int cmd_audit(const cli_opts *o)
+{
+    int verify = o->arg && strcmp(o->arg, "verify") == 0, export = o->arg && strcmp(o->arg, "export") == 0;
+    if (!verify && !export) {
+        fprintf(stderr, "relais: usage: relais audit verify|export [-c FILE] ... (relais --help)\n");
+        return 2;
+    }
+    int64_t from = 0, to = 0;
+    if ((o->from && (from = parse_when(o->from)) < 0) || (o->to && (to = parse_when(o->to)) < 0)) {
+        fprintf(stderr, "relais: audit: --from/--to take YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ (UTC)\n");
+        return 2;
+    }
+    if (o->to && strlen(o->to) == 10) to += 86400LL * 1000000 - 1;   /* a day: all of it */
+    relais_config *c = o->config ? load_config_or_report(o->config) : NULL;
+    if (o->config && !c) return 1;
+    audit_where w;
+    audit_locate(o, c, &w);
+    char err[1024];
+    int rc;
+    if (export) {
+        if (!w.conninfo || !w.cps) {
+            fprintf(stderr, "relais: audit export needs the journal and the checkpoint file: give -c FILE, "
+                            "or --db CONNINFO --checkpoints FILE\n");
+            relais_config_destroy(c);
+            return 2;
+        }
+        rc = audit_export(o, c, &w, from, to);
+        relais_config_destroy(c);
+        return rc;
+    }
+    if (!w.key || (!o->file && (!w.conninfo || !w.cps))) {
+        fprintf(stderr, "relais: audit verify needs the audit key, and (without --file) the journal and the "
+                        "checkpoint file: give -c FILE, or --db CONNINFO --audit-key FILE --checkpoints FILE\n");
+        relais_config_destroy(c);
+        return 2;
+    }
+    unsigned char *key = NULL;
+    size_t keylen = 0;
+    if (relais_auditlog_key(w.key, 0, &key, &keylen, err, sizeof err) != 0) {
+        fprintf(stderr, "relais: audit verify: %s\n", err);
+        relais_config_destroy(c);
+        return 1;
+    }
+    relais_auditlog_result res;
+    if (o->file) {
+        size_t len = 0;
+        char *buf = slurp_file(o->file, &len);
+        if (!buf) {
+            snprintf(err, sizeof err, "%s: %s", o->file, strerror(errno));
+            rc = -1;
+        } else {
+            rc = relais_auditlog_verify_export(o->file, buf, len, key, keylen, stdout, &res, err, sizeof err);
+            free(buf);
+        }
+    } else {
+        rc = relais_auditlog_verify(w.conninfo, key, keylen, w.cps, from, to, stdout, &res, err, sizeof err);
+    }
+    OPENSSL_cleanse(key, keylen);
+    free(key);
+    relais_config_destroy(c);
+    if (rc < 0) {
+        fprintf(stderr, "relais: audit verify: %s\n", err);
+        return 1;
+    }
+    return rc ? 1 : 0;
+}
+
+/* relais retention run -c FILE [--db CONNINFO] [--dry-run]: payloads past
+ * their retention emptied, one signed step "purged" (hub/retention.h) */
+static int cmd_retention(const cli_opts *o)
+{
+    if (!o->arg || strcmp(o->arg, "run") != 0 || !o->config) {
+        fprintf(stderr, "usage: relais retention run -c FILE [--db CONNINFO] [--dry-run]\n");
+        return 2;
+    }
+    relais_config *c = load_config_or_report(o->config);
+    if (!c) return 1;
+    relais_journal *j = open_reader(o);
+    int rc = 1;
+    if (j) {
+        const char *conninfo = o->db ? o->db : getenv("RELAIS_DB") ? getenv("RELAIS_DB") : c->journal.conninfo;
+        relais_retention_result res;
+        char err[1024];
+        if (relais_retention_run(c, conninfo, j, o->dry_run, stdout, &res, err, sizeof err) == 0) rc = 0;
+        else fprintf(stderr, "relais retention: %s\n", err);
+    }
+    relais_journal_close(j);
+    relais_config_destroy(c);
+    return rc;
+}
+
 int relais_cli_main(int argc, char **argv)
 {
     if (argc < 2) { usage(stderr); return 2; }
@@ -606,6 +1027,7 @@ int relais_cli_main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (strcmp(cmd, "token") == 0) return cmd_token(argc, argv);
     cli_opts o;
     memset(&o, 0, sizeof o);
     if (parse_opts(argc, argv, 2, &o) != 0) return 2;
@@ -618,6 +1040,8 @@ int relais_cli_main(int argc, char **argv)
     if (strcmp(cmd, "reload") == 0) return cmd_reload(&o);
     if (strcmp(cmd, "sla") == 0) return cmd_sla(&o);
     if (strcmp(cmd, "person") == 0) return cmd_person(&o);
+    if (strcmp(cmd, "retention") == 0) return cmd_retention(&o);
+    if (strcmp(cmd, "audit") == 0) return cmd_audit(&o);
     if (strcmp(cmd, "connectors") == 0) return cmd_connectors(&o);
     if (strcmp(cmd, "broker") == 0) return cmd_broker(&o);
     if (strcmp(cmd, "test") == 0) return cmd_test(&o);

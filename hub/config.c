@@ -26,6 +26,8 @@
 #include "yamltree.h"
 #include "mapping.h"
 #include "jsonschema.h"
+#include "httputil.h"
+#include "tokens.h"
 
 #define DEFAULT_MAX_IN_FLIGHT 4
 /* Numeric section fields start at this value: apply() overwrites it with the
@@ -45,6 +47,9 @@ static const relais_option hub_opts[] = {
     OPT("log_level", RELAIS_OPT_ENUM, "info", hub.log_level, "error|warn|info|debug", "log verbosity"),
     OPT("fault_injection", RELAIS_OPT_BOOL, "false", hub.fault_injection, NULL,
         "tests only: the admin server takes POST /fault/bus (embedded broker down/up, request errors, leader change)"),
+    OPT("admin_tokens", RELAIS_OPT_STR, NULL, hub.admin_tokens, NULL,
+        "file of the admin API's bearer tokens, one '<name> <role> sha256:<hex>' per line (relais token new); "
+        "required when admin_listen is not a loopback address"),
     { NULL, 0, NULL, 0, 0, NULL, NULL, 0 }
 };
 
@@ -88,6 +93,18 @@ static const relais_option schema_opts[] = {
     { NULL, 0, NULL, 0, 0, NULL, NULL, 0 }
 };
 
+static const relais_option audit_opts[] = {
+    OPT("key_file", RELAIS_OPT_STR, NULL, audit.key_file, NULL,
+        "MAC key of the journal's chain (64+ hex digits, mode 0600, outside the database); default <state_dir>/audit.key, made at first start"),
+    OPT("checkpoints", RELAIS_OPT_STR, NULL, audit.checkpoints, NULL,
+        "append-only file of signed checkpoints (the witness outside the database); default <state_dir>/audit.checkpoints"),
+    OPT("checkpoint_interval", RELAIS_OPT_DURATION, "10s", audit.checkpoint_interval_ms, NULL,
+        "how often each journal writer appends a checkpoint (when it wrote something)"),
+    OPT("stream_max", RELAIS_OPT_INT, "100000", audit.stream_max, NULL,
+        "entries per chain stream before a writer starts a new one (bounds what verify holds in memory)"),
+    { NULL, 0, NULL, 0, 0, NULL, NULL, 0 }
+};
+
 typedef struct section {
     const char          *name;
     const relais_option *opts;
@@ -99,10 +116,12 @@ static const section g_sections[] = {
     { "journal", journal_opts },
     { "delivery", delivery_opts },
     { "schemas", schema_opts },
+    { "audit", audit_opts },
 };
 #define N_SECTIONS (sizeof g_sections / sizeof g_sections[0])
 
-static const char *const g_top_keys[] = { "hub", "bus", "journal", "delivery", "schemas", "connectors", "routes", NULL };
+static const char *const g_top_keys[] = { "hub", "bus", "journal", "delivery", "schemas", "audit", "retention", "outgoing",
+                                          "connectors", "routes", NULL };
 static const char *const g_conn_keys[] = { "name", "type", "mode", "tenant", "max_in_flight", "batch_max", "mapping",
                                            "package", "order", NULL };
 static const char *const g_route_keys[] = { "name", "match", "tenant", "where", "to", NULL };
@@ -321,6 +340,29 @@ static void require_min(loader *L, const yt_node *root, const char *sec, const c
            sec, key, min, unit, value);
 }
 
+/* hub.admin_tokens: loaded (and checked) with the configuration; without
+ * it the admin API is unauthenticated, allowed on a loopback address only. */
+static void load_admin_tokens(loader *L, const yt_node *root)
+{
+    relais_config *c = L->cfg;
+    const yt_node *hub = yt_get(root, "hub");
+    int hub_line = key_line(root, "hub", root->line);
+    if (c->hub.admin_tokens) {
+        char err[1024];
+        int line = key_line(hub, "admin_tokens", hub_line);
+        if (!*c->hub.admin_tokens) {
+            err_at(L, line, "'hub.admin_tokens' must not be empty");
+            return;
+        }
+        c->hub.tokens = relais_tokens_load(c->hub.admin_tokens, err, sizeof err);
+        if (!c->hub.tokens) err_at(L, line, "'hub.admin_tokens': %s", err);
+    } else if (c->hub.admin_listen && *c->hub.admin_listen && !relais_listen_is_loopback(c->hub.admin_listen)) {
+        err_at(L, key_line(hub, "admin_listen", hub_line), "'hub.admin_listen' %.100s is not a loopback address "
+               "(127.x.x.x): set 'hub.admin_tokens' (docs/SECURITY.md, Roles and tokens), or the admin API "
+               "would be open to the network without authentication", c->hub.admin_listen);
+    }
+}
+
 static void check_sections(loader *L, const yt_node *root)
 {
     relais_config *c = L->cfg;
@@ -331,6 +373,7 @@ static void check_sections(loader *L, const yt_node *root)
     require_text(L, root, "bus", "topic", c->bus.topic);
     require_text(L, root, "bus", "group", c->bus.group);
     require_text(L, root, "journal", "conninfo", c->journal.conninfo);
+    load_admin_tokens(L, root);
 
     require_min(L, root, "bus", "embedded_brokers", c->bus.embedded_brokers, 1, "");
     require_min(L, root, "bus", "partitions", c->bus.partitions, 1, "");
@@ -343,6 +386,8 @@ static void check_sections(loader *L, const yt_node *root)
     require_min(L, root, "delivery", "circuit_failures", c->delivery.circuit_failures, 0, "");
     require_min(L, root, "delivery", "circuit_open", c->delivery.circuit_open_ms, 1, "ms");
     require_min(L, root, "delivery", "queue_max", c->delivery.queue_max, 100, "");
+    require_min(L, root, "audit", "checkpoint_interval", c->audit.checkpoint_interval_ms, 100, "ms");
+    require_min(L, root, "audit", "stream_max", c->audit.stream_max, 10, "");
     if (c->delivery.backoff_max_ms != UNPARSED && c->delivery.backoff_initial_ms != UNPARSED &&
         c->delivery.backoff_max_ms < c->delivery.backoff_initial_ms) {
         const yt_node *d = yt_get(root, "delivery");
@@ -812,6 +857,215 @@ static void load_routes(loader *L, const yt_node *root)
     }
 }
 
+/* ---- retention: how long payloads are kept (hub/retention.h) --------------- */
+
+/* The default payload retention: CNIL délibération 2021-122 keeps logs
+ * six months to a year; payloads are the personal data the log should hold
+ * least (docs/SECURITY.md, Retention), hence the lower bound. */
+#define RETENTION_DEFAULT_SECS (180L * 86400)
+
+/* "180d", "26w", "1y" (365 days), "12h", "30m" (minutes), "10s", or
+ * "never" (-1). 0, or -1 when invalid (or above 100 years). */
+static int parse_retention(const char *s, long *secs)
+{
+    if (strcmp(s, "never") == 0) {
+        *secs = -1;
+        return 0;
+    }
+    static const struct { const char *unit; long secs; } units[] = {
+        { "s", 1 }, { "m", 60 }, { "h", 3600 }, { "d", 86400 }, { "w", 7 * 86400L }, { "y", 365 * 86400L } };
+    if (!isdigit((unsigned char)s[0])) return -1;
+    char *end = NULL;
+    long n = strtol(s, &end, 10);
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(end, units[i].unit) == 0 && n >= 1 && n <= 100 * 365 * 86400L / units[i].secs) {
+            *secs = n * units[i].secs;
+            return 0;
+        }
+    return -1;
+}
+
+static int retention_value(loader *L, const yt_node *m, int line, const char *label, long *secs)
+{
+    const char *s = scalar_of(L, m, line, label, "payloads");
+    if (!s) return -1;
+    if (parse_retention(s, secs) != 0) {
+        err_at(L, line, "%s: 'payloads' must be a duration with its unit, s, m (minutes), h, d, w or y "
+               "(180d, 26w, 1y; at most 100 years), or 'never' (got '%.60s')", label, s);
+        return -1;
+    }
+    return 0;
+}
+
+/* `retention`: the default payload retention and rules per event type
+ * (first match wins). Runs after the routes (same pattern checks). */
+static void load_retention(loader *L, const yt_node *root)
+{
+    relais_config *c = L->cfg;
+    c->retention.secs = RETENTION_DEFAULT_SECS;
+    const yt_node *sec = yt_get(root, "retention");
+    int sec_line = key_line(root, "retention", root->line);
+    if (!sec || is_null(sec)) return;
+    if (sec->kind != YT_MAP) {
+        err_at(L, sec_line, "section 'retention' must be a map (payloads: 180d, rules: [...]), not %s", kind_name(sec));
+        return;
+    }
+    static const char *const known[] = { "payloads", "rules", NULL };
+    static const char *const rule_keys[] = { "match", "payloads", NULL };
+    check_keys(L, sec, known, "section 'retention'");
+    const yt_node *v = yt_get(sec, "payloads");
+    if (v) retention_value(L, v, key_line(sec, "payloads", sec_line), "retention", &c->retention.secs);
+    v = yt_get(sec, "rules");
+    if (!v || is_null(v)) return;
+    int line = key_line(sec, "rules", sec_line);
+    if (v->kind != YT_SEQ) {
+        err_at(L, line, "'retention.rules' must be a list of rules (- match: ..., payloads: ...), not %s", kind_name(v));
+        return;
+    }
+    c->retention.rules = calloc(v->count ? v->count : 1, sizeof *c->retention.rules);
+    if (!c->retention.rules) {
+        err_at(L, line, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < v->count; i++) {
+        const yt_node *m = v->values[i];
+        char label[64];
+        snprintf(label, sizeof label, "retention rule #%zu", i + 1);
+        if (m->kind != YT_MAP) {
+            err_at(L, m->line, "%s must be a map (match: ..., payloads: ...), not %s", label, kind_name(m));
+            continue;
+        }
+        relais_retention_rule *r = &c->retention.rules[c->retention.n_rules++];
+        r->line = m->line;
+        check_keys(L, m, rule_keys, "a retention rule");
+        const yt_node *x = yt_get(m, "match");
+        if (!x || is_null(x)) {
+            err_at(L, m->line, "%s has no 'match' (event type patterns)", label);
+        } else {
+            int mline = key_line(m, "match", m->line);
+            char what[96];
+            snprintf(what, sizeof what, "%s: 'match'", label);
+            r->match = list_of(L, x, mline, what);
+            if (r->match && !r->match[0]) err_at(L, mline, "%s: 'match' must name at least one pattern", label);
+            for (char **p = r->match; p && *p; p++) {
+                const char *why = pattern_problem(*p);
+                if (why) err_at(L, mline, "%s: match pattern '%.100s' %s", label, *p, why);
+            }
+        }
+        x = yt_get(m, "payloads");
+        if (!x || is_null(x))
+            err_at(L, m->line, "%s has no 'payloads' (how long: 180d, 1y, never)", label);
+        else
+            retention_value(L, x, key_line(m, "payloads", m->line), label, &r->secs);
+    }
+}
+
+/* ---- outgoing: the allow-list of outgoing calls (hub/httputil.h) ---------- */
+
+/* The connector map of cc in the YAML tree (matched by line), or NULL. */
+static const yt_node *outgoing_conn_node(const yt_node *root, const relais_conn_cfg *cc)
+{
+    const yt_node *seq = yt_get(root, "connectors");
+    for (size_t i = 0; seq && seq->kind == YT_SEQ && i < seq->count; i++)
+        if (seq->values[i]->kind == YT_MAP && seq->values[i]->line == cc->line) return seq->values[i];
+    return NULL;
+}
+
+/* The scheme of an outgoing URL option: only what the hub's connectors
+ * speak (http, https; smtp, smtps for email). Each connector then checks the
+ * ones it takes; libcurl is limited to them too (relais_http_policy_apply). */
+static int outgoing_scheme_ok(const char *url, char *scheme, size_t len)
+{
+    size_t n = strcspn(url, ":");
+    snprintf(scheme, len, "%.*s", (int)(n < 32 ? n : 32), url);
+    if (strncmp(url + n, "://", 3) != 0) return 0;
+    static const char *const ok[] = { "http", "https", "smtp", "smtps", NULL };
+    for (size_t i = 0; ok[i]; i++)
+        if (strcasecmp(scheme, ok[i]) == 0) return 1;
+    return 0;
+}
+
+/* `outgoing.allow`, compiled (NULL when the key is absent). Errors go to L. */
+static void load_outgoing_allow(loader *L, const yt_node *root)
+{
+    relais_config *c = L->cfg;
+    const yt_node *sec = yt_get(root, "outgoing");
+    int sec_line = key_line(root, "outgoing", root->line);
+    if (!sec || is_null(sec)) return;
+    if (sec->kind != YT_MAP) {
+        err_at(L, sec_line, "section 'outgoing' must be a map (allow: [...]), not %s", kind_name(sec));
+        return;
+    }
+    static const char *const known[] = { "allow", NULL };
+    check_keys(L, sec, known, "section 'outgoing'");
+    const yt_node *v = yt_get(sec, "allow");
+    if (!v) return;
+    int line = key_line(sec, "allow", sec_line);
+    c->outgoing.set = 1;
+    c->outgoing.line = line;
+    c->outgoing.allow = relais_http_allow_new();
+    if (!c->outgoing.allow) {
+        err_at(L, line, "out of memory");
+        return;
+    }
+    if (v->kind != YT_SEQ) {
+        err_at(L, line, "'outgoing.allow' must be a list of host names and address ranges "
+               "(- publik.mairie.example, - 10.0.0.0/8), not %s%s", is_null(v) ? "an empty value" : kind_name(v),
+               is_null(v) ? " (write [] to allow no outgoing call at all, or remove the key to allow any)" : "");
+        c->outgoing.bad = 1;
+        return;
+    }
+    for (size_t i = 0; i < v->count; i++) {
+        const yt_node *it = v->values[i];
+        char err[512];
+        if (it->kind != YT_SCALAR) {
+            err_at(L, it->line, "'outgoing.allow': items must be plain values, not %s", kind_name(it));
+            c->outgoing.bad = 1;
+        } else if (relais_http_allow_add(c->outgoing.allow, it->scalar, err, sizeof err) != 0) {
+            err_at(L, it->line, "'outgoing.allow' item %zu: %s", i + 1, err);
+            c->outgoing.bad = 1;
+        }
+    }
+    if (!c->outgoing.bad && relais_http_allow_names(c->outgoing.allow) > 0
+        && relais_http_allow_ranges(c->outgoing.allow) == 0) {
+        err_at(L, line, "'outgoing.allow' lists host names but no address range: every connection would be "
+               "refused, since the address a name resolves to must be in a listed range (add e.g. 10.0.0.0/8)");
+        c->outgoing.bad = 1;
+    }
+}
+
+/* Every outgoing URL option (RELAIS_OPT_URL) of every connector: its scheme
+ * must be one the hub speaks and, when `outgoing.allow` is set, its host
+ * must be allowed. Runs after the connectors are loaded. */
+static void load_outgoing(loader *L, const yt_node *root)
+{
+    relais_config *c = L->cfg;
+    load_outgoing_allow(L, root);
+    for (size_t i = 0; i < c->n_connectors; i++) {
+        const relais_conn_cfg *cc = &c->connectors[i];
+        if (!cc->desc || !cc->opts || !cc->name) continue;
+        const yt_node *m = outgoing_conn_node(root, cc);
+        for (const relais_option *o = cc->desc->options; o && o->name; o++) {
+            if (o->type != RELAIS_OPT_URL || (o->modes && !(o->modes & cc->mode))) continue;
+            const char *url = *(char *const *)(const void *)((const char *)cc->opts + o->offset);
+            if (!url || !*url) continue;
+            char host[256], err[512], scheme[40];
+            int oline = key_line(m, o->name, cc->line);
+            if (!outgoing_scheme_ok(url, scheme, sizeof scheme))
+                err_at(L, oline, "connector '%s': option '%s': '%.200s' is not an http, https, smtp or smtps "
+                       "URL (scheme '%s'): the hub makes no other outgoing calls", cc->name, o->name, url, scheme);
+            else if (!c->outgoing.allow || c->outgoing.bad)
+                continue;
+            else if (relais_http_url_host(url, host, sizeof host, err, sizeof err) != 0)
+                err_at(L, oline, "connector '%s': option '%s': %s", cc->name, o->name, err);
+            else if (!relais_http_allow_host(c->outgoing.allow, host))
+                err_at(L, oline, "connector '%s': option '%s': host '%s' is not in outgoing.allow "
+                       "(line %d): add the name, or the address's range", cc->name, o->name, host,
+                       c->outgoing.line);
+        }
+    }
+}
+
 /* ---- entry points --------------------------------------------------------- */
 
 /* Line number of a message this loader produced ("FILE:LINE: ..."), 0 when
@@ -895,7 +1149,9 @@ static relais_config *load_tree(const char *file, const yt_node *root, relais_er
         check_sections(&L, root);
         load_schemas(&L, root);
         load_connectors(&L, root);
+        load_outgoing(&L, root);
         load_routes(&L, root);
+        load_retention(&L, root);
     }
     if (L.nerr) {
         relais_config_destroy(L.cfg);
@@ -964,6 +1220,10 @@ void relais_config_destroy(relais_config *c)
         strlist_free(r->to);
     }
     free(c->routes);
+    relais_http_allow_destroy(c->outgoing.allow);
+    for (size_t i = 0; i < c->retention.n_rules; i++) strlist_free(c->retention.rules[i].match);
+    free(c->retention.rules);
+    relais_tokens_destroy(c->hub.tokens);
     if (c->journal.conninfo) explicit_bzero(c->journal.conninfo, strlen(c->journal.conninfo));
     for (size_t i = 0; i < N_SECTIONS; i++)
         relais_options_free(g_sections[i].opts, c);

@@ -5,6 +5,7 @@
  *     name: relais                 # instance name, used as the Kafka client.id prefix
  *     tenant: default              # default tenant of connectors that do not name one
  *     admin_listen: 127.0.0.1:8080 # admin HTTP (/healthz, /metrics); "" or absent: off
+ *     admin_tokens: /etc/relais/admin-tokens  # bearer tokens and roles of the admin API
  *     state_dir: .run/relais       # where the hub writes bootstrap.txt, admin.txt
  *     log_level: info              # error|warn|info|debug
  *   bus:
@@ -25,6 +26,15 @@
  *     backoff_max: 5m
  *     lease: 60s                   # a claimed delivery returns to the pool after this
  *     poll_interval: 200ms         # how often due retries are looked for
+ *   outgoing:
+ *     allow:                       # host names and address ranges the hub may call (absent: any)
+ *       - publik.mairie.example    # a name (the URL's host), "*.mairie.example" for the names below it
+ *       - 10.0.0.0/8               # a range the connected address must be in (names alone allow none)
+ *   retention:                     # payloads purged by `relais retention run` (docs/CONFIG.md)
+ *     payloads: 180d               # default: s, m (minutes), h, d, w or y (365 days); "never"
+ *     rules:                       # first match wins; patterns as routes' match
+ *       - match: "fr.relais.billing.**"
+ *         payloads: 1y
  *   connectors:
  *     - name: desk                 # unique; [a-z0-9_-]+
  *       type: http                 # a registered descriptor
@@ -86,6 +96,14 @@ typedef struct relais_route_cfg {
     int            line;
 } relais_route_cfg;
 
+/* A retention rule: events whose type matches keep their payload `secs`
+ * seconds (-1: never purged). */
+typedef struct relais_retention_rule {
+    char **match;               /* NULL-terminated type patterns (router.h) */
+    long   secs;
+    int    line;
+} relais_retention_rule;
+
 typedef struct relais_config {
     char *path;
     struct {
@@ -95,6 +113,8 @@ typedef struct relais_config {
         char *state_dir;
         char *log_level;
         int   fault_injection;       /* 1: POST /fault/bus on the admin server (tests only) */
+        char *admin_tokens;          /* the admin API's tokens file (tokens.h); NULL: none (loopback only) */
+        struct relais_tokens *tokens; /* loaded from admin_tokens with the config; NULL: none */
     } hub;
     struct {
         char      *brokers;          /* "embedded" or bootstrap list */
@@ -124,6 +144,23 @@ typedef struct relais_config {
         char *dir;                   /* canonical schemas; default RELAIS_DEFAULT_SCHEMA_DIR */
         char *private_types;         /* "accept" or "reject": types outside fr.relais. without a schema */
     } schemas;
+    struct {
+        char *key_file;              /* NULL: <state_dir>/audit.key */
+        char *checkpoints;           /* NULL: <state_dir>/audit.checkpoints */
+        long  checkpoint_interval_ms;
+        long  stream_max;
+    } audit;
+    struct {
+        int                       set;      /* 1: the `outgoing.allow` key is present (even empty) */
+        int                       line;     /* its line */
+        int                       bad;      /* an entry was refused (already reported) */
+        struct relais_http_allow *allow;    /* compiled list (hub/httputil.h); NULL: key absent, any host */
+    } outgoing;
+    struct {
+        long                   secs;        /* default payload retention in seconds; -1: never purged */
+        relais_retention_rule *rules;       /* first match wins */
+        size_t                 n_rules;
+    } retention;
     struct relais_schema_set *schema_set;  /* loaded and compiled with the config */
     relais_conn_cfg  *connectors;
     size_t            n_connectors;

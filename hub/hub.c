@@ -46,6 +46,8 @@
 #include "safeparse.h"
 #include "mapping.h"
 #include "canonical.h"
+#include "auditlog.h"
+#include <openssl/crypto.h>
 
 #define CONSUME_BATCH 1000
 #define WORKER_BATCH 10000     /* upper bound of batch_max (config.c) */
@@ -865,10 +867,30 @@ relais_hub *relais_hub_new(relais_config *cfg, char *errstr, size_t errlen)
     if (!h->metrics) { snprintf(errstr, errlen, "out of memory"); relais_hub_destroy(h); return NULL; }
 
     char err[512];
+    /* the trail's key and witness file live outside the database */
+    char keypath[1024], cppath[1024];
+    unsigned char *akey = NULL;
+    size_t akeylen = 0;
+    relais_auditlog_paths(cfg, keypath, sizeof keypath, cppath, sizeof cppath);
+    if (mkdir_p(cfg->hub.state_dir) != 0) {
+        snprintf(errstr, errlen, "cannot create state_dir %s: %s", cfg->hub.state_dir, strerror(errno));
+        relais_hub_destroy(h);
+        return NULL;
+    }
+    if (relais_auditlog_key(keypath, !cfg->audit.key_file, &akey, &akeylen, err, sizeof err) != 0) {
+        snprintf(errstr, errlen, "audit.key_file: %s", err);
+        relais_hub_destroy(h);
+        return NULL;
+    }
     relais_journal_opts jo = { .conninfo = cfg->journal.conninfo, .batch_max = cfg->journal.batch_max,
                                .batch_wait_ms = cfg->journal.batch_wait_ms > 0 ? cfg->journal.batch_wait_ms : -1,  /* config 0 = no wait */
-                               .writer = 1, .queue_max = 100000 };
+                               .writer = 1, .queue_max = 100000,
+                               .audit_key = akey, .audit_keylen = akeylen, .audit_checkpoints = cppath,
+                               .audit_name = h->owner, .audit_checkpoint_ms = cfg->audit.checkpoint_interval_ms,
+                               .audit_stream_max = cfg->audit.stream_max };
     h->j = relais_journal_open(&jo, err, sizeof err);
+    OPENSSL_cleanse(akey, akeylen);
+    free(akey);
     if (!h->j) { snprintf(errstr, errlen, "journal: %s", err); relais_hub_destroy(h); return NULL; }
 
     relais_bus_conf bc = {
@@ -893,6 +915,7 @@ relais_hub *relais_hub_new(relais_config *cfg, char *errstr, size_t errlen)
         if (!inst) { snprintf(errstr, errlen, "out of memory"); relais_hub_destroy(h); return NULL; }
         inst->max_in_flight = cc->max_in_flight > 0 ? cc->max_in_flight : 4;
         inst->mapping = cc->mapping;
+        inst->outgoing_allow = cfg->outgoing.allow;
         if (cc->package && !(inst->package = strdup(cc->package))) {
             snprintf(errstr, errlen, "out of memory");
             relais_instance_destroy(inst);

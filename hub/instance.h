@@ -42,6 +42,8 @@ struct relais_instance {
     char                      *bootstrap;  /* bus bootstrap servers */
     long                       max_in_flight;
     const struct relais_mapping *mapping;  /* borrowed from the config; NULL: none */
+    const struct relais_http_allow *outgoing_allow; /* hub's outgoing.allow, borrowed from the
+                                                       config; NULL: none (httputil.h) */
 };
 
 /* A stand-alone instance (tests, tools). Strings are copied. */

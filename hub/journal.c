@@ -72,11 +72,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <libpq-fe.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "journal.h"
 #include "migrations.h"
 #include "event_int.h"
+#include "audit.h"
 
 #define COMP "journal"
 #define DEFAULT_BATCH_MAX      1000
@@ -91,6 +95,8 @@
 #define CONFLICT_TRIES         5      /* deadlock / serialization failure */
 #define CONFLICT_PAUSE_MS      20     /* times the try number */
 #define RAW_MAX                4096
+#define AUDIT_CP_MS            10000
+#define AUDIT_STREAM_MAX       100000
 
 /* ---- jobs ------------------------------------------------------------------------ */
 
@@ -157,6 +163,12 @@ typedef struct lane {
     _Atomic uint64_t batches, jobs;
 
     /* writer thread only */
+    char    astream[200];         /* the lane's current chain stream */
+    int64_t aseq;                 /* its last committed entry (0: none yet) */
+    char    aprev[RELAIS_AUDIT_HEX];  /* that entry's hash (64 zeros before the first) */
+    int64_t pseq;                 /* the running batch's last entry (audit_commit takes it) */
+    char    pprev[RELAIS_AUDIT_HEX];
+    int64_t acp_seq, acp_at_us;   /* last checkpoint written (seq, monotonic time) */
     job   **batch;                /* batch_max slots */
     PGconn *wconn;
     int64_t next_connect_us;
@@ -174,6 +186,14 @@ struct relais_journal {
     atomic_int      healthy;      /* read only (no writer): the read connection; else unused */
 
     lane            lanes[NLANES];
+
+    /* the trail (read-only after open; the checkpoint fd is written with
+     * single O_APPEND writes by the lanes and the read side) */
+    unsigned char  *akey;
+    size_t          akeylen;
+    char           *aname;
+    int             acp_fd;
+    long            acp_ms, astream_max;
 
     /* destination instance -> its package (relais_journal_set_packages),
      * set once before the writer's first route; read-only after */
@@ -589,6 +609,17 @@ static int submit_blocking(relais_journal *j, job *jb, int *abandoned)
 
 /* ---- the writer's statements -------------------------------------------------------- */
 
+/* The step rows with their chain proof (audit_chain); $2: their stream
+ * (one per batch: not repeated in every row). */
+#define STEPS_SQL \
+      "INSERT INTO steps (at, event_id, step, destination, attempt, status, detail," \
+      "   stream, seq, prev_hash, hash, mac)" \
+      " SELECT " US_TO_TS("x.at") ", x.event_id, x.step, x.destination, x.attempt, x.status, x.detail," \
+      "        $2, x.seq, x.prev_hash, x.hash, x.mac" \
+      " FROM json_to_recordset($1::json) AS x(at bigint, event_id uuid, step text," \
+      "   destination text, attempt int, status int, detail text," \
+      "   seq bigint, prev_hash text, hash text, mac text)"
+
 /* Every statement takes its rows as ONE JSON array ($1) expanded server side
  * (json_to_recordset: the json type is parsed once, streaming, cheaper than
  * jsonb for rows read once). */
@@ -597,21 +628,27 @@ static const struct { const char *name; const char *sql; } g_stmts[] = {
       "WITH m AS (SELECT * FROM json_to_recordset($1::json) AS m(n int, id uuid, tenant text,"
       "   source text, record_id text, type text, subject text, corr text, at bigint)),"
       " b AS (SELECT (o - 1)::int AS n, body FROM jsonb_array_elements($2::jsonb) WITH ORDINALITY AS b(body, o)),"
-      " ins AS (INSERT INTO events (id, tenant, source, record_id, type, subject, correlation_id, received_at, body)"
+      /* body_sha256: SHA-256 of the body as PostgreSQL stores it (jsonb's
+       * text), what `relais audit verify` hashes again; the "received" step
+       * covers it, so a purged body still verifies */
+      " ins AS (INSERT INTO events (id, tenant, source, record_id, type, subject, correlation_id, received_at,"
+      "   body, body_sha256)"
       "   SELECT DISTINCT ON (m.source, m.record_id) m.id, m.tenant, m.source, m.record_id, m.type,"
-      "          m.subject, m.corr, " US_TO_TS("m.at") ", b.body"
+      "          m.subject, m.corr, " US_TO_TS("m.at") ", b.body,"
+      "          encode(sha256(convert_to(b.body::text, 'UTF8')), 'hex')"
       "   FROM m JOIN b USING (n) ORDER BY m.source, m.record_id, m.n"
-      "   ON CONFLICT (source, record_id) DO NOTHING RETURNING id, received_at),"
+      "   ON CONFLICT (source, record_id) DO NOTHING RETURNING id, received_at, body_sha256),"
       " un AS (INSERT INTO unrouted (event_id, received_at) SELECT id, received_at FROM ins)"
-      " SELECT DISTINCT ON (ins.id) m.n FROM ins JOIN m USING (id) ORDER BY ins.id, m.n" },
+      " SELECT DISTINCT ON (ins.id) m.n, ins.body_sha256 FROM ins JOIN m USING (id) ORDER BY ins.id, m.n" },
     { "ingest_dups",
       "SELECT k.n, e.id FROM json_to_recordset($1::json) AS k(n int, source text, record_id text)"
       " JOIN events e ON e.source = k.source AND e.record_id = k.record_id" },
     { "reject",
-      "INSERT INTO rejections (at, source, record_id, location, reason, raw)"
-      " SELECT " US_TO_TS("x.at") ", x.source, x.record_id, x.location, x.reason, decode(x.raw, 'base64')"
+      "INSERT INTO rejections (at, source, record_id, location, reason, raw, stream, seq, raw_sha256)"
+      " SELECT " US_TO_TS("x.at") ", x.source, x.record_id, x.location, x.reason, decode(x.raw, 'base64'),"
+      "        x.stream, x.seq, x.raw_sha256"
       " FROM json_to_recordset($1::json) AS x(at bigint, source text, record_id text,"
-      "   location text, reason text, raw text)" },
+      "   location text, reason text, raw text, stream text, seq bigint, raw_sha256 text)" },
     { "attempt",
       /* lk locks the delivery rows in id order before the UPDATE touches
        * them (LockRows runs above the Sort), so two writers updating the
@@ -662,10 +699,7 @@ static const struct { const char *name; const char *sql; } g_stmts[] = {
       " UNION ALL SELECT 'e', NULL, NULL, NULL, upd.id::text, NULL FROM upd"
       " ORDER BY 1, 2, 3" },
     { "steps",
-      "INSERT INTO steps (at, event_id, step, destination, attempt, status, detail)"
-      " SELECT " US_TO_TS("x.at") ", x.event_id, x.step, x.destination, x.attempt, x.status, x.detail"
-      " FROM json_to_recordset($1::json) AS x(at bigint, event_id uuid, step text,"
-      "   destination text, attempt int, status int, detail text)" },
+      STEPS_SQL },
 };
 
 /* B_CONFLICT: deadlock detected or serialization failure: nothing was
@@ -799,9 +833,17 @@ static brc batch_ingest(lane *l, job **b, size_t n, json_t *steps, berr *e)
     rc = wexec(l, "ingest", 2, vals, &r, e);
     free(mjs);
     if (rc != B_OK) goto out;
+    char (*sha)[RELAIS_AUDIT_HEX] = calloc(total, sizeof *sha);
+    if (!sha) {
+        rc = B_TRANSIENT;
+        goto out;
+    }
     for (int row = 0; row < PQntuples(r); row++) {
         long nn = strtol(PQgetvalue(r, row, 0), NULL, 10);
-        if (nn >= 0 && (size_t)nn < total) inserted[nn] = 1;
+        if (nn >= 0 && (size_t)nn < total) {
+            inserted[nn] = 1;
+            snprintf(sha[nn], sizeof sha[nn], "%s", PQgetvalue(r, row, 1));
+        }
     }
     PQclear(r);
     r = NULL;
@@ -815,7 +857,24 @@ static brc batch_ingest(lane *l, job **b, size_t n, json_t *steps, berr *e)
         it[k].res->reason[0] = '\0';
         add_step(steps, it[k].at_us, relais_event_id(ev), "received", NULL, 0, 0,
                  relais_event_source_instance(ev));
+        /* the step covers its event: the row's columns and its body's hash */
+        const json_t *m = json_array_get(meta, k);
+        json_t *cover = json_pack("{s:O,s:O,s:O,s:O,s:O,s:O,s:O,s:s}", "id", json_object_get(m, "id"),
+                                  "tenant", json_object_get(m, "tenant"), "source", json_object_get(m, "source"),
+                                  "record_id", json_object_get(m, "record_id"), "type", json_object_get(m, "type"),
+                                  "correlation_id", json_object_get(m, "corr"),
+                                  "received_at", json_object_get(m, "at"), "body_sha256", sha[k]);
+        if (cover && json_object_get(m, "subject"))
+            json_object_set(cover, "subject", json_object_get(m, "subject"));
+        if (!cover) {
+            free(sha);
+            snprintf(e->msg, sizeof e->msg, "out of memory building the ingest batch");
+            rc = B_TRANSIENT;
+            goto out;
+        }
+        json_object_set_new(json_array_get(steps, json_array_size(steps) - 1), "event", cover);
     }
+    free(sha);
     if (ndup) {
         keys = json_array();
         for (k = 0; k < total; k++) {
@@ -880,14 +939,28 @@ static brc batch_reject(lane *l, job **b, size_t n, json_t *steps, berr *e)
                 EVP_EncodeBlock((unsigned char *)b64, jb->u.reject.raw, (int)jb->u.reject.rawlen);
                 json_object_set_new(o, "raw", json_string(b64));
                 free(b64);
+                char sha[RELAIS_AUDIT_HEX];
+                relais_sha256_hex(jb->u.reject.raw, jb->u.reject.rawlen, sha);
+                json_object_set_new(o, "raw_sha256", json_string(sha));
             }
         }
-        json_array_append_new(rows, o);
+        /* the row names its "rejected" step: the next entry of the lane's
+         * stream once audit_chain numbers this batch's steps in order */
+        json_object_set_new(o, "stream", json_string(l->astream));
+        json_object_set_new(o, "seq", json_integer((json_int_t)(l->aseq + (int64_t)json_array_size(steps) + 1)));
         char detail[1024];
         snprintf(detail, sizeof detail, "%s%s%s: %s", jb->u.reject.where ? jb->u.reject.where : "input",
                  jb->u.reject.record_id ? " record " : "", jb->u.reject.record_id ? jb->u.reject.record_id : "",
                  jb->u.reject.reason);
         add_step(steps, jb->at_us, NULL, "rejected", NULL, 0, 0, detail);
+        json_t *cover = json_object();
+        const char *ck[] = { "at", "source", "record_id", "location", "reason", "raw_sha256" };
+        for (size_t c = 0; cover && c < sizeof ck / sizeof ck[0]; c++) {
+            json_t *v = json_object_get(o, ck[c]);
+            if (v && !json_is_null(v)) json_object_set(cover, ck[c], v);
+        }
+        json_object_set_new(json_array_get(steps, json_array_size(steps) - 1), "rejection", cover);
+        json_array_append_new(rows, o);
     }
     if (!rows) return B_OK;
     brc rc = wexec_json(l, "reject", rows, NULL, NULL, NULL, e);
@@ -1230,6 +1303,99 @@ static void batch_steps(job **b, size_t n, json_t *steps)
     }
 }
 
+/* ---- the tamper-evident trail (hub/audit.h) ----------------------------------------------- */
+
+/* Keys whose value is null are left out: the verifier rebuilds the entry
+ * from the stored row, where they are NULL columns, i.e. absent. */
+static void strip_nulls(json_t *o)
+{
+    const char *k;
+    json_t *v;
+    void *tmp;
+    json_object_foreach_safe(o, tmp, k, v) {
+        if (json_is_null(v)) json_object_del(o, k);
+        else if (json_is_object(v)) strip_nulls(v);
+    }
+}
+
+/* Start a new stream "<audit name>/<uuid v7>/<lane letter>" (writer
+ * thread, or the read side under rmu). */
+static void audit_new_stream(relais_journal *j, char *stream, size_t len, char letter)
+{
+    char id[37];
+    relais_uuid_v7(id);
+    snprintf(stream, len, "%.150s/%s/%c", j->aname ? j->aname : "relais", id, letter);
+}
+
+/* Append the checkpoint (stream, seq, hash) to the witness file. */
+static void audit_write_checkpoint(relais_journal *j, const char *stream, int64_t seq, const char *hash)
+{
+    if (j->acp_fd < 0 || seq < 1) return;
+    char *line = relais_audit_checkpoint_line(j->akey, j->akeylen, stream, seq, hash, relais_now_us());
+    size_t len = line ? strlen(line) : 0;
+    if (!line || write(j->acp_fd, line, len) != (ssize_t)len || fdatasync(j->acp_fd) != 0)
+        relais_logf(RELAIS_LOG_ERROR, COMP, "cannot append the checkpoint of %s at %lld: %s", stream,
+                    (long long)seq, line ? strerror(errno) : "out of memory");
+    free(line);
+}
+
+static void lane_checkpoint(lane *l)
+{
+    if (l->aseq > l->acp_seq) audit_write_checkpoint(l->j, l->astream, l->aseq, l->aprev);
+    l->acp_seq = l->aseq;
+    l->acp_at_us = mono_us();
+}
+
+/* A checkpoint right after a stream's first commit, then every acp_ms. */
+static void lane_checkpoint_due(lane *l)
+{
+    if (l->aseq > l->acp_seq && (l->acp_seq == 0 || mono_us() - l->acp_at_us >= l->j->acp_ms * 1000))
+        lane_checkpoint(l);
+}
+
+static void lane_new_stream(lane *l)
+{
+    if (l->aseq) lane_checkpoint(l);
+    audit_new_stream(l->j, l->astream, sizeof l->astream, l == &l->j->lanes[LANE_BLOCKING] ? 'A' : 'B');
+    l->aseq = l->acp_seq = 0;
+    memset(l->aprev, '0', RELAIS_AUDIT_HEX - 1);
+    l->aprev[RELAIS_AUDIT_HEX - 1] = '\0';
+}
+
+/* Number the steps from *seq on, after the entry whose hash is prev (both
+ * advanced), and give each its proof: hash = chain(prev, canonical bytes
+ * of the step and of what it covers), mac = HMAC(key, stream, seq, hash).
+ * The covered rows ("event", "rejection") are hashed, not sent. */
+static int audit_chain(const relais_journal *j, const char *stream, int64_t *seq, char prev[RELAIS_AUDIT_HEX],
+                       json_t *steps, char *errstr, size_t errlen)
+{
+    size_t i;
+    json_t *o;
+    json_array_foreach(steps, i, o) {
+        strip_nulls(o);
+        size_t len;
+        char *bytes = relais_audit_canonical(o, &len);
+        char hash[RELAIS_AUDIT_HEX], mac[RELAIS_AUDIT_HEX];
+        if (bytes) relais_audit_chain(prev, bytes, len, hash);
+        free(bytes);
+        if (!bytes || !hash[0] || relais_audit_mac(j->akey, j->akeylen, stream, *seq + 1, hash, mac) != 0) {
+            snprintf(errstr, errlen, "cannot compute the chain proof of step %zu (no audit key, or out of memory)", i);
+            return -1;
+        }
+        ++*seq;
+        json_object_del(o, "event");
+        json_object_del(o, "rejection");
+        if (json_object_set_new(o, "seq", json_integer(*seq))
+            || json_object_set_new(o, "prev_hash", json_string(prev)) || json_object_set_new(o, "hash", json_string(hash))
+            || json_object_set_new(o, "mac", json_string(mac))) {
+            snprintf(errstr, errlen, "out of memory");
+            return -1;
+        }
+        memcpy(prev, hash, RELAIS_AUDIT_HEX);
+    }
+    return 0;
+}
+
 /* Run jobs b[0..n) in one transaction. Results land in the jobs only when the
  * transaction committed. */
 static brc run_batch(lane *l, job **b, size_t n, berr *e)
@@ -1242,13 +1408,20 @@ static brc run_batch(lane *l, job **b, size_t n, berr *e)
         e->state[0] = '\0';
         return B_TRANSIENT;
     }
+    if (l->aseq >= l->j->astream_max) lane_new_stream(l);
     brc rc = wexec_plain(l, "BEGIN", e);
     if (rc == B_OK) rc = batch_ingest(l, b, n, steps, e);
     if (rc == B_OK) rc = batch_reject(l, b, n, steps, e);
     if (rc == B_OK) rc = batch_attempt(l, b, n, steps, e);
     if (rc == B_OK) rc = batch_route(l, b, n, steps, e);
     if (rc == B_OK) batch_steps(b, n, steps);
-    if (rc == B_OK && json_array_size(steps) > 0) rc = wexec_json(l, "steps", steps, NULL, NULL, NULL, e);
+    l->pseq = l->aseq;
+    memcpy(l->pprev, l->aprev, sizeof l->pprev);
+    if (rc == B_OK && audit_chain(l->j, l->astream, &l->pseq, l->pprev, steps, e->msg, sizeof e->msg) != 0) {
+        e->state[0] = '\0';
+        rc = B_TRANSIENT;
+    }
+    if (rc == B_OK && json_array_size(steps) > 0) rc = wexec_json(l, "steps", steps, l->astream, NULL, NULL, e);
     if (rc == B_OK) {
         rc = wexec_plain(l, "COMMIT", e);
         if (rc != B_OK) e->at_commit = 1;
@@ -1256,8 +1429,13 @@ static brc run_batch(lane *l, job **b, size_t n, berr *e)
     json_decref(steps);
     if (rc == B_OK) {
         atomic_fetch_add(&l->batches, 1);
+        l->aseq = l->pseq;                   /* the stream advances with the commit */
+        memcpy(l->aprev, l->pprev, sizeof l->aprev);
+        lane_checkpoint_due(l);
         return B_OK;
     }
+    /* COMMIT's outcome unknown: the rows may be in; never number twice */
+    if (e->at_commit) lane_new_stream(l);
     if (PQstatus(l->wconn) == CONNECTION_OK) {
         berr ignored;
         if (wexec_plain(l, "ROLLBACK", &ignored) != B_OK) rc = B_CONN;
@@ -1604,6 +1782,7 @@ static void *writer_main(void *arg)
                     atomic_store(&l->healthy, 1);
                 }
                 last_activity = mono_us();
+                lane_checkpoint_due(l);
                 pthread_mutex_lock(&l->mu);
             }
             continue;
@@ -1630,6 +1809,7 @@ static void *writer_main(void *arg)
         complete_locked(l, jb, -1);
     }
     pthread_mutex_unlock(&l->mu);
+    lane_checkpoint(l);                      /* the stream's last entry, seen outside the database */
     if (lost) relais_logf(RELAIS_LOG_ERROR, COMP, "closing: %zu async job(s) could not be written and are lost", lost);
     return NULL;
 }
@@ -1661,6 +1841,7 @@ static int lane_start(lane *l, char *errstr, size_t errlen)
     char err[600];
     l->batch = calloc((size_t)l->j->batch_max, sizeof *l->batch);
     if (!l->batch) { snprintf(errstr, errlen, "journal: out of memory"); return -1; }
+    lane_new_stream(l);
     PGconn *wc = connect_writer(l, err, sizeof err);
     if (!wc) { snprintf(errstr, errlen, "journal: %s", err); return -1; }
     set_writer_conn(l, wc);
@@ -1688,10 +1869,31 @@ relais_journal *relais_journal_open(const relais_journal_opts *o, char *errstr, 
     j->queue_max = o->queue_max > 0 ? o->queue_max : DEFAULT_QUEUE_MAX;
     j->block_timeout_ms = DEFAULT_BLOCK_TIMEOUT;
     j->writer = o->writer ? 1 : 0;
+    j->acp_fd = -1;
+    j->acp_ms = o->audit_checkpoint_ms > 0 ? o->audit_checkpoint_ms : AUDIT_CP_MS;
+    j->astream_max = o->audit_stream_max > 0 ? o->audit_stream_max : AUDIT_STREAM_MAX;
     pthread_mutex_init(&j->rmu, NULL);
     atomic_init(&j->healthy, 0);
     for (int i = 0; i < NLANES; i++) lane_init(j, &j->lanes[i], i);
     if (!j->conninfo) { snprintf(errstr, errlen, "journal: out of memory"); goto fail; }
+    if (o->audit_key && o->audit_keylen >= RELAIS_AUDIT_KEY_MIN) {
+        j->akey = malloc(o->audit_keylen);
+        if (!j->akey) { snprintf(errstr, errlen, "journal: out of memory"); goto fail; }
+        memcpy(j->akey, o->audit_key, o->audit_keylen);
+        j->akeylen = o->audit_keylen;
+    } else if (j->writer) {
+        snprintf(errstr, errlen, "journal: the writer needs the audit key (audit.key_file) to chain the steps");
+        goto fail;
+    }
+    j->aname = strdup(o->audit_name ? o->audit_name : "relais");
+    if (!j->aname) { snprintf(errstr, errlen, "journal: out of memory"); goto fail; }
+    if (o->audit_checkpoints) {
+        j->acp_fd = open(o->audit_checkpoints, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (j->acp_fd < 0) {
+            snprintf(errstr, errlen, "journal: %s: %s", o->audit_checkpoints, strerror(errno));
+            goto fail;
+        }
+    }
 
     char err[600];
     j->rconn = pg_connect(j->conninfo, "relais-journal", err, sizeof err);
@@ -1764,6 +1966,10 @@ void relais_journal_close(relais_journal *j)
     }
     PQfinish(j->rconn);
     pthread_mutex_destroy(&j->rmu);
+    if (j->acp_fd >= 0) close(j->acp_fd);
+    if (j->akey) OPENSSL_cleanse(j->akey, j->akeylen);
+    free(j->akey);
+    free(j->aname);
     free_strv(j->pk_names, j->n_pk);
     free_strv(j->pk_packages, j->n_pk);
     free(j->conninfo);
@@ -2222,9 +2428,12 @@ json_t *relais_journal_trace(relais_journal *j, const char *id, char *errstr, si
         "WITH subj AS (SELECT $1::text AS s WHERE $1 ~ '^[a-z][a-z_]*/[^[:space:]]+$'"
         "   UNION SELECT canonical_id FROM xref WHERE local_id = $1),"
         " story AS (SELECT e.id, e.correlation_id FROM events e WHERE e.subject IN (SELECT s FROM subj)"
-        "   UNION SELECT e.id, e.correlation_id FROM events e WHERE e.body->'data' ? 'origin_request'"
-        "     AND e.body->'data'->'origin_request'->>'subject' IN (SELECT s FROM subj)),"
-        " ev AS (SELECT * FROM events e"
+        "   UNION SELECT e.id, e.correlation_id FROM events e"
+        "     WHERE e.id IN (SELECT relais_events_from_request(s) FROM subj)),"
+        /* no payload read here: roles that may not read events.body
+         * (relais_auditor, schemas/sql/roles.sql) trace too */
+        " ev AS (SELECT e.id, e.type, e.source, e.subject, e.tenant, e.correlation_id, e.record_id,"
+        "               e.received_at FROM events e"
         "   WHERE e.id = $2::uuid OR e.correlation_id = $1 OR e.record_id = $1"
         "      OR e.id IN (SELECT id FROM story)"
         "      OR e.correlation_id IN (SELECT correlation_id FROM story))"
@@ -2263,8 +2472,7 @@ json_t *relais_journal_person(relais_journal *j, const char *id, char *errstr, s
         "WITH ids AS (SELECT $1::text AS v UNION SELECT canonical_id FROM xref WHERE local_id = $1),"
         " ev AS (SELECT e.id, e.type, e.source, e.subject, e.tenant, e.received_at FROM events e"
         "   WHERE e.subject IN (SELECT v FROM ids)"
-        "      OR EXISTS (SELECT 1 FROM ids WHERE jsonb_path_exists(e.body->'data', '$.** ? (@ == $v)',"
-        "                                                           jsonb_build_object('v', ids.v))))"
+        "      OR e.id IN (SELECT relais_events_mentioning(ids.v) FROM ids))"
         " SELECT json_build_object('query', $1::text,"
         "  'events', coalesce((SELECT json_agg(json_build_object('id', ev.id, 'type', ev.type, 'source', ev.source,"
         "     'subject', ev.subject, 'tenant', ev.tenant, 'received_at', relais_rfc3339(ev.received_at))"
@@ -2297,6 +2505,40 @@ json_t *relais_journal_dlq_list(relais_journal *j, size_t limit, char *errstr, s
         1, vals, errstr, errlen);
 }
 
+/* On the read connection, inside a transaction the caller began (under
+ * rmu): sign `steps` in a stream of their own, insert them, COMMIT (or
+ * ROLLBACK on failure) and append the stream's checkpoint. 0 or -1. */
+static int signed_commit(relais_journal *j, json_t *steps, char *errstr, size_t errlen)
+{
+    char stream[200], prev[RELAIS_AUDIT_HEX];
+    int64_t seq = 0;
+    audit_new_stream(j, stream, sizeof stream, 'R');
+    memset(prev, '0', RELAIS_AUDIT_HEX - 1);
+    prev[RELAIS_AUDIT_HEX - 1] = '\0';
+    PGresult *r = NULL;
+    char *js = NULL;
+    if (audit_chain(j, stream, &seq, prev, steps, errstr, errlen) != 0) goto rollback;
+    js = json_dumps(steps, JSON_COMPACT);
+    const char *sv[2] = { js, stream };
+    r = js ? PQexecParams(j->rconn, STEPS_SQL, 2, NULL, sv, NULL, NULL, 0) : NULL;
+    free(js);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        pg_message(j->rconn, r, errstr, errlen);
+        goto rollback;
+    }
+    PQclear(r);
+    r = PQexec(j->rconn, "COMMIT");
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    if (!ok) pg_message(j->rconn, r, errstr, errlen);
+    PQclear(r);
+    if (ok) audit_write_checkpoint(j, stream, seq, prev);
+    return ok ? 0 : -1;
+rollback:
+    PQclear(r);
+    PQclear(PQexec(j->rconn, "ROLLBACK"));
+    return -1;
+}
+
 /* Change the dead deliveries that `id` names (a delivery id, or an event id:
  * all of its dead deliveries) and journal one step each. `set` is the SQL
  * assignment list, `step` the step name, `detail` its text after
@@ -2314,23 +2556,82 @@ static int dead_deliveries(relais_journal *j, const char *verb, const char *id, 
         snprintf(errstr, errlen, "%s: '%.80s' is neither a delivery id (digits) nor an event id (UUID)", verb, id);
         return -1;
     }
-    char at[48], sql[1024];
-    relais_time_rfc3339(relais_now_us(), at, sizeof at);
-    const char *vals[5] = { digits ? id : NULL, uuid ? id : NULL, at, step, detail ? detail : "" };
+    if (!j->akey) {
+        snprintf(errstr, errlen, "%s writes steps to the journal: it needs the audit key (audit.key_file)", verb);
+        return -1;
+    }
+    char sql[1024];
+    const char *vals[2] = { digits ? id : NULL, uuid ? id : NULL };
     snprintf(sql, sizeof sql,
-        "WITH r AS (UPDATE deliveries SET %s, lease_owner = NULL, lease_until = NULL, updated_at = now()"
-        "  WHERE status = 'dead' AND (id = $1::bigint OR event_id = $2::uuid)"
-        "  RETURNING id, event_id, destination)"
-        " INSERT INTO steps (at, event_id, step, destination, detail)"
-        " SELECT $3::timestamptz, r.event_id, $4, r.destination, 'delivery ' || r.id || $5 FROM r"
-        " RETURNING 1", set);
+        "UPDATE deliveries SET %s, lease_owner = NULL, lease_until = NULL, updated_at = now()"
+        " WHERE status = 'dead' AND (id = $1::bigint OR event_id = $2::uuid)"
+        " RETURNING id, event_id, destination", set);
+    int rc = -1;
+    json_t *steps = json_array();
     pthread_mutex_lock(&j->rmu);
-    PGresult *r = rexec(j, sql, 5, vals, errstr, errlen);
-    pthread_mutex_unlock(&j->rmu);
-    if (!r) return -1;
-    if (count) *count = PQntuples(r);
+    PGresult *r = rexec(j, "BEGIN", 0, NULL, errstr, errlen);
+    if (!r) goto out;
     PQclear(r);
-    return 0;
+    r = PQexecParams(j->rconn, sql, 2, NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        pg_message(j->rconn, r, errstr, errlen);
+        goto rollback;
+    }
+    /* the steps are signed like the writers' (hub/audit.h), in a stream of their own */
+    int64_t now = relais_now_us();
+    for (int row = 0; steps && row < PQntuples(r); row++) {
+        char d[700];
+        snprintf(d, sizeof d, "delivery %s%s", PQgetvalue(r, row, 0), detail ? detail : "");
+        add_step(steps, now, PQgetvalue(r, row, 1), step, PQgetvalue(r, row, 2), 0, 0, d);
+    }
+    int n = PQntuples(r);
+    PQclear(r);
+    r = NULL;
+    if (!steps || signed_commit(j, steps, errstr, errlen) != 0) goto out;
+    if (count) *count = n;
+    rc = 0;
+    goto out;
+rollback:
+    PQclear(r);
+    r = PQexec(j->rconn, "ROLLBACK");
+out:
+    PQclear(r);
+    pthread_mutex_unlock(&j->rmu);
+    json_decref(steps);
+    return rc;
+}
+
+int relais_journal_note(relais_journal *j, const char *event_id, const char *step, const char *destination,
+                        const char *detail, char *errstr, size_t errlen)
+{
+    if (!j || !step || !*step) {
+        snprintf(errstr, errlen, "note: no step name");
+        return -1;
+    }
+    if (!j->akey) {
+        snprintf(errstr, errlen, "note: writing a step needs the audit key (audit.key_file)");
+        return -1;
+    }
+    if (event_id && !is_uuid(event_id)) {
+        snprintf(errstr, errlen, "note: '%.80s' is not an event id (UUID)", event_id);
+        return -1;
+    }
+    json_t *steps = json_array();
+    if (!steps) {
+        snprintf(errstr, errlen, "out of memory");
+        return -1;
+    }
+    add_step(steps, relais_now_us(), event_id, step, destination, 0, 0, detail);
+    int rc = -1;
+    pthread_mutex_lock(&j->rmu);
+    PGresult *r = rexec(j, "BEGIN", 0, NULL, errstr, errlen);
+    if (r) {
+        PQclear(r);
+        rc = signed_commit(j, steps, errstr, errlen);
+    }
+    pthread_mutex_unlock(&j->rmu);
+    json_decref(steps);
+    return rc;
 }
 
 int relais_journal_replay(relais_journal *j, const char *id, int *count, char *errstr, size_t errlen)

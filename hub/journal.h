@@ -18,10 +18,13 @@
  *
  * Schema: see hub/migrations.c (versioned, applied at open under an advisory lock).
  *   events(id uuid pk, tenant, source, record_id, type, subject, correlation_id,
- *          received_at, body jsonb)    unique(record_id, source); insert-only
+ *          received_at, body jsonb, body_sha256, purged_at)
+ *          unique(record_id, source); insert-only (retention may purge body)
  *   unrouted(event_id pk, received_at)  events not routed yet (deleted by routing)
- *   steps(id bigserial, at, event_id, step, destination, attempt, status, detail)
- *   rejections(id bigserial, at, source, record_id, location, reason, raw)
+ *   steps(id bigserial, at, event_id, step, destination, attempt, status, detail,
+ *         stream, seq, prev_hash, hash, mac)     the chain (hub/audit.h): unique(stream, seq)
+ *   rejections(id bigserial, at, source, record_id, location, reason, raw,
+ *              stream, seq, raw_sha256)          (stream, seq) of its "rejected" step
  *   deliveries(id bigserial, event_id, destination, route, status pending|delivered|dead,
  *              attempts, next_attempt_at, lease_owner, lease_until,
  *              last_status, last_detail, updated_at)     unique(event_id, destination)
@@ -49,6 +52,15 @@ typedef struct relais_journal_opts {
     long        batch_wait_ms;   /* 0: default (2); negative: no wait */
     int         writer;          /* 1: start the writer thread (the hub); 0: read side only (CLI) */
     long        queue_max;       /* most queued async jobs before blocking calls fail; default 100000 */
+    /* The tamper-evident trail (hub/audit.h, docs/SECURITY.md). Every step
+     * row is chained and MACed with this key (copied); required with a
+     * writer. The read side needs it only to write steps (replay, discard). */
+    const unsigned char *audit_key;
+    size_t      audit_keylen;
+    const char *audit_checkpoints;   /* append-only checkpoint file; NULL: none */
+    const char *audit_name;          /* first part of stream names (the hub's owner name) */
+    long        audit_checkpoint_ms; /* default 10000 */
+    long        audit_stream_max;    /* entries before a writer starts a new stream; default 100000 */
 } relais_journal_opts;
 
 /* Connect, apply migrations, start the writer when asked. */
@@ -216,6 +228,13 @@ int relais_journal_xref_get(relais_journal *j, const char *tenant, const char *e
  *  "rejections":[{"at","source","record_id","location","reason"}]}
  * Steps in time order. NULL with errstr on error; "events" empty when unknown. */
 json_t *relais_journal_trace(relais_journal *j, const char *id, char *errstr, size_t errlen);
+
+/* A step written at once on the read connection, signed in a stream of its
+ * own (hub/audit.h) with its checkpoint: what an operator or a job did
+ * outside the writer lanes ("purged", "personal_data_read"...). event_id:
+ * NULL or a UUID. Needs the audit key. 0, or -1 with errstr. */
+int relais_journal_note(relais_journal *j, const char *event_id, const char *step, const char *destination,
+                        const char *detail, char *errstr, size_t errlen);
 
 /* A person's data, for a subject access request: the events whose subject is
  * `id`, or whose data holds `id` as a value anywhere (an email, a phone

@@ -269,6 +269,7 @@ static const char *type_name(relais_opt_type t)
     case RELAIS_OPT_ENUM:     return "enum";
     case RELAIS_OPT_STRLIST:  return "strlist";
     case RELAIS_OPT_PREFIX:   return "prefix";
+    case RELAIS_OPT_URL:      return "url";
     }
     return "unknown";
 }
@@ -356,7 +357,8 @@ static int set_from_text(apply_ctx *a, const relais_option *o, void *cfg, const 
 {
     char errbuf[512];
     switch (o->type) {
-    case RELAIS_OPT_STR: {
+    case RELAIS_OPT_STR:
+    case RELAIS_OPT_URL: {
         char *s = strdup(text);
         if (!s) { add_err(a, line, "out of memory"); return -1; }
         *FIELD(cfg, o->offset, char *) = s;
@@ -623,6 +625,7 @@ void relais_options_free(const relais_option *tbl, void *cfg)
     for (const relais_option *o = tbl; o && o->name; o++) {
         switch (o->type) {
         case RELAIS_OPT_STR:
+        case RELAIS_OPT_URL:
         case RELAIS_OPT_ENUM: {
             char **p = FIELD(cfg, o->offset, char *);
             free(*p);

@@ -379,6 +379,22 @@ static int duplicate_key(const char *buf, size_t len, const json_error_t *err, c
     return 0;
 }
 
+/* jansson's messages quote the token where parsing stopped ("near
+ * '\"Dupont'"): that text is the input's, it may be personal data, and the
+ * message goes to logs and to the rejections table. Keep a one-character
+ * token (a brace, a comma); say only the kind of any longer one. */
+static void quote_safely(char *text, size_t size)
+{
+    char *near = strstr(text, " near '");
+    if (!near) return;
+    const char *tok = near + 7;
+    size_t n = strlen(tok);
+    if (n >= 1 && tok[n - 1] == '\'') n--;
+    if (n <= 1) return;
+    snprintf(near, size - (size_t)(near - text), " near %s (not quoted: input text stays out of messages)",
+             tok[0] == '"' ? "a string" : (tok[0] >= '0' && tok[0] <= '9') || tok[0] == '-' ? "a number" : "a word");
+}
+
 json_t *relais_json_parse(const char *buf, size_t len, const char *name,
                           const relais_parse_limits *lim, char *errstr, size_t errlen)
 {
@@ -410,9 +426,11 @@ json_t *relais_json_parse(const char *buf, size_t len, const char *name,
         set_err(errstr, errlen, "%s:%d:%d: duplicate object key '%s'", name, line, column, key);
     else if (strstr(err.text, "\\u0000"))
         set_err(errstr, errlen, "%s:%d:%d: a NUL character (\\u0000) is not allowed in a string", name, line, column);
-    else if (json_error_code(&err) == json_error_invalid_utf8 || strstr(err.text, "unable to decode byte"))
-        set_err(errstr, errlen, "%s:%d:%d: invalid UTF-8 (%s)", name, line, column, err.text);
-    else
-        set_err(errstr, errlen, "%s:%d:%d: %s", name, line, column, err.text);
+    else {
+        int utf8 = json_error_code(&err) == json_error_invalid_utf8 || strstr(err.text, "unable to decode byte");
+        quote_safely(err.text, sizeof err.text);
+        if (utf8) set_err(errstr, errlen, "%s:%d:%d: invalid UTF-8 (%s)", name, line, column, err.text);
+        else set_err(errstr, errlen, "%s:%d:%d: %s", name, line, column, err.text);
+    }
     return NULL;
 }

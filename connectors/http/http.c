@@ -40,9 +40,11 @@ static const relais_option http_options[] = {
     { .name = "correlation_pointer", .type = RELAIS_OPT_STR, .offset = OFF(correlation_pointer), .modes = SRC,
       .desc = "JSON pointer into a record giving the correlation id" },
     { .name = "hmac_secret", .type = RELAIS_OPT_SECRET, .offset = OFF(hmac_secret), .modes = SRC | SNK,
-      .desc = "source: require a valid X-Relais-Signature; sink: sign every body" },
+      .desc = "source: require a valid X-Relais-Signature and a new X-Relais-Nonce; sink: sign every body" },
     { .name = "hmac_tolerance", .type = RELAIS_OPT_DURATION, .def = "5m", .offset = OFF(hmac_tolerance),
-      .modes = SRC, .desc = "largest accepted distance between the signature time and now" },
+      .modes = SRC, .desc = "largest accepted distance between the signature time and now; also the replay window of nonces" },
+    { .name = "hmac_nonce_max", .type = RELAIS_OPT_INT, .def = "100000", .offset = OFF(hmac_nonce_max),
+      .modes = SRC, .desc = "most nonces remembered within the replay window; when full, signed requests get 429 until the oldest expire" },
     { .name = "max_body", .type = RELAIS_OPT_SIZE, .def = "1MB", .offset = OFF(max_body), .modes = SRC,
       .desc = "largest request body (413 above)" },
     { .name = "max_batch", .type = RELAIS_OPT_INT, .def = "1000", .offset = OFF(max_batch), .modes = SRC,
@@ -50,7 +52,7 @@ static const relais_option http_options[] = {
     { .name = "max_connections", .type = RELAIS_OPT_INT, .def = "128", .offset = OFF(max_connections),
       .modes = SRC, .desc = "most concurrent connections (one thread each)" },
     /* sink */
-    { .name = "url", .type = RELAIS_OPT_STR, .required = 1, .offset = OFF(url), .modes = SNK,
+    { .name = "url", .type = RELAIS_OPT_URL, .required = 1, .offset = OFF(url), .modes = SNK,
       .desc = "http:// or https:// URL the events are POSTed to" },
     { .name = "timeout", .type = RELAIS_OPT_DURATION, .def = "10s", .offset = OFF(timeout), .modes = SNK,
       .desc = "whole request timeout (then RETRY)" },
@@ -62,6 +64,7 @@ static const relais_option http_options[] = {
       .desc = "sent as Authorization: Bearer <token>" },
     { .name = "id_pointer", .type = RELAIS_OPT_STR, .offset = OFF(id_pointer), .modes = SNK,
       .desc = "JSON pointer into a 2xx response body giving the destination's local id, e.g. /id" },
+    RELAIS_HTTP_TLS_OPTIONS(relais_http_config, SNK),
     { .name = NULL }
 };
 

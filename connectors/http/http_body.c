@@ -1,9 +1,11 @@
 /*
  * http_body.c - the pure part of the http connector: webhook body -> records
  * (fields picked with hub/jsonptr.h), the X-Relais-Signature scheme (HMAC-SHA256 via
- * OpenSSL's EVP_MAC, constant-time compare). (Excerpts, the listen-address
+ * OpenSSL's EVP_MAC over "<t>.<nonce>.<body>", constant-time compare; the
+ * replay memory of nonces is the source's, http_source.c). (Excerpts, the listen-address
  * split and the capped request-body buffer live in hub/httputil.c.) No I/O,
- * no threads, no global state: every function works on its arguments only,
+ * no threads, no global state (a new nonce's random bytes come from
+ * OpenSSL's RAND_bytes): every function works on its arguments only,
  * so the webhook threads call them freely and tests/fuzz/fuzz_webhook.c
  * fuzzes relais_http_parse_body.
  *
@@ -27,6 +29,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <openssl/rand.h>
 #include "http_int.h"
 #include "safeparse.h"
 
@@ -286,12 +289,40 @@ void relais_http_batch_free(relais_http_batch *b)
 
 /* ---- Signatures ----------------------------------------------------------- */
 
-int relais_http_sign(const char *secret, long long ts, const void *body, size_t len,
+int relais_http_nonce_ok(const char *nonce)
+{
+    if (!nonce) return 0;
+    size_t n = strlen(nonce);
+    if (n < RELAIS_HTTP_NONCE_MIN || n > RELAIS_HTTP_NONCE_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = nonce[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+            return 0;
+    }
+    return 1;
+}
+
+int relais_http_nonce_new(char out[33])
+{
+    unsigned char r[16];
+    if (RAND_bytes(r, sizeof r) != 1) return -1;
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof r; i++) {
+        out[2 * i] = hex[r[i] >> 4];
+        out[2 * i + 1] = hex[r[i] & 15];
+    }
+    out[32] = '\0';
+    return 0;
+}
+
+int relais_http_sign(const char *secret, long long ts, const char *nonce, const void *body, size_t len,
                      char out_hex[65])
 {
     int rc = -1;
-    char tsbuf[32];
-    int tn = snprintf(tsbuf, sizeof tsbuf, "%lld.", ts);
+    char head[32 + RELAIS_HTTP_NONCE_MAX + 2];
+    if (!relais_http_nonce_ok(nonce)) return -1;
+    int tn = snprintf(head, sizeof head, "%lld.%s.", ts, nonce);
+    if (tn <= 0 || (size_t)tn >= sizeof head) return -1;
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
     if (ctx) {
@@ -302,7 +333,7 @@ int relais_http_sign(const char *secret, long long ts, const void *body, size_t 
         unsigned char md[32];
         size_t mdlen = 0;
         if (EVP_MAC_init(ctx, (const unsigned char *)secret, strlen(secret), params) == 1
-            && EVP_MAC_update(ctx, (const unsigned char *)tsbuf, (size_t)tn) == 1
+            && EVP_MAC_update(ctx, (const unsigned char *)head, (size_t)tn) == 1
             && (len == 0 || EVP_MAC_update(ctx, body, len) == 1)
             && EVP_MAC_final(ctx, md, &mdlen, sizeof md) == 1 && mdlen == sizeof md) {
             static const char hex[] = "0123456789abcdef";
@@ -319,12 +350,12 @@ int relais_http_sign(const char *secret, long long ts, const void *body, size_t 
     return rc;
 }
 
-int relais_http_signature_header(const char *secret, long long ts, const void *body,
+int relais_http_signature_header(const char *secret, long long ts, const char *nonce, const void *body,
                                  size_t len, char *buf, size_t buflen)
 {
     char hex[65];
-    if (relais_http_sign(secret, ts, body, len, hex) != 0) return -1;
-    int n = snprintf(buf, buflen, "t=%lld,v1=%s", ts, hex);
+    if (relais_http_sign(secret, ts, nonce, body, len, hex) != 0) return -1;
+    int n = snprintf(buf, buflen, "t=%lld,v2=%s", ts, hex);
     return (n > 0 && (size_t)n < buflen) ? 0 : -1;
 }
 
@@ -336,13 +367,14 @@ static int hexval(char c)
     return -1;
 }
 
-relais_http_sig_status relais_http_verify(const char *secret, const char *header,
-                                          long long now, long tolerance_s,
-                                          const void *body, size_t len)
+relais_http_sig_status relais_http_verify(const char *secret, const char *header, const char *nonce,
+                                          long long now, long tolerance_s, const void *body, size_t len,
+                                          long long *ts_out)
 {
+    if (ts_out) *ts_out = -1;
     if (!header || !*header) return RELAIS_HTTP_SIG_MISSING;
     long long ts = -1;
-    int have_v1 = 0;
+    int have_v1 = 0, have_v2 = 0;
     unsigned char cand[8][32];
     size_t ncand = 0;
     const char *p = header;
@@ -362,6 +394,8 @@ relais_http_sig_status relais_http_verify(const char *secret, const char *header
             ts = v;
         } else if (n > 3 && strncmp(start, "v1=", 3) == 0) {
             have_v1 = 1;
+        } else if (n > 3 && strncmp(start, "v2=", 3) == 0) {
+            have_v2 = 1;
             if (n - 3 != 64 || ncand == sizeof cand / sizeof cand[0]) continue;
             int ok = 1;
             for (size_t k = 0; k < 32; k++) {
@@ -375,18 +409,24 @@ relais_http_sig_status relais_http_verify(const char *secret, const char *header
             if (ok) ncand++;
         }
     }
-    if (ts < 0 || !have_v1) return RELAIS_HTTP_SIG_MALFORMED;
+    if (ts < 0) return RELAIS_HTTP_SIG_MALFORMED;
+    if (!have_v2) return have_v1 ? RELAIS_HTTP_SIG_LEGACY : RELAIS_HTTP_SIG_MALFORMED;
+    if (!relais_http_nonce_ok(nonce)) return RELAIS_HTTP_SIG_NONCE;
     long long d = now - ts;
     if (d < 0) d = -d;
     if (d > tolerance_s) return RELAIS_HTTP_SIG_STALE;
     char hex[65];
-    if (relais_http_sign(secret, ts, body, len, hex) != 0) return RELAIS_HTTP_SIG_MISMATCH;
+    if (relais_http_sign(secret, ts, nonce, body, len, hex) != 0) return RELAIS_HTTP_SIG_MISMATCH;
     unsigned char want[32];
     for (size_t k = 0; k < 32; k++)
         want[k] = (unsigned char)(hexval(hex[2 * k]) << 4 | hexval(hex[2 * k + 1]));
+    /* every candidate is compared in constant time, and all of them are
+     * compared whatever the outcome, so the time taken says nothing */
     int match = 0;
     for (size_t c = 0; c < ncand; c++)
         match |= CRYPTO_memcmp(cand[c], want, sizeof want) == 0;
+    OPENSSL_cleanse(want, sizeof want);
+    if (match && ts_out) *ts_out = ts;
     return match ? RELAIS_HTTP_SIG_OK : RELAIS_HTTP_SIG_MISMATCH;
 }
 
@@ -395,9 +435,14 @@ const char *relais_http_sig_status_text(relais_http_sig_status s)
     switch (s) {
     case RELAIS_HTTP_SIG_OK:        return "signature valid";
     case RELAIS_HTTP_SIG_MISSING:   return "missing " RELAIS_HTTP_SIG_HEADER " header";
-    case RELAIS_HTTP_SIG_MALFORMED: return RELAIS_HTTP_SIG_HEADER " must be t=<unix seconds>,v1=<hex hmac-sha256>";
+    case RELAIS_HTTP_SIG_MALFORMED: return RELAIS_HTTP_SIG_HEADER " must be t=<unix seconds>,v2=<hex hmac-sha256>";
     case RELAIS_HTTP_SIG_STALE:     return "signature timestamp outside the accepted tolerance";
     case RELAIS_HTTP_SIG_MISMATCH:  return "signature does not match the body";
+    case RELAIS_HTTP_SIG_NONCE:     return "missing or invalid " RELAIS_HTTP_NONCE_HEADER " header "
+                                           "(16 to 64 of A-Z a-z 0-9 - _, new for every request)";
+    case RELAIS_HTTP_SIG_LEGACY:    return "v1 signatures (without nonce) are no longer accepted: sign "
+                                           "\"<t>.<nonce>.<body>\" as v2= and send the nonce in "
+                                           RELAIS_HTTP_NONCE_HEADER;
     }
     return "signature invalid";
 }

@@ -11,7 +11,9 @@
  *   sim_http.c     relais-sim-http, the destination simulator (hub/simkit.h)
  *
  * The listen-address split, the capped request-body buffer and the UTF-8
- * excerpt helper they use are hub/httputil.h's (included here).
+ * excerpt helper they use are hub/httputil.h's (included here), and so are
+ * the outgoing-call policy the sink applies to every request and the replay
+ * memory of the source's nonces.
  *
  * No global mutable state: everything lives in the per-instance contexts.
  */
@@ -39,6 +41,7 @@ typedef struct relais_http_config {
     long  max_body;            /* bytes */
     long  max_batch;           /* records per request */
     long  max_connections;     /* concurrent connections (one thread each) */
+    long  hmac_nonce_max;      /* nonces remembered within the replay window */
     /* both */
     char *hmac_secret;
     /* sink */
@@ -48,6 +51,8 @@ typedef struct relais_http_config {
     char **headers;            /* "Name: value" */
     char *auth_token;
     char *id_pointer;
+    char *tls_ca_file;         /* PEM CA file for the destination; NULL: the system's */
+    int   tls_verify;          /* 0: no TLS verification (explicit, warned at start) */
 } relais_http_config;
 
 /* ---- Body parsing (http_body.c) ------------------------------------------- */
@@ -115,29 +120,45 @@ void relais_http_batch_free(relais_http_batch *b);
 int relais_http_value_text(const json_t *v, char *buf, size_t len);
 
 /* ---- Signature scheme ------------------------------------------------------
- * X-Relais-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>
- * Several v1= are allowed (key rotation on the sender side); one must match. */
+ * X-Relais-Signature: t=<unix seconds>,v2=<hex HMAC-SHA256(secret, "<t>.<nonce>.<body>")>
+ * X-Relais-Nonce: <nonce>, 16 to 64 of [A-Za-z0-9_-], new for every request.
+ * Several v2= are allowed (key rotation on the sender side); one must match.
+ * The source refuses a nonce seen within the tolerance window (409) even
+ * under a valid signature (http_source.c). The former scheme, v1 = HMAC over
+ * "<t>.<body>" without a nonce, is refused (RELAIS_HTTP_SIG_LEGACY). */
 
 #define RELAIS_HTTP_SIG_HEADER "X-Relais-Signature"
+#define RELAIS_HTTP_NONCE_HEADER "X-Relais-Nonce"
+#define RELAIS_HTTP_NONCE_MIN 16
+#define RELAIS_HTTP_NONCE_MAX 64
 
-/* Hex HMAC-SHA256 of "<ts>.<body>". 0 ok, -1 on a crypto library error. */
-int relais_http_sign(const char *secret, long long ts, const void *body, size_t len,
+/* 1 when nonce has the form above, else 0 (NULL: 0). */
+int relais_http_nonce_ok(const char *nonce);
+/* A new nonce: 128 random bits in hex. 0 ok, -1 when the random source fails. */
+int relais_http_nonce_new(char out[33]);
+/* Hex HMAC-SHA256 of "<ts>.<nonce>.<body>". 0 ok, -1 on an invalid nonce or
+ * a crypto library error. */
+int relais_http_sign(const char *secret, long long ts, const char *nonce, const void *body, size_t len,
                      char out_hex[65]);
-/* Full header value "t=<ts>,v1=<hex>". */
-int relais_http_signature_header(const char *secret, long long ts, const void *body,
+/* Full header value "t=<ts>,v2=<hex>". */
+int relais_http_signature_header(const char *secret, long long ts, const char *nonce, const void *body,
                                  size_t len, char *buf, size_t buflen);
 
 typedef enum relais_http_sig_status {
     RELAIS_HTTP_SIG_OK = 0,
     RELAIS_HTTP_SIG_MISSING,     /* no header */
-    RELAIS_HTTP_SIG_MALFORMED,   /* no t= or no v1= */
+    RELAIS_HTTP_SIG_MALFORMED,   /* no t= or no v2= */
     RELAIS_HTTP_SIG_STALE,       /* t outside tolerance */
-    RELAIS_HTTP_SIG_MISMATCH     /* no v1 matches (constant-time compare) */
+    RELAIS_HTTP_SIG_MISMATCH,    /* no v2 matches (constant-time compare) */
+    RELAIS_HTTP_SIG_NONCE,       /* X-Relais-Nonce missing or not of the form above */
+    RELAIS_HTTP_SIG_LEGACY       /* only v1= (the scheme without nonce) */
 } relais_http_sig_status;
 
-relais_http_sig_status relais_http_verify(const char *secret, const char *header,
-                                          long long now, long tolerance_s,
-                                          const void *body, size_t len);
+/* header: the X-Relais-Signature value; nonce: the X-Relais-Nonce value (both
+ * may be NULL). *ts_out (may be NULL) gets the signature's time when OK. */
+relais_http_sig_status relais_http_verify(const char *secret, const char *header, const char *nonce,
+                                          long long now, long tolerance_s, const void *body, size_t len,
+                                          long long *ts_out);
 const char *relais_http_sig_status_text(relais_http_sig_status s);
 
 /* ---- Source and sink halves ----------------------------------------------- */

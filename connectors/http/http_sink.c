@@ -20,14 +20,20 @@
  * local id (id_pointer applied to the element) and, when it has an integer
  * "status", its own verdict. See README.md.
  *
+ * Every exchange is relais_http_perform (hub/httputil.h) under the
+ * instance's outgoing policy: http and https only, redirects not followed,
+ * TLS verified (tls_ca_file, tls_verify), TLS 1.2 minimum with ANSSI's
+ * cipher suites, timeouts, and the hub's outgoing.allow checked on the
+ * address actually connected to; a destination the allow-list refuses is a
+ * REJECT (nothing was sent) with the reason in the detail.
+ *
  * Threads: deliver() and deliver_batch() run on the hub's delivery workers,
  * up to max_in_flight at once. Each call borrows a CURL easy handle from the
- * pool (free list under `lock`), uses it alone, resets it and puts it back; a
- * reset handle keeps its live connections, so keep-alive connections are
- * reused across deliveries. Everything else in relais_http_sink is written by
- * init/destroy (main thread) and only read by the delivery calls.
+ * instance's relais_http_pool (thread-safe), uses it alone and puts it back;
+ * a returned handle keeps its live connections, so keep-alive connections
+ * are reused across deliveries. Everything else in relais_http_sink is
+ * written by init/destroy (main thread) and only read by the delivery calls.
  */
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +44,6 @@
 #include <openssl/crypto.h>
 #include "http_int.h"
 
-#define POOL_MAX 64
 #define BODY_CAP (64 * 1024)
 #define DETAIL_BODY 200
 
@@ -52,17 +57,18 @@ struct relais_http_sink {
     char            *auth_header;  /* "Authorization: Bearer ..." or NULL */
     char            *hmac_secret;
     char            *id_pointer;
+    char            *tls_ca_file;
+    relais_http_policy policy;     /* points at tls_ca_file */
     int              curl_inited;
-    pthread_mutex_t  lock;         /* guards pool/npool */
-    CURL            *pool[POOL_MAX];
-    size_t           npool;
+    relais_http_pool *pool;
 };
 
-struct body {
-    char  *buf;
-    size_t len;
-    size_t cap;        /* most bytes kept (BODY_CAP, more for a batch's answer) */
-    int    truncated;
+/* The request headers of one exchange: "Name: value" lines, NULL-terminated
+ * (relais_http_request.headers); oom is sticky. */
+struct hdrs {
+    char  **v;
+    size_t  n, cap;
+    int     oom;
 };
 
 static int header_value_ok(const char *v)
@@ -143,13 +149,13 @@ relais_http_sink *relais_http_sink_new(relais_instance *inst, const relais_http_
     }
     s->curl_inited = 1;
     s->inst = inst;
-    pthread_mutex_init(&s->lock, NULL);
+    s->pool = relais_http_pool_new();
     s->url = strdup(cfg->url);
     s->timeout_ms = cfg->timeout;
     s->connect_timeout_ms = cfg->connect_timeout;
     s->nheaders = nh;
     s->headers = calloc(nh + 1, sizeof *s->headers);
-    int oom = !s->url || !s->headers;
+    int oom = !s->url || !s->headers || !s->pool;
     for (size_t i = 0; !oom && i < nh; i++) {
         s->headers[i] = strdup(cfg->headers[i]);
         oom = !s->headers[i];
@@ -168,65 +174,62 @@ relais_http_sink *relais_http_sink_new(relais_instance *inst, const relais_http_
         s->id_pointer = strdup(cfg->id_pointer);
         oom = !s->id_pointer;
     }
+    if (!oom && cfg->tls_ca_file) {
+        s->tls_ca_file = strdup(cfg->tls_ca_file);
+        oom = !s->tls_ca_file;
+    }
     if (oom) {
         relais_http_sink_destroy(s);
         snprintf(errstr, errlen, "out of memory");
         return NULL;
     }
+    char perr[300];
+    if (relais_http_policy_init(&s->policy, inst, NULL, s->tls_ca_file, cfg->tls_verify, perr, sizeof perr) != 0) {
+        relais_http_sink_destroy(s);
+        snprintf(errstr, errlen, "http: %s", perr);
+        return NULL;
+    }
     return s;
 }
 
-static CURL *pool_get(relais_http_sink *s)
+static void hdr_add(struct hdrs *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void hdr_add(struct hdrs *h, const char *fmt, ...)
 {
-    CURL *h = NULL;
-    pthread_mutex_lock(&s->lock);
-    if (s->npool > 0) h = s->pool[--s->npool];
-    pthread_mutex_unlock(&s->lock);
-    return h ? h : curl_easy_init();
-}
-
-static void pool_put(relais_http_sink *s, CURL *h)
-{
-    curl_easy_reset(h);   /* keeps the handle's live connections */
-    pthread_mutex_lock(&s->lock);
-    if (s->npool < POOL_MAX) {
-        s->pool[s->npool++] = h;
-        h = NULL;
+    if (h->oom) return;
+    if (h->n + 2 > h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 16;
+        char **nv = realloc(h->v, cap * sizeof *nv);
+        if (!nv) {
+            h->oom = 1;
+            return;
+        }
+        h->v = nv;
+        h->cap = cap;
     }
-    pthread_mutex_unlock(&s->lock);
-    if (h) curl_easy_cleanup(h);
-}
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-    struct body *b = userdata;
-    size_t n = size * nmemb;
-    size_t room = b->cap - b->len;
-    size_t take = n < room ? n : room;
-    if (take < n) b->truncated = 1;
-    if (take > 0) {
-        char *nb = realloc(b->buf, b->len + take + 1);
-        if (!nb) return 0;   /* aborts the transfer: CURLE_WRITE_ERROR -> RETRY */
-        b->buf = nb;
-        memcpy(b->buf + b->len, ptr, take);
-        b->len += take;
-        b->buf[b->len] = '\0';
-    }
-    return n;
-}
-
-static struct curl_slist *add_header(struct curl_slist *l, int *oom, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static struct curl_slist *add_header(struct curl_slist *l, int *oom, const char *fmt, ...)
-{
-    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    struct curl_slist *n = curl_slist_append(l, line);
-    if (!n) *oom = 1;
-    return n ? n : l;
+    char *line = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (!line) {
+        h->oom = 1;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(line, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    h->v[h->n++] = line;
+    h->v[h->n] = NULL;
+}
+
+static void hdrs_free(struct hdrs *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        OPENSSL_cleanse(h->v[i], strlen(h->v[i]));   /* Authorization lines */
+        free(h->v[i]);
+    }
+    free(h->v);
+    memset(h, 0, sizeof *h);
 }
 
 static relais_verdict verdict_for_status(long code)
@@ -249,71 +252,46 @@ static int local_id_in(const relais_http_sink *s, json_t *root, relais_answer *a
 }
 
 /* The local id at id_pointer in a JSON body: 0 found (in ans->local_id). */
-static int extract_local_id(const relais_http_sink *s, const struct body *b, relais_answer *ans)
+static int extract_local_id(const relais_http_sink *s, const relais_http_answer *b, relais_answer *ans)
 {
-    if (!s->id_pointer || !b->buf || b->truncated) return -1;
-    json_t *root = json_loadb(b->buf, b->len, 0, NULL);
+    if (!s->id_pointer || !b->body || b->truncated) return -1;
+    json_t *root = json_loadb(b->body, b->len, 0, NULL);
     if (!root) return -1;
     int rc = local_id_in(s, root, ans);
     json_decref(root);
     return rc;
 }
 
-/* Authorization, X-Relais-Signature (over the whole body) and the configured
- * extra headers, appended to *hl. -1 when the signature cannot be computed. */
-static int add_common_headers(const relais_http_sink *s, struct curl_slist **hl, const char *body,
-                              size_t len, int *oom)
+/* Authorization, X-Relais-Signature and X-Relais-Nonce (over the whole
+ * body, a new nonce for every exchange) and the configured extra headers.
+ * -1 when the signature cannot be computed. */
+static int add_common_headers(const relais_http_sink *s, struct hdrs *h, const char *body, size_t len)
 {
-    if (s->auth_header) {
-        struct curl_slist *n = curl_slist_append(*hl, s->auth_header);
-        if (n) *hl = n;
-        else *oom = 1;
-    }
+    if (s->auth_header) hdr_add(h, "%s", s->auth_header);
     if (s->hmac_secret) {
-        char sig[128];
-        if (relais_http_signature_header(s->hmac_secret, (long long)time(NULL), body, len,
-                                         sig, sizeof sig) != 0)
+        char sig[128], nonce[33];
+        if (relais_http_nonce_new(nonce) != 0
+            || relais_http_signature_header(s->hmac_secret, (long long)time(NULL), nonce, body, len,
+                                            sig, sizeof sig) != 0)
             return -1;
-        *hl = add_header(*hl, oom, RELAIS_HTTP_SIG_HEADER ": %s", sig);
+        hdr_add(h, RELAIS_HTTP_SIG_HEADER ": %s", sig);
+        hdr_add(h, RELAIS_HTTP_NONCE_HEADER ": %s", nonce);
     }
-    for (size_t i = 0; i < s->nheaders; i++) {
-        struct curl_slist *n = curl_slist_append(*hl, s->headers[i]);
-        if (n) *hl = n;
-        else *oom = 1;
-    }
+    for (size_t i = 0; i < s->nheaders; i++) hdr_add(h, "%s", s->headers[i]);
     return 0;
 }
 
-/* POST body with the headers hl on a pooled handle; the answer goes to *b
- * (b->cap set by the caller). Returns curl's code; *code is the HTTP status
- * (0 on a transport error), errbuf curl's message. */
-static CURLcode post(relais_http_sink *s, const char *body, size_t len, struct curl_slist *hl,
-                     struct body *b, char *errbuf, long *code)
+/* POST body with the headers h under the instance's policy; the answer
+ * (up to cap bytes) goes to *a (free a->body). 0: an HTTP answer came. */
+static int post(relais_http_sink *s, const char *body, size_t len, const struct hdrs *h, size_t cap,
+                relais_http_answer *a)
 {
-    *code = 0;
-    errbuf[0] = '\0';
-    CURL *h = pool_get(s);
-    if (!h) return CURLE_OUT_OF_MEMORY;
-    curl_easy_setopt(h, CURLOPT_URL, s->url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_POST, 1L);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "relais/" RELAIS_VERSION_STRING);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    CURLcode rc = curl_easy_perform(h);
-    if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, code);
-    pool_put(s, h);
-    return rc;
+    relais_http_request rq = {
+        .method = "POST", .url = s->url, .headers = (const char *const *)h->v, .body = body, .len = len,
+        .timeout_ms = s->timeout_ms, .connect_timeout_ms = s->connect_timeout_ms,
+        .user_agent = "relais/" RELAIS_VERSION_STRING, .max_answer = cap, .policy = &s->policy,
+    };
+    return relais_http_perform(s->pool, &rq, a);
 }
 
 static const char *why_text(relais_verdict v, long code)
@@ -323,29 +301,35 @@ static const char *why_text(relais_verdict v, long code)
          : v == RELAIS_DELIVER_RETRY ? "transient, will retry" : "refused";
 }
 
-/* The verdict of one exchange, with ans->status and ans->detail filled: the
- * curl error, or "HTTP <code> <why>: <excerpt of the answer>". */
-static relais_verdict exchange_verdict(CURLcode rc, const char *errbuf, long code,
-                                       const struct body *b, relais_answer *ans)
+/* The verdict of one exchange (rc: relais_http_perform's), with
+ * ans->status and ans->detail filled: the transport error, the outgoing
+ * policy's refusal, or "HTTP <code> <why>: <excerpt of the answer>". */
+static relais_verdict exchange_verdict(int rc, const relais_http_answer *a, relais_answer *ans)
 {
-    if (rc != CURLE_OK) {
+    if (rc != 0) {
         ans->status = 0;
-        char msg[CURL_ERROR_SIZE + 64];
-        snprintf(msg, sizeof msg, "%s: %s", curl_easy_strerror(rc),
-                 errbuf[0] ? errbuf : "no detail");
+        char msg[CURL_ERROR_SIZE + 320];
+        if (a->refused)   /* the detail says it all: "refused by outgoing.allow: ..." */
+            snprintf(msg, sizeof msg, "%s", a->detail);
+        else
+            snprintf(msg, sizeof msg, "%s: %s", a->failure ? a->failure : "transport error",
+                     a->detail[0] ? a->detail : "no detail");
         relais_http_excerpt(ans->detail, sizeof ans->detail, msg, strlen(msg),
                             sizeof ans->detail - 1, 1);
-        /* transport trouble is transient; bad URLs were refused at init */
-        return (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL)
+        /* nothing was sent to a destination the allow-list refuses: trying
+         * again does not help; other transport trouble is transient (bad
+         * URLs and schemes were refused at init) */
+        return (a->refused || a->code == CURLE_URL_MALFORMAT || a->code == CURLE_UNSUPPORTED_PROTOCOL)
                ? RELAIS_DELIVER_REJECT : RELAIS_DELIVER_RETRY;
     }
+    long code = a->status;
     ans->status = (int)code;
     relais_verdict v = verdict_for_status(code);
     snprintf(ans->detail, sizeof ans->detail, "HTTP %ld %s%s", code, why_text(v, code),
-             b->len ? ": " : "");
+             a->len ? ": " : "");
     size_t used = strlen(ans->detail);
-    relais_http_excerpt(ans->detail + used, sizeof ans->detail - used, b->buf ? b->buf : "",
-                        b->len, DETAIL_BODY, 1);
+    relais_http_excerpt(ans->detail + used, sizeof ans->detail - used, a->body ? a->body : "",
+                        a->len, DETAIL_BODY, 1);
     return v;
 }
 
@@ -376,44 +360,41 @@ relais_verdict relais_http_sink_deliver(relais_http_sink *s, const relais_event 
     const char *type = relais_event_type(ev);
     const char *tp = relais_event_traceparent(ev);
 
-    int oom = 0;
-    struct curl_slist *hl = NULL;
-    hl = add_header(hl, &oom, "Content-Type: %s", pl.content_type);
-    hl = add_header(hl, &oom, "Expect:");
-    hl = add_header(hl, &oom, "Idempotency-Key: %s", id);
-    hl = add_header(hl, &oom, "ce-id: %s", id);
-    hl = add_header(hl, &oom, "ce-type: %s", type);
-    if (tp && *tp && header_value_ok(tp)) hl = add_header(hl, &oom, "traceparent: %s", tp);
+    struct hdrs h = { 0 };
+    hdr_add(&h, "Content-Type: %s", pl.content_type);
+    hdr_add(&h, "Expect:");
+    hdr_add(&h, "Idempotency-Key: %s", id);
+    hdr_add(&h, "ce-id: %s", id);
+    hdr_add(&h, "ce-type: %s", type);
+    if (tp && *tp && header_value_ok(tp)) hdr_add(&h, "traceparent: %s", tp);
     if (local_id && *local_id) {
-        if (header_value_ok(local_id)) hl = add_header(hl, &oom, "X-Relais-Local-Id: %s", local_id);
+        if (header_value_ok(local_id)) hdr_add(&h, "X-Relais-Local-Id: %s", local_id);
         else relais_instance_log(s->inst, RELAIS_LOG_WARN,
                                  "event %s: local id has control characters, not sent", id);
     }
-    if (add_common_headers(s, &hl, json, len, &oom) != 0) {
-        curl_slist_free_all(hl);
+    if (add_common_headers(s, &h, json, len) != 0) {
+        hdrs_free(&h);
         relais_payload_release(&pl);
         snprintf(ans->detail, sizeof ans->detail, "cannot compute the body signature");
         return RELAIS_DELIVER_RETRY;
     }
-    if (oom) {
-        curl_slist_free_all(hl);
+    if (h.oom) {
+        hdrs_free(&h);
         relais_payload_release(&pl);
         snprintf(ans->detail, sizeof ans->detail, "out of memory");
         return RELAIS_DELIVER_RETRY;
     }
 
-    struct body b = { .cap = BODY_CAP };
-    char errbuf[CURL_ERROR_SIZE];
-    long code = 0;
-    CURLcode rc = post(s, json, len, hl, &b, errbuf, &code);
-    curl_slist_free_all(hl);
+    relais_http_answer a;
+    int rc = post(s, json, len, &h, BODY_CAP, &a);
+    hdrs_free(&h);
     relais_payload_release(&pl);
-    relais_verdict v = exchange_verdict(rc, errbuf, code, &b, ans);
-    if (v == RELAIS_DELIVER_OK && s->id_pointer && extract_local_id(s, &b, ans) != 0) {
+    relais_verdict v = exchange_verdict(rc, &a, ans);
+    if (v == RELAIS_DELIVER_OK && s->id_pointer && extract_local_id(s, &a, ans) != 0) {
         size_t at = strlen(ans->detail);
         snprintf(ans->detail + at, sizeof ans->detail - at, " (no id at %s)", s->id_pointer);
     }
-    free(b.buf);
+    free(a.body);
     if (relais_log_get_level() >= RELAIS_LOG_DEBUG)
         relais_instance_log(s->inst, RELAIS_LOG_DEBUG, "event %s -> %d (%s)", id, ans->status,
                             verdict_name(v));
@@ -559,56 +540,50 @@ void relais_http_sink_deliver_batch(relais_http_sink *s, const relais_event *con
         batch_fail(n, verdicts, ans, "cannot serialise the batch (out of memory?)");
         return;
     }
-    int oom = 0;
-    struct curl_slist *hl = NULL;
-    hl = add_header(hl, &oom, "Content-Type: " BATCH_TYPE);
-    hl = add_header(hl, &oom, "Expect:");
-    hl = add_header(hl, &oom, "Relais-Batch-Size: %zu", n);
+    struct hdrs h = { 0 };
+    hdr_add(&h, "Content-Type: " BATCH_TYPE);
+    hdr_add(&h, "Expect:");
+    hdr_add(&h, "Relais-Batch-Size: %zu", n);
     const char *tp = relais_event_traceparent(evs[0]);
-    if (tp && *tp && header_value_ok(tp)) hl = add_header(hl, &oom, "traceparent: %s", tp);
+    if (tp && *tp && header_value_ok(tp)) hdr_add(&h, "traceparent: %s", tp);
     text_add(&ids, "Relais-Batch-Ids: ", 18);
     for (size_t i = 0; i < n && ids.len <= BATCH_IDS_MAX; i++) {
         const char *id = relais_event_id(evs[i]);
         if (i) text_add(&ids, ",", 1);
         text_add(&ids, id, strlen(id));
     }
-    if (ids.oom) {
-        oom = 1;
-    } else if (ids.len <= BATCH_IDS_MAX) {
-        struct curl_slist *nl = curl_slist_append(hl, ids.p);
-        if (nl) hl = nl;
-        else oom = 1;
-    }
+    if (ids.oom) h.oom = 1;
+    else if (ids.len <= BATCH_IDS_MAX) hdr_add(&h, "%s", ids.p);
     free(ids.p);
     const char *fail = NULL;
-    if (add_common_headers(s, &hl, body.p, body.len, &oom) != 0)
+    if (add_common_headers(s, &h, body.p, body.len) != 0)
         fail = "cannot compute the body signature";
-    else if (oom)
+    else if (h.oom)
         fail = "out of memory";
     if (fail) {
-        curl_slist_free_all(hl);
+        hdrs_free(&h);
         free(body.p);
         batch_fail(n, verdicts, ans, fail);
         return;
     }
 
     size_t cap = BODY_CAP + n * BATCH_ANSWER_PER_EVENT;
-    struct body b = { .cap = cap < BATCH_ANSWER_MAX ? cap : BATCH_ANSWER_MAX };
-    char errbuf[CURL_ERROR_SIZE];
-    long code = 0;
-    CURLcode rc = post(s, body.p, body.len, hl, &b, errbuf, &code);
-    curl_slist_free_all(hl);
+    if (cap > BATCH_ANSWER_MAX) cap = BATCH_ANSWER_MAX;
+    relais_http_answer b;
+    int rc = post(s, body.p, body.len, &h, cap, &b);
+    hdrs_free(&h);
     free(body.p);
     relais_answer whole = { 0 };
-    relais_verdict v = exchange_verdict(rc, errbuf, code, &b, &whole);
+    relais_verdict v = exchange_verdict(rc, &b, &whole);
+    long code = b.status;
 
     /* a 2xx answer may speak for each event */
     json_t *root = NULL, *res = NULL;
     char why[128] = "";
     if (v == RELAIS_DELIVER_OK) {
         if (b.truncated)
-            snprintf(why, sizeof why, "answer longer than %zu bytes", b.cap);
-        else if (!(root = json_loadb(b.buf ? b.buf : "", b.len, 0, NULL)))
+            snprintf(why, sizeof why, "answer longer than %zu bytes", cap);
+        else if (!(root = json_loadb(b.body ? b.body : "", b.len, 0, NULL)))
             snprintf(why, sizeof why, "answer is not JSON");
         else
             res = batch_results(root, n, why, sizeof why);
@@ -626,7 +601,7 @@ void relais_http_sink_deliver_batch(relais_http_sink *s, const relais_event *con
         }
     }
     json_decref(root);
-    free(b.buf);
+    free(b.body);
     if (relais_log_get_level() >= RELAIS_LOG_DEBUG)
         relais_instance_log(s->inst, RELAIS_LOG_DEBUG, "batch of %zu (%s...) -> %d (%s%s)", n,
                             relais_event_id(evs[0]), whole.status, verdict_name(v),
@@ -636,9 +611,9 @@ void relais_http_sink_deliver_batch(relais_http_sink *s, const relais_event *con
 void relais_http_sink_destroy(relais_http_sink *s)
 {
     if (!s) return;
-    for (size_t i = 0; i < s->npool; i++) curl_easy_cleanup(s->pool[i]);
-    pthread_mutex_destroy(&s->lock);
+    relais_http_pool_destroy(s->pool);
     free(s->url);
+    free(s->tls_ca_file);
     for (size_t i = 0; s->headers && i < s->nheaders; i++) free(s->headers[i]);
     free(s->headers);
     if (s->auth_header) OPENSSL_cleanse(s->auth_header, strlen(s->auth_header));

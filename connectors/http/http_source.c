@@ -13,14 +13,25 @@
  * Data ownership:
  *   - relais_http_source (config copy, daemon, port) is written by the main
  *     thread in new/start/stop/destroy only; connection threads read it.
+ *   - the nonce memory (relais_nonce_cache, hub/httputil.h) is shared by the
+ *     connection threads under its own lock.
  *   - struct request (the body buffer) belongs to one connection thread; MHD
  *     hands it back through con_cls and frees it in request_done().
  *   - the submit/reject calls go to the hub, which is thread-safe.
  *
  * Request flow: path/method (404/405) and Content-Length (413) are checked
  * before the body is read; then body cap (413), signature (401), hub
- * accepting (503), parse (400/413), submit (503 on UNAVAILABLE), answer 202
- * (or 422 for a single rejected record).
+ * accepting (503), nonce (409 when seen within the replay window, 429 when
+ * the memory of nonces is full), parse (400/413), submit (503 on
+ * UNAVAILABLE), answer 202 (or 422 for a single rejected record).
+ *
+ * Signed requests (hmac_secret set) carry X-Relais-Signature: t=<unix
+ * seconds>,v2=<hex HMAC-SHA256(secret, "<t>.<nonce>.<body>")> and
+ * X-Relais-Nonce (http_body.c). A nonce is remembered until t + hmac_tolerance,
+ * when the signature itself goes stale; the same signed request sent again
+ * in that window is refused with 409 even though its signature is valid. A
+ * request answered 503 (not taken) forgets its nonce, so that the sender may
+ * send the very same request again.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -50,6 +61,7 @@ struct relais_http_source {
     char               *correlation_pointer;
     char               *hmac_secret;
     long                hmac_tolerance_s;
+    relais_nonce_cache *nonces;        /* NULL without hmac_secret */
     size_t              max_body;
     size_t              max_batch;
     unsigned            max_connections;
@@ -60,6 +72,7 @@ struct relais_http_source {
 struct request {
     relais_http_upload body;
     int                answered;     /* a response was queued on the first call */
+    int                unavailable;  /* the answer is a 503: the request was not taken */
 };
 
 static char *dup_opt(const char *s) { return s ? strdup(s) : NULL; }
@@ -96,9 +109,9 @@ relais_http_source *relais_http_source_new(relais_instance *inst, const relais_h
         || check_pointer("correlation_pointer", cfg->correlation_pointer, errstr, errlen) != 0)
         return NULL;
     if (cfg->max_body <= 0 || cfg->max_batch <= 0 || cfg->max_connections <= 0
-        || cfg->hmac_tolerance < 0) {
-        snprintf(errstr, errlen, "http: max_body, max_batch and max_connections must be positive, "
-                 "hmac_tolerance not negative");
+        || cfg->hmac_tolerance < 0 || cfg->hmac_nonce_max <= 0) {
+        snprintf(errstr, errlen, "http: max_body, max_batch, max_connections and hmac_nonce_max must be "
+                 "positive, hmac_tolerance not negative");
         return NULL;
     }
     if (cfg->hmac_secret && !*cfg->hmac_secret) {
@@ -125,7 +138,8 @@ relais_http_source *relais_http_source_new(relais_instance *inst, const relais_h
     s->max_batch = (size_t)cfg->max_batch;
     s->max_connections = (unsigned)cfg->max_connections;
     s->port = -1;
-    if (!s->listen || !s->path) {
+    if (s->hmac_secret) s->nonces = relais_nonce_cache_new((size_t)cfg->hmac_nonce_max);
+    if (!s->listen || !s->path || (s->hmac_secret && !s->nonces)) {
         relais_http_source_destroy(s);
         snprintf(errstr, errlen, "out of memory");
         return NULL;
@@ -218,8 +232,15 @@ static json_t *result_json(relais_submit_status st, const char *event_id, const 
     return o;
 }
 
+/* A 503 for a request that was not taken (its nonce is then forgotten). */
+static enum MHD_Result not_taken(struct request *rq, struct MHD_Connection *c, const char *msg)
+{
+    rq->unavailable = 1;
+    return respond_unavailable(c, msg);
+}
+
 static enum MHD_Result handle_records(relais_http_source *s, struct MHD_Connection *c,
-                                      relais_http_batch *b)
+                                      struct request *rq, relais_http_batch *b)
 {
     size_t nvalid = 0;
     for (size_t i = 0; i < b->n; i++) nvalid += b->items[i].valid ? 1 : 0;
@@ -231,7 +252,7 @@ static enum MHD_Result handle_records(relais_http_source *s, struct MHD_Connecti
         if (!recs || !res) {
             free(recs);
             free(res);
-            return respond_unavailable(c, "out of memory");
+            return not_taken(rq, c, "out of memory");
         }
         size_t k = 0;
         for (size_t i = 0; i < b->n; i++)
@@ -245,7 +266,7 @@ static enum MHD_Result handle_records(relais_http_source *s, struct MHD_Connecti
             free(res);
             relais_instance_log(s->inst, RELAIS_LOG_WARN,
                                 "hub unavailable: answered 503 to a request of %zu records", b->n);
-            return respond_unavailable(c, "hub unavailable, retry later");
+            return not_taken(rq, c, "hub unavailable, retry later");
         }
     }
     /* every valid record has a verdict: journal the invalid ones, answer */
@@ -287,6 +308,9 @@ static int is_xml_type(const char *ct)
     return n > 4 && !strncasecmp(ct + n - 4, "+xml", 4);
 }
 
+static enum MHD_Result handle_signed_body(relais_http_source *s, struct MHD_Connection *c,
+                                          struct request *rq);
+
 static enum MHD_Result handle_body(relais_http_source *s, struct MHD_Connection *c,
                                    struct request *rq)
 {
@@ -295,11 +319,14 @@ static enum MHD_Result handle_body(relais_http_source *s, struct MHD_Connection 
         snprintf(msg, sizeof msg, "body larger than max_body (%zu bytes)", s->max_body);
         return respond_error(c, MHD_HTTP_CONTENT_TOO_LARGE, msg);
     }
+    const char *nonce = NULL;
+    long long sig_ts = -1;
     if (s->hmac_secret) {
         const char *sig = MHD_lookup_connection_value(c, MHD_HEADER_KIND, RELAIS_HTTP_SIG_HEADER);
-        relais_http_sig_status st = relais_http_verify(s->hmac_secret, sig, (long long)time(NULL),
+        nonce = MHD_lookup_connection_value(c, MHD_HEADER_KIND, RELAIS_HTTP_NONCE_HEADER);
+        relais_http_sig_status st = relais_http_verify(s->hmac_secret, sig, nonce, (long long)time(NULL),
                                                        s->hmac_tolerance_s, rq->body.buf,
-                                                       rq->body.len);
+                                                       rq->body.len, &sig_ts);
         if (st != RELAIS_HTTP_SIG_OK) {
             relais_instance_log(s->inst, RELAIS_LOG_WARN, "401: %s", relais_http_sig_status_text(st));
             return respond_error(c, MHD_HTTP_UNAUTHORIZED, relais_http_sig_status_text(st));
@@ -307,6 +334,36 @@ static enum MHD_Result handle_body(relais_http_source *s, struct MHD_Connection 
     }
     if (!relais_accepting(s->inst))
         return respond_unavailable(c, "hub not accepting, retry later");
+    if (s->hmac_secret) {
+        long long retry = 1;
+        relais_nonce_status ns = relais_nonce_use(s->nonces, nonce, sig_ts + s->hmac_tolerance_s,
+                                                  (long long)time(NULL), &retry);
+        if (ns == RELAIS_NONCE_REPLAY) {
+            relais_instance_log(s->inst, RELAIS_LOG_WARN, "409: replayed nonce (a signed request sent again)");
+            return respond_error(c, MHD_HTTP_CONFLICT, "nonce already used within the replay window "
+                                 "(hmac_tolerance): sign every request with a new " RELAIS_HTTP_NONCE_HEADER);
+        }
+        if (ns == RELAIS_NONCE_FULL) {
+            char ra[24];
+            snprintf(ra, sizeof ra, "%lld", retry);
+            relais_instance_log(s->inst, RELAIS_LOG_WARN, "429: the memory of nonces is full "
+                                "(hmac_nonce_max signed requests within hmac_tolerance)");
+            return respond_json(c, MHD_HTTP_TOO_MANY_REQUESTS,
+                                json_pack("{s:s}", "error", "too many signed requests within the replay "
+                                          "window (hmac_nonce_max): retry later"),
+                                MHD_HTTP_HEADER_RETRY_AFTER, ra);
+        }
+        if (ns != RELAIS_NONCE_NEW) return respond_unavailable(c, "out of memory");
+    }
+    enum MHD_Result r = handle_signed_body(s, c, rq);
+    if (rq->unavailable && nonce) relais_nonce_forget(s->nonces, nonce);
+    return r;
+}
+
+/* The body of a request whose signature (if any) was checked. */
+static enum MHD_Result handle_signed_body(relais_http_source *s, struct MHD_Connection *c,
+                                          struct request *rq)
+{
 
     const char *key = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Idempotency-Key");
     if (key && strlen(key) > MAX_KEY_LEN)
@@ -323,12 +380,12 @@ static enum MHD_Result handle_body(relais_http_source *s, struct MHD_Connection 
         xb.single = 1;
         xb.n = 1;
         xb.items = calloc(1, sizeof *xb.items);
-        if (!xb.items) return respond_unavailable(c, "out of memory");
+        if (!xb.items) return not_taken(rq, c, "out of memory");
         xb.items[0].valid = 1;
         xb.items[0].rec.record_id = key;
         xb.items[0].rec.raw = rq->body.buf ? rq->body.buf : "";
         xb.items[0].rec.raw_len = rq->body.len;
-        enum MHD_Result xr = handle_records(s, c, &xb);
+        enum MHD_Result xr = handle_records(s, c, rq, &xb);
         relais_http_batch_free(&xb);
         return xr;
     }
@@ -348,7 +405,7 @@ static enum MHD_Result handle_body(relais_http_source *s, struct MHD_Connection 
                                                         rq->body.len, &o, &b);
     enum MHD_Result ret;
     if (st == RELAIS_HTTP_BODY_OK) {
-        ret = handle_records(s, c, &b);
+        ret = handle_records(s, c, rq, &b);
     } else {
         char where[96];
         if (b.line > 0) snprintf(where, sizeof where, "body line %d column %d", b.line, b.column);
@@ -528,5 +585,6 @@ void relais_http_source_destroy(relais_http_source *s)
     free(s->correlation_pointer);
     if (s->hmac_secret) OPENSSL_cleanse(s->hmac_secret, strlen(s->hmac_secret));
     free(s->hmac_secret);
+    relais_nonce_cache_destroy(s->nonces);
     free(s);
 }

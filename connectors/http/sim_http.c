@@ -154,7 +154,8 @@ static int request_refusal(const struct sim *sim, struct MHD_Connection *c, cons
     if (sim->hmac_secret) {
         relais_http_sig_status st = relais_http_verify(
             sim->hmac_secret, MHD_lookup_connection_value(c, MHD_HEADER_KIND, RELAIS_HTTP_SIG_HEADER),
-            (long long)time(NULL), 300, rq->body.buf ? rq->body.buf : "", rq->body.len);
+            MHD_lookup_connection_value(c, MHD_HEADER_KIND, RELAIS_HTTP_NONCE_HEADER),
+            (long long)time(NULL), 300, rq->body.buf ? rq->body.buf : "", rq->body.len, NULL);
         if (st != RELAIS_HTTP_SIG_OK) {
             *refusal = relais_http_sig_status_text(st);
             return MHD_HTTP_UNAUTHORIZED;

@@ -46,7 +46,7 @@
 #define OFF(f) offsetof(notify_config, f)
 
 static const relais_option notify_options[] = {
-    { .name = "smtp_url", .type = RELAIS_OPT_STR, .offset = OFF(smtp_url), .modes = SNK,
+    { .name = "smtp_url", .type = RELAIS_OPT_URL, .offset = OFF(smtp_url), .modes = SNK,
       .desc = "SMTP relay for email, smtp://host:port or smtps://host:port; unset: no email" },
     { .name = "mail_from", .type = RELAIS_OPT_STR, .offset = OFF(mail_from), .modes = SNK,
       .desc = "sender address (envelope and From:); required with smtp_url" },
@@ -59,7 +59,7 @@ static const relais_option notify_options[] = {
       .desc = "SMTP AUTH user name; unset: no authentication" },
     { .name = "smtp_password", .type = RELAIS_OPT_SECRET, .offset = OFF(smtp_password), .modes = SNK,
       .desc = "SMTP AUTH password (env:NAME or file:/path)" },
-    { .name = "sms_url", .type = RELAIS_OPT_STR, .offset = OFF(sms_url), .modes = SNK,
+    { .name = "sms_url", .type = RELAIS_OPT_URL, .offset = OFF(sms_url), .modes = SNK,
       .desc = "SMS gateway send endpoint, http(s)://.../api/sms; unset: no SMS" },
     { .name = "sms_key", .type = RELAIS_OPT_SECRET, .offset = OFF(sms_key), .modes = SNK,
       .desc = "SMS gateway API key (env:NAME or file:/path), sent in sms_key_header" },
@@ -79,6 +79,7 @@ static const relais_option notify_options[] = {
     { .name = "require_consent", .type = RELAIS_OPT_BOOL, .def = "false", .offset = OFF(require_consent),
       .modes = SNK,
       .desc = "send only on channels whose consent is true (default: unless it is false)" },
+    RELAIS_HTTP_TLS_OPTIONS(notify_config, SNK),
     { .name = NULL }
 };
 
@@ -195,6 +196,12 @@ static int notify_init(relais_instance *inst, void *config, void **ctxp, char *e
                     : cfg->smtp_tls && strcmp(cfg->smtp_tls, "none") == 0 ? 0 : 1;
         c->smtp.timeout_ms = cfg->timeout;
         c->from_name = cfg->mail_from_name;
+        char perr[300];
+        if (relais_http_policy_init(&c->smtp.policy, inst, "smtp,smtps", cfg->tls_ca_file, cfg->tls_verify,
+                                    perr, sizeof perr) != 0) {
+            snprintf(errstr, errlen, "notify: %s", perr);
+            goto fail;
+        }
     }
     if (cfg->sms_url) {
         if (url_scheme_ok(cfg->sms_url, "http", "https") != 0) {
@@ -216,6 +223,17 @@ static int notify_init(relais_instance *inst, void *config, void **ctxp, char *e
         c->sms.key = cfg->sms_key;
         c->sms.sender = cfg->sms_sender;
         c->sms.timeout_ms = cfg->timeout;
+        char perr[300];
+        if (c->has_email) {
+            /* the same TLS settings and allow-list, for http(s): checked and
+             * warned about once, by the email policy */
+            c->sms.policy = c->smtp.policy;
+            c->sms.policy.protocols = NULL;
+        } else if (relais_http_policy_init(&c->sms.policy, inst, NULL, cfg->tls_ca_file, cfg->tls_verify,
+                                           perr, sizeof perr) != 0) {
+            snprintf(errstr, errlen, "notify: %s", perr);
+            goto fail;
+        }
     }
     c->town = cfg->town;
     c->both = cfg->channels && strcmp(cfg->channels, "both") == 0;

@@ -26,6 +26,7 @@
 #include <time.h>
 #include <jansson.h>
 #include "relais/connector.h"
+#include "httputil.h"
 
 /* ---- A growable string (notify_text.c) ------------------------------------- */
 
@@ -64,6 +65,8 @@ typedef struct notify_config {
     char *templates;        /* folder; NULL: the built-in one */
     long  timeout;          /* ms, per transport exchange */
     int   require_consent;  /* 1: send only on channels with consent.<channel> true */
+    char *tls_ca_file;      /* PEM CA file for the relay and the gateway; NULL: the system's */
+    int   tls_verify;       /* 0: no TLS verification (explicit, warned at start) */
 } notify_config;
 
 /* ---- Templates (notify_tpl.c) ---------------------------------------------- */
@@ -205,6 +208,7 @@ typedef struct notify_smtp {
     const char *user, *password;   /* NULL: no AUTH */
     int         tls;               /* 0 none, 1 try, 2 required */
     long        timeout_ms;
+    relais_http_policy policy;     /* smtp,smtps; the instance's TLS settings and outgoing.allow */
 } notify_smtp;
 
 typedef struct notify_sms {
@@ -213,6 +217,7 @@ typedef struct notify_sms {
     const char *key;
     const char *sender;
     long        timeout_ms;
+    relais_http_policy policy;     /* http,https; the instance's TLS settings and outgoing.allow */
 } notify_sms;
 
 /* Send one message; verdicts: SMTP 2xx OK, 4xx / no answer / refused

@@ -11,6 +11,12 @@
  * relay's configuration is at fault; other 5xx (unknown mailbox, message
  * refused) -> REJECT.
  *
+ * Both handles are set up by relais_http_policy_apply (hub/httputil.h): only
+ * smtp/smtps for email and http/https for SMS, no redirects, TLS verified
+ * (STARTTLS too) with TLS 1.2 minimum and ANSSI's suites, whole-exchange and
+ * connect timeouts, and the hub's outgoing.allow checked on the address
+ * connected to (a refusal is a REJECT: nothing was sent).
+ *
  * Threads: called from the hub's delivery workers, up to the instance's
  * max_in_flight at once; each call uses its own easy handle and buffers, and
  * only reads the (immutable) transport settings.
@@ -98,11 +104,16 @@ void notify_send_email(const notify_smtp *s, const char *to, const char *msg, si
         return;
     }
     struct upload up = { msg, len };
+    relais_http_guard g;
+    if (relais_http_policy_apply(h, &s->policy, &g, s->timeout_ms,
+                                 s->timeout_ms < 3000 ? s->timeout_ms : 3000L) != 0) {
+        curl_easy_cleanup(h);
+        curl_slist_free_all(rcpt);
+        r->verdict = RELAIS_DELIVER_RETRY;
+        snprintf(r->detail, sizeof r->detail, "email to %s: %.150s", masked, g.why);
+        return;
+    }
     curl_easy_setopt(h, CURLOPT_URL, s->url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s->timeout_ms < 3000 ? s->timeout_ms : 3000L);
     curl_easy_setopt(h, CURLOPT_MAIL_FROM, from);
     curl_easy_setopt(h, CURLOPT_MAIL_RCPT, rcpt);
     curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
@@ -125,7 +136,11 @@ void notify_send_email(const notify_smtp *s, const char *to, const char *msg, si
     r->status = (int)code;
     char why[128];
     snprintf(why, sizeof why, "%.120s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
-    if (rc == CURLE_OK) {
+    if (rc != CURLE_OK && relais_http_guard_refused(&g)) {
+        r->verdict = RELAIS_DELIVER_REJECT;
+        r->status = 0;
+        snprintf(r->detail, sizeof r->detail, "email to %s: %.160s", masked, g.why);
+    } else if (rc == CURLE_OK) {
         r->verdict = RELAIS_DELIVER_OK;
         snprintf(r->detail, sizeof r->detail, "email to %s: SMTP %ld accepted", masked, code);
     } else if (rc == CURLE_LOGIN_DENIED || code == 530 || code == 534 || code == 535 || code == 538) {
@@ -186,12 +201,17 @@ void notify_send_sms(const notify_sms *s, const char *to, const char *text, cons
         return;
     }
     struct answer ans = { NULL, 0 };
+    relais_http_guard g;
+    if (relais_http_policy_apply(h, &s->policy, &g, s->timeout_ms,
+                                 s->timeout_ms < 3000 ? s->timeout_ms : 3000L) != 0) {
+        curl_slist_free_all(hl);
+        curl_easy_cleanup(h);
+        free(body);
+        r->verdict = RELAIS_DELIVER_RETRY;
+        snprintf(r->detail, sizeof r->detail, "sms to %s: %.150s", masked, g.why);
+        return;
+    }
     curl_easy_setopt(h, CURLOPT_URL, s->url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, s->timeout_ms < 3000 ? s->timeout_ms : 3000L);
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
@@ -209,7 +229,10 @@ void notify_send_sms(const notify_sms *s, const char *to, const char *text, cons
 
     r->status = (int)code;
     json_t *a = ans.buf ? json_loadb(ans.buf, ans.len, 0, NULL) : NULL;
-    if (rc != CURLE_OK) {
+    if (rc != CURLE_OK && relais_http_guard_refused(&g)) {
+        r->verdict = RELAIS_DELIVER_REJECT;
+        snprintf(r->detail, sizeof r->detail, "sms to %s: %.160s", masked, g.why);
+    } else if (rc != CURLE_OK) {
         r->verdict = RELAIS_DELIVER_RETRY;
         snprintf(r->detail, sizeof r->detail, "sms to %s: %.150s, will retry", masked,
                  errbuf[0] ? errbuf : curl_easy_strerror(rc));

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "open311_int.h"
+#include "httputil.h"
 
 #define SRC RELAIS_MODE_SOURCE
 #define SNK RELAIS_MODE_SINK
@@ -54,7 +55,7 @@ static const relais_option open311_options[] = {
     { .name = "jurisdiction_id", .type = RELAIS_OPT_STR, .offset = OFF(jurisdiction_id),
       .desc = "server: the jurisdiction served (others get 404); client: sent with every call" },
     /* role client */
-    { .name = "endpoint", .type = RELAIS_OPT_STR, .offset = OFF(endpoint),
+    { .name = "endpoint", .type = RELAIS_OPT_URL, .offset = OFF(endpoint),
       .desc = "role client: base URL of the GeoReport v2 API (http or https), e.g. https://ville.example/open311/v2" },
     { .name = "api_key", .type = RELAIS_OPT_SECRET, .offset = OFF(api_key),
       .desc = "role client: api_key sent with POST requests" },
@@ -66,6 +67,7 @@ static const relais_option open311_options[] = {
       .desc = "role client: time between two polls of the requests' status" },
     { .name = "poll_batch", .type = RELAIS_OPT_INT, .def = "50", .offset = OFF(poll_batch), .modes = SRC,
       .desc = "role client: service_request_id values per GET requests call" },
+    RELAIS_HTTP_TLS_OPTIONS(o311_config, 0),
     { .name = NULL }
 };
 

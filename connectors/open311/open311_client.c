@@ -29,10 +29,16 @@
  * request that is open without notes is only remembered. A change the hub
  * cannot take (unavailable) is not remembered: the next poll tries again.
  *
- * Threads: deliver() runs on the hub's delivery workers (one CURL handle
- * per call); the poller thread owns the polling; both only read the
- * configuration written by new/start/stop on the main thread. `lock` and
- * `cond` guard `stopping`.
+ * Every exchange is relais_http_perform (hub/httputil.h) under the
+ * instance's outgoing policy (http and https only, no redirects, TLS
+ * verified with tls_ca_file / tls_verify, TLS 1.2 minimum and ANSSI's
+ * suites, timeouts, the hub's outgoing.allow checked on the address
+ * connected to).
+ *
+ * Threads: deliver() runs on the hub's delivery workers and the poller
+ * thread polls; each exchange borrows a handle from the client's
+ * relais_http_pool (thread-safe). Both only read the configuration written
+ * by new/start/stop on the main thread. `lock` and `cond` guard `stopping`.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -59,18 +65,15 @@ struct o311_client {
     long             connect_timeout_ms;
     long             poll_interval_ms;
     long             poll_batch;
+    char            *tls_ca_file;
+    relais_http_policy policy;        /* points at tls_ca_file */
+    relais_http_pool *pool;
     int              curl_inited;
     pthread_mutex_t  lock;
     pthread_cond_t   cond;
     int              stopping;
     int              running;
     pthread_t        thread;
-};
-
-struct body {
-    char  *buf;
-    size_t len;
-    int    truncated;
 };
 
 o311_client *o311_client_new(relais_instance *inst, const o311_config *cfg, unsigned mode,
@@ -122,11 +125,20 @@ o311_client *o311_client_new(relais_instance *inst, const o311_config *cfg, unsi
     c->connect_timeout_ms = cfg->connect_timeout;
     c->poll_interval_ms = cfg->poll_interval;
     c->poll_batch = cfg->poll_batch;
+    c->tls_ca_file = cfg->tls_ca_file ? strdup(cfg->tls_ca_file) : NULL;
+    c->pool = relais_http_pool_new();
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
-    if (!c->endpoint || (cfg->api_key && !c->api_key) || (cfg->jurisdiction_id && !c->jurisdiction)) {
+    if (!c->endpoint || (cfg->api_key && !c->api_key) || (cfg->jurisdiction_id && !c->jurisdiction)
+        || (cfg->tls_ca_file && !c->tls_ca_file) || !c->pool) {
         o311_client_destroy(c);
         snprintf(errstr, errlen, "out of memory");
+        return NULL;
+    }
+    char perr[300];
+    if (relais_http_policy_init(&c->policy, inst, NULL, c->tls_ca_file, cfg->tls_verify, perr, sizeof perr) != 0) {
+        o311_client_destroy(c);
+        snprintf(errstr, errlen, "open311: %s", perr);
         return NULL;
     }
     return c;
@@ -134,74 +146,31 @@ o311_client *o311_client_new(relais_instance *inst, const o311_config *cfg, unsi
 
 /* ---- HTTP ------------------------------------------------------------------- */
 
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
+/* One exchange: GET url, or POST form when given, under the instance's
+ * policy. 0 when an HTTP answer came (a->status), -1 otherwise (a->failure,
+ * a->detail). Free a->body. */
+static int exchange(o311_client *c, const char *url, const char *form, const char *idem_key,
+                    relais_http_answer *a)
 {
-    struct body *b = userdata;
-    size_t n = size * nmemb;
-    size_t take = n < BODY_CAP - b->len ? n : BODY_CAP - b->len;
-    if (take < n) b->truncated = 1;
-    if (take > 0) {
-        char *nb = realloc(b->buf, b->len + take + 1);
-        if (!nb) return 0;
-        b->buf = nb;
-        memcpy(b->buf + b->len, ptr, take);
-        b->len += take;
-        b->buf[b->len] = '\0';
-    }
-    return n;
-}
-
-/* One exchange: GET url, or POST form when given. *code: HTTP status (0 on
- * a transport error, then errbuf says why). */
-static CURLcode exchange(o311_client *c, const char *url, const char *form, const char *idem_key,
-                         struct body *b, long *code, char *errbuf)
-{
-    *code = 0;
-    errbuf[0] = '\0';
-    CURL *h = curl_easy_init();
-    if (!h) return CURLE_OUT_OF_MEMORY;
-    struct curl_slist *hl = NULL, *n;
     char line[300];
-    int oom = 0;
-    n = curl_slist_append(hl, "Accept: application/json");
-    if (n) hl = n; else oom = 1;
+    const char *hdrs[5] = { "Accept: application/json", NULL, NULL, NULL, NULL };
+    size_t nh = 1;
     if (form) {
-        n = curl_slist_append(hl, "Content-Type: application/x-www-form-urlencoded; charset=utf-8");
-        if (n) hl = n; else oom = 1;
-        n = curl_slist_append(hl, "Expect:");
-        if (n) hl = n; else oom = 1;
+        hdrs[nh++] = "Content-Type: application/x-www-form-urlencoded; charset=utf-8";
+        hdrs[nh++] = "Expect:";
     }
     if (idem_key) {
         snprintf(line, sizeof line, "Idempotency-Key: %s", idem_key);
-        n = curl_slist_append(hl, line);
-        if (n) hl = n; else oom = 1;
+        hdrs[nh++] = line;
     }
-    if (oom) {
-        curl_slist_free_all(hl);
-        curl_easy_cleanup(h);
-        return CURLE_OUT_OF_MEMORY;
-    }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, c->connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, "relais/" RELAIS_VERSION_STRING " (open311)");
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    if (form) {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, form);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(form));
-    }
-    CURLcode rc = curl_easy_perform(h);
-    if (rc == CURLE_OK) curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, code);
-    curl_slist_free_all(hl);
-    curl_easy_cleanup(h);
-    return rc;
+    relais_http_request rq = {
+        .method = form ? "POST" : "GET", .url = url, .headers = hdrs, .body = form,
+        .len = form ? strlen(form) : 0, .timeout_ms = c->timeout_ms,
+        .connect_timeout_ms = c->connect_timeout_ms,
+        .user_agent = "relais/" RELAIS_VERSION_STRING " (open311)", .max_answer = BODY_CAP,
+        .policy = &c->policy,
+    };
+    return relais_http_perform(c->pool, &rq, a);
 }
 
 /* "<endpoint><path>.json?jurisdiction_id=..&<name>=<value>" (value escaped). */
@@ -235,10 +204,10 @@ static relais_verdict verdict_for(long code)
 }
 
 /* ans->detail for a non-2xx answer: the spec's errors body when there is one. */
-static void error_detail(const struct body *b, long code, relais_verdict v, relais_answer *ans)
+static void error_detail(const relais_http_answer *b, long code, relais_verdict v, relais_answer *ans)
 {
     char desc[400];
-    if (b->buf && o311_parse_errors(b->buf, b->len, desc, sizeof desc) == 0) {
+    if (b->body && o311_parse_errors(b->body, b->len, desc, sizeof desc) == 0) {
         snprintf(ans->detail, sizeof ans->detail, "HTTP %ld %s: %s", code,
                  v == RELAIS_DELIVER_RETRY ? "transient, will retry" : "refused", desc);
         return;
@@ -246,7 +215,7 @@ static void error_detail(const struct body *b, long code, relais_verdict v, rela
     snprintf(ans->detail, sizeof ans->detail, "HTTP %ld %s%s", code,
              v == RELAIS_DELIVER_RETRY ? "transient, will retry" : "refused", b->len ? ": " : "");
     size_t used = strlen(ans->detail);
-    relais_http_excerpt(ans->detail + used, sizeof ans->detail - used, b->buf ? b->buf : "", b->len, 200, 1);
+    relais_http_excerpt(ans->detail + used, sizeof ans->detail - used, b->body ? b->body : "", b->len, 200, 1);
 }
 
 /* ---- Sink ------------------------------------------------------------------------ */
@@ -289,34 +258,39 @@ relais_verdict o311_client_deliver(o311_client *c, const relais_event *ev, const
     if (!form) return say(ans, RELAIS_DELIVER_REJECT, "open311: a field of the mapping's output is not a text, "
                           "a number or a list of them");
     char *url = url_for(c, "/requests", NULL, NULL);
-    struct body b = { 0 };
-    char errbuf[CURL_ERROR_SIZE];
-    long code = 0;
-    CURLcode rc = url ? exchange(c, url, form, relais_event_id(ev), &b, &code, errbuf) : CURLE_OUT_OF_MEMORY;
+    relais_http_answer b;
+    memset(&b, 0, sizeof b);
+    int rc = url ? exchange(c, url, form, relais_event_id(ev), &b) : -1;
     OPENSSL_cleanse(form, strlen(form));          /* it holds the api_key */
     free(form);
     free(url);
-    if (rc != CURLE_OK) {
-        snprintf(ans->detail, sizeof ans->detail, "%s: %s", curl_easy_strerror(rc), errbuf[0] ? errbuf : "no detail");
-        free(b.buf);
-        return RELAIS_DELIVER_RETRY;
+    if (rc != 0) {
+        if (b.refused)   /* "refused by outgoing.allow: ..." */
+            snprintf(ans->detail, sizeof ans->detail, "%s", b.detail);
+        else
+            snprintf(ans->detail, sizeof ans->detail, "%s: %s", url ? b.failure : "out of memory",
+                     b.detail[0] ? b.detail : "no detail");
+        free(b.body);
+        /* nothing was sent to a destination the allow-list refuses */
+        return b.refused ? RELAIS_DELIVER_REJECT : RELAIS_DELIVER_RETRY;
     }
+    long code = b.status;
     ans->status = (int)code;
     relais_verdict v = verdict_for(code);
     if (v != RELAIS_DELIVER_OK) {
         error_detail(&b, code, v, ans);
-        free(b.buf);
+        free(b.body);
         return v;
     }
     char id[128], token[128], err[256];
-    if (b.truncated || o311_parse_post_answer(b.buf, b.len, id, sizeof id, token, sizeof token, err, sizeof err) != 0) {
+    if (b.truncated || o311_parse_post_answer(b.body, b.len, id, sizeof id, token, sizeof token, err, sizeof err) != 0) {
         snprintf(ans->detail, sizeof ans->detail, "HTTP %ld but the answer is not a GeoReport POST answer: %s "
                  "(the request may exist at the endpoint; check it before replaying)", code,
                  b.truncated ? "too large" : err);
-        free(b.buf);
+        free(b.body);
         return RELAIS_DELIVER_REJECT;
     }
-    free(b.buf);
+    free(b.body);
     char key[256];
     json_t *st;
     int prc = -1;
@@ -344,21 +318,20 @@ relais_verdict o311_client_deliver(o311_client *c, const relais_event *ev, const
 /* GET url -> the parsed array of requests, or NULL (logged). */
 static json_t *get_requests(o311_client *c, const char *url)
 {
-    struct body b = { 0 };
-    char errbuf[CURL_ERROR_SIZE], err[256];
-    long code = 0;
-    CURLcode rc = exchange(c, url, NULL, NULL, &b, &code, errbuf);
+    relais_http_answer b;
+    char err[256];
+    int rc = exchange(c, url, NULL, NULL, &b);
     json_t *arr = NULL;
-    if (rc != CURLE_OK)
-        relais_instance_log(c->inst, RELAIS_LOG_WARN, "poll: %s: %s", curl_easy_strerror(rc), errbuf);
-    else if (code != 200)
-        relais_instance_log(c->inst, RELAIS_LOG_WARN, "poll: HTTP %ld from the endpoint", code);
+    if (rc != 0)
+        relais_instance_log(c->inst, RELAIS_LOG_WARN, "poll: %s: %s", b.failure, b.detail);
+    else if (b.status != 200)
+        relais_instance_log(c->inst, RELAIS_LOG_WARN, "poll: HTTP %ld from the endpoint", b.status);
     else {
-        arr = b.truncated ? NULL : o311_parse_requests(b.buf, b.len, err, sizeof err);
+        arr = b.truncated ? NULL : o311_parse_requests(b.body, b.len, err, sizeof err);
         if (!arr)
             relais_instance_log(c->inst, RELAIS_LOG_WARN, "poll: unreadable answer: %s", b.truncated ? "too large" : err);
     }
-    free(b.buf);
+    free(b.body);
     return arr;
 }
 
@@ -593,6 +566,8 @@ void o311_client_destroy(o311_client *c)
     if (c->api_key) OPENSSL_cleanse(c->api_key, strlen(c->api_key));
     free(c->api_key);
     free(c->jurisdiction);
+    free(c->tls_ca_file);
+    relais_http_pool_destroy(c->pool);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);
     if (c->curl_inited) curl_global_cleanup();

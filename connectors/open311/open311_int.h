@@ -62,6 +62,8 @@ typedef struct o311_config {
     long   connect_timeout;  /* ms */
     long   poll_interval;    /* ms */
     long   poll_batch;       /* ids per GET requests */
+    char  *tls_ca_file;      /* PEM CA file for the endpoint; NULL: the system's */
+    int    tls_verify;       /* 0: no TLS verification (explicit, warned at start) */
 } o311_config;
 
 /* Limits of what the server accepts in one POST. */

@@ -25,7 +25,7 @@
 #define OFF(f) offsetof(relais_publik_config, f)
 
 static const relais_option publik_options[] = {
-    { .name = "url", .type = RELAIS_OPT_STR, .offset = OFF(url), .modes = SRC | SNK,
+    { .name = "url", .type = RELAIS_OPT_URL, .offset = OFF(url), .modes = SRC | SNK,
       .desc = "w.c.s. site root, e.g. https://demarches.example.org (sink: required; source: for polling)" },
     { .name = "orig", .type = RELAIS_OPT_STR, .offset = OFF(orig), .modes = SRC | SNK,
       .desc = "identifier of the w.c.s. API access Relais signs its calls with (orig=)" },

@@ -30,10 +30,11 @@ struct relais_publik_client {
     char             *key;
     long              timeout_ms;
     relais_http_pool *pool;
+    relais_http_policy policy;     /* the instance's outgoing policy */
 };
 
-relais_publik_client *relais_publik_client_new(const char *base_url, const char *orig, const char *key,
-                                               long timeout_ms, char *errstr, size_t errlen)
+relais_publik_client *relais_publik_client_new(const relais_instance *inst, const char *base_url, const char *orig,
+                                               const char *key, long timeout_ms, char *errstr, size_t errlen)
 {
     if (!base_url || !*base_url || !orig || !*orig || !key || !*key) {
         snprintf(errstr, errlen, "publik: url, orig and key are needed to call w.c.s.");
@@ -79,6 +80,10 @@ relais_publik_client *relais_publik_client_new(const char *base_url, const char 
     size_t bl = strlen(c->base);
     while (bl > 0 && c->base[bl - 1] == '/') c->base[--bl] = '\0';
     c->timeout_ms = timeout_ms;
+    if (relais_http_policy_init(&c->policy, inst, NULL, NULL, 1, errstr, errlen) != 0) {
+        relais_publik_client_destroy(c);
+        return NULL;
+    }
     return c;
 }
 
@@ -138,7 +143,8 @@ int relais_publik_call(relais_publik_client *c, const char *method, const char *
     relais_http_request rq = {
         .method = method, .url = url, .headers = hdrs, .body = body, .len = body ? strlen(body) : 0,
         .timeout_ms = c->timeout_ms, .connect_timeout_ms = c->timeout_ms < 3000 ? c->timeout_ms : 3000,
-        .user_agent = "relais/" RELAIS_VERSION_STRING " (publik)", .max_answer = REPLY_CAP
+        .user_agent = "relais/" RELAIS_VERSION_STRING " (publik)", .max_answer = REPLY_CAP,
+        .policy = &c->policy
     };
     relais_http_answer a;
     int rc = relais_http_perform(c->pool, &rq, &a);

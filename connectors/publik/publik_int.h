@@ -251,10 +251,12 @@ typedef struct relais_publik_reply {
     int    truncated;        /* the body was longer than the cap */
 } relais_publik_reply;
 
-/* base_url: http:// or https:// site root (a path prefix is kept).
+/* base_url: http:// or https:// site root (a path prefix is kept). Calls go
+ * out under inst's outgoing policy (hub/httputil.h: the hub's
+ * outgoing.allow; inst may be NULL in tests).
  * Thread-safe once made: calls borrow pooled curl handles. */
-relais_publik_client *relais_publik_client_new(const char *base_url, const char *orig, const char *key,
-                                               long timeout_ms, char *errstr, size_t errlen);
+relais_publik_client *relais_publik_client_new(const relais_instance *inst, const char *base_url, const char *orig,
+                                               const char *key, long timeout_ms, char *errstr, size_t errlen);
 void relais_publik_client_destroy(relais_publik_client *c);   /* NULL-safe */
 /* method "GET" or "POST"; path from the site root ("/api/formdefs/");
  * params: encoded query parameters without orig and signature (may be

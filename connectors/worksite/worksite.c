@@ -25,7 +25,7 @@
 #define OFF(f) offsetof(relais_worksite_config, f)
 
 static const relais_option worksite_options[] = {
-    { .name = "url", .type = RELAIS_OPT_STR, .required = 1, .offset = OFF(url), .modes = SRC | SNK,
+    { .name = "url", .type = RELAIS_OPT_URL, .required = 1, .offset = OFF(url), .modes = SRC | SNK,
       .desc = "base URL of the work-order tool, e.g. https://gmao.ville.example (the API is under /api/v1)" },
     { .name = "token", .type = RELAIS_OPT_SECRET, .required = 1, .offset = OFF(token), .modes = SRC | SNK,
       .desc = "API token, sent as Authorization: Bearer (env:NAME or file:PATH)" },

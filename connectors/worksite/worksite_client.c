@@ -25,6 +25,7 @@ struct ws_client {
     long              timeout_ms;
     long              connect_timeout_ms;
     relais_http_pool *pool;
+    relais_http_policy policy;       /* the instance's outgoing policy */
 };
 
 static int printable(const char *v)
@@ -34,7 +35,7 @@ static int printable(const char *v)
     return 1;
 }
 
-ws_client *ws_client_new(const char *base_url, const char *token, long timeout_ms,
+ws_client *ws_client_new(const relais_instance *inst, const char *base_url, const char *token, long timeout_ms,
                          long connect_timeout_ms, char *errstr, size_t errlen)
 {
     if (!base_url || !*base_url) {
@@ -77,6 +78,10 @@ ws_client *ws_client_new(const char *base_url, const char *token, long timeout_m
         return NULL;
     }
     snprintf(c->auth_header, n, "Authorization: Bearer %s", token);
+    if (relais_http_policy_init(&c->policy, inst, NULL, NULL, 1, errstr, errlen) != 0) {
+        ws_client_destroy(c);
+        return NULL;
+    }
     size_t bl = strlen(c->base);
     while (bl > 0 && c->base[bl - 1] == '/') c->base[--bl] = '\0';
     return c;
@@ -131,7 +136,7 @@ int ws_client_call(ws_client *c, const char *method, const char *path_query, con
     relais_http_request rq = {
         .method = method, .url = url, .headers = lines, .body = body, .len = len,
         .timeout_ms = c->timeout_ms, .connect_timeout_ms = c->connect_timeout_ms,
-        .user_agent = "relais/" RELAIS_VERSION_STRING, .max_answer = WS_MAX_ANSWER
+        .user_agent = "relais/" RELAIS_VERSION_STRING, .max_answer = WS_MAX_ANSWER, .policy = &c->policy
     };
     relais_http_answer a;
     int rc = relais_http_perform(c->pool, &rq, &a);

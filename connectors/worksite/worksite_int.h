@@ -120,8 +120,10 @@ void ws_history_clear(ws_history *h);   /* NULL-safe, idempotent */
 typedef struct ws_client ws_client;
 
 /* base_url: http:// or https:// (a trailing '/' is dropped); token: the
- * bearer token. NULL with errstr on a bad URL or token. */
-ws_client *ws_client_new(const char *base_url, const char *token, long timeout_ms,
+ * bearer token. Calls go out under inst's outgoing policy (hub/httputil.h:
+ * the hub's outgoing.allow; inst may be NULL in tests). NULL with errstr on
+ * a bad URL or token. */
+ws_client *ws_client_new(const relais_instance *inst, const char *base_url, const char *token, long timeout_ms,
                          long connect_timeout_ms, char *errstr, size_t errlen);
 void ws_client_destroy(ws_client *c);   /* NULL-safe */
 

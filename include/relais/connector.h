@@ -51,7 +51,9 @@ typedef enum relais_opt_type {
     RELAIS_OPT_SECRET,     /* char *; value "env:NAME" or "file:/path", resolved at load, never printed */
     RELAIS_OPT_ENUM,       /* char *; one of enum_values ("jsonl|csv") */
     RELAIS_OPT_STRLIST,    /* char **, NULL-terminated; YAML sequence or comma-separated string */
-    RELAIS_OPT_PREFIX      /* relais_kv * list of every "<name>*" key, e.g. "rdkafka." passthrough */
+    RELAIS_OPT_PREFIX,     /* relais_kv * list of every "<name>*" key, e.g. "rdkafka." passthrough */
+    RELAIS_OPT_URL         /* char *, like STR: a URL the connector calls out to; its host is checked
+                              against the hub's outgoing.allow when the configuration is loaded */
 } relais_opt_type;
 
 typedef struct relais_kv {

@@ -1,8 +1,8 @@
 /*
  * fuzz_webhook.c - libFuzzer target over the webhook's outside-input parsers
  * (connectors/http/http_body.c): relais_http_parse_body, the
- * X-Relais-Signature header check, JSON pointers (hub/jsonptr.c) and the
- * UTF-8 excerpt.
+ * X-Relais-Signature header check and the X-Relais-Nonce check, JSON
+ * pointers (hub/jsonptr.c) and the UTF-8 excerpt.
  *
  * Input: the first byte selects the request shape (Content-Type, which
  * options are set, whether an Idempotency-Key is present); the rest is the body.
@@ -78,8 +78,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!text) return 0;
     memcpy(text, body, len);
     text[len] = '\0';
-    relais_http_sig_status ss = relais_http_verify("secret", text, 1700000000, 300, body, len);
-    check(ss != RELAIS_HTTP_SIG_OK || strstr(text, "v1=") != NULL);
+    /* as the signature header with a fixed nonce, and as the nonce under a
+     * fixed (wrong) signature: never OK without a v2 that matches */
+    long long ts = 0;
+    relais_http_sig_status ss = relais_http_verify("secret", text, "0123456789abcdef", 1700000000, 300, body,
+                                                   len, &ts);
+    check(ss != RELAIS_HTTP_SIG_OK || (strstr(text, "v2=") != NULL && ts >= 1700000000 - 300));
+    check(ss == RELAIS_HTTP_SIG_OK || ts == -1);
+    ss = relais_http_verify("secret", "t=1700000000,v2=00", text, 1700000000, 300, body, len, NULL);
+    check(ss != RELAIS_HTTP_SIG_OK);
+    check(relais_http_nonce_ok(text) == (ss != RELAIS_HTTP_SIG_NONCE));
     json_t *doc = json_pack("{s:[{s:i}],s:{s:s}}", "a", "b", 1, "c/d", "e", "f");
     json_t *found = relais_json_pointer(doc, text);
     check(found == NULL || relais_json_pointer_valid(text) == 0);

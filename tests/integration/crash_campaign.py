@@ -502,6 +502,13 @@ routes:
             if sender.unavailable != sender.retry_after:
                 print("FAIL: a 503 without Retry-After", file=sys.stderr)
                 ok = False
+        # the tamper-evident trail survives the kills and faults: no false alarm
+        v = subprocess.run([a.bin, "audit", "verify", "-c", cfg], capture_output=True, text=True)
+        report["audit_verify"] = v.stdout.strip().splitlines()[-1:] if v.stdout else v.stderr.strip()
+        print("audit verify: exit %d: %s" % (v.returncode, (v.stdout or v.stderr).strip()), flush=True)
+        if v.returncode != 0:
+            print("FAIL: relais audit verify does not pass after the campaign", file=sys.stderr)
+            ok = False
         if a.report:
             with open(a.report, "w") as f:
                 json.dump(report, f, indent=1)

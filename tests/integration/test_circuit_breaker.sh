@@ -49,7 +49,7 @@ want=$((60 - dead))
 wait_eq "delivered after recovery" 30 $want sim_stat "$SIM_URL_down" distinct
 if [ "$dead" -gt 0 ]; then
   for ev in $(sql "$DB" "SELECT event_id FROM deliveries WHERE status='dead'"); do
-    "$RELAIS_BIN" replay --db "$DB" "$ev" >/dev/null || fail "replay $ev"
+    "$RELAIS_BIN" replay --db "$DB" --audit-key "$T/state/audit.key" "$ev" >/dev/null || fail "replay $ev"
   done
   wait_eq "dead letters replayed" 30 60 sim_stat "$SIM_URL_down" distinct
 fi

@@ -29,3 +29,16 @@ RELAIS_TEST_CONFIG_PG="host=/tmp dbname=x" RELAIS_TEST_CONFIG_HMAC=s3cret "$RELA
   || { cat "$T/c.out"; fail "the documented example is not valid"; }
 grep -q "s3cret" "$T/c.out" && fail "relais check printed a secret"
 pass "docs/CONFIG.md complete example is valid and is the tested file"
+
+# every command README.md lists exists: --help names it, and it answers
+# something other than "unknown command"
+awk '/^## Commands/{f=1} f&&/^```$/{n++; if(n==2) exit; next} f&&n==1&&/^relais /{print $2, $3}' "$RELAIS_SOURCE_DIR/README.md" >"$T/readme-cmds.txt"
+[ "$(wc -l <"$T/readme-cmds.txt")" -ge 15 ] || { cat "$T/readme-cmds.txt"; fail "README command list not found"; }
+"$RELAIS_BIN" --help >"$T/help.txt"
+while read -r cmd sub; do
+  case "$cmd" in --*|-*) continue;; esac
+  grep -qE "^  $cmd( |$)" "$T/help.txt" || fail "README lists 'relais $cmd' but --help does not"
+  if "$RELAIS_BIN" "$cmd" --no-such-option >"$T/o.txt" 2>&1; then :; fi
+  grep -q "unknown command" "$T/o.txt" && fail "README lists 'relais $cmd', an unknown command"
+done <"$T/readme-cmds.txt"
+pass "every command in README.md's list is a real command named by --help"

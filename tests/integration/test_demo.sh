@@ -13,8 +13,9 @@ grep -qE "termine +L'intervention demandée a été réalisée" "$T/demo.log" ||
 grep -qE "closed after [0-9]+ working day\(s\), commitment 5: kept" "$T/demo.log" || fail "demo: commitment"
 grep -q "== trace of the pothole: relais trace" "$T/demo.log" || fail "demo: no trace at the end"
 grep -qE "delivered +grc-out" "$T/demo.log" || fail "demo trace"
+grep -qE "^verified: [0-9]+ entries in [0-9]+ streams" "$T/demo.log" || fail "demo: the journal's trail does not verify"
 grep -q "hub stopped cleanly (exit 0)" "$T/demo.log" || fail "demo stop"
-pass "tools/demo: the pothole crosses the GRC, the work-order tool, the citizen and Open311, closed within its commitment; the trace is printed; all stops cleanly"
+pass "tools/demo: the pothole crosses the GRC, the work-order tool, the citizen and Open311, closed within its commitment; the trace is printed, the trail verifies; all stops cleanly"
 
 # --keep leaves it running and says how to reach it; --stop stops it
 export RELAIS_DEMO_BUILD_DIR="$RELAIS_BUILD_DIR" RELAIS_DEMO_RUN_DIR="$T/demo2"

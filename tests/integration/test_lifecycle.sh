@@ -103,7 +103,7 @@ pass "planned -> request in progress with a French message; done -> closed: T-1 
 # a redelivery derives nothing twice: replaying W-2's delivery to requests
 EV=$(sql "$DB" "SELECT id FROM events WHERE record_id='W-2'")
 sql "$DB" "UPDATE deliveries SET status='dead' WHERE event_id='$EV' AND destination='requests'" >/dev/null
-"$RELAIS_BIN" replay --db "$DB" "$EV" | grep -q 'replayed 1' || fail "replay W-2"
+"$RELAIS_BIN" replay --db "$DB" --audit-key "$T/state/audit.key" "$EV" | grep -q 'replayed 1' || fail "replay W-2"
 wait_for "W-2 delivered again" 20 bash -c "'$RELAIS_BIN' trace --db '$DB' W-2 | grep -q 'already derived'"
 [ "$(sql "$DB" "SELECT count(*) FROM events WHERE type='fr.relais.grc.request.closed.v1' AND subject='request/T-1'")" = 1 ] \
   || fail "the closing was derived twice"

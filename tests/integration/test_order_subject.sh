@@ -93,13 +93,13 @@ pass "poison P1 dead-lettered at once with file:line/field; plain sink not held;
 
 # the operator discards the poison at the ordered sink: P2 goes
 DID=$(sql "$DB" "SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE e.record_id = 'P1' AND destination = 'ordered'")
-"$RELAIS_BIN" discard --db "$DB" "$DID" --reason "no label: fixed by hand in the package" | grep -q 'discarded 1' || fail "discard"
+"$RELAIS_BIN" discard --db "$DB" --audit-key "$T/state/audit.key" "$DID" --reason "no label: fixed by hand in the package" | grep -q 'discarded 1' || fail "discard"
 wait_eq "P2 delivered after the discard" 20 6 sim_stat "$SIM_URL_ordered" distinct
 "$RELAIS_BIN" trace --db "$DB" P1 | grep -qE 'discarded +ordered' || fail "trace lacks the discarded step"
 "$RELAIS_BIN" dlq list --db "$DB" --json | python3 -c '
 import json, sys
 l = json.load(sys.stdin)
 assert [d["destination"] for d in l] == ["plain"], l' || fail "dlq after discard should list only the plain sink's P1"
-if "$RELAIS_BIN" discard --db "$DB" "$DID" 2>/dev/null; then fail "discarding twice should fail"; fi
+if "$RELAIS_BIN" discard --db "$DB" --audit-key "$T/state/audit.key" "$DID" 2>/dev/null; then fail "discarding twice should fail"; fi
 pass "relais discard sets the poison aside (traced); the event held behind it is delivered"
 stop_hub "$HUB_PID"

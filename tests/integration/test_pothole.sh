@@ -157,9 +157,10 @@ body='{"id":"CCAS-2026-0007","category":"proprete","description":"Logement insal
 code=$(curl -sS -o "$T/ccas.txt" -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "$body" "$CCAS/events")
 [ "$code" = 401 ] || fail "the CCAS desk accepted an unsigned request ($code)"
 t=$(date +%s)
-sig=$(printf '%s' "$t.$body" | openssl dgst -sha256 -hmac demo-ccas-secret -r | cut -d' ' -f1)
-code=$(curl -sS -o "$T/ccas.txt" -w '%{http_code}' -H 'Content-Type: application/json' -H "X-Relais-Signature: t=$t,v1=$sig" \
-  --data-binary "$body" "$CCAS/events")
+nonce=$(openssl rand -hex 16)
+sig=$(printf '%s' "$t.$nonce.$body" | openssl dgst -sha256 -hmac demo-ccas-secret -r | cut -d' ' -f1)
+code=$(curl -sS -o "$T/ccas.txt" -w '%{http_code}' -H 'Content-Type: application/json' -H "X-Relais-Signature: t=$t,v2=$sig" \
+  -H "X-Relais-Nonce: $nonce" --data-binary "$body" "$CCAS/events")
 [ "$code" = 202 ] || fail "CCAS desk: $code $(cat "$T/ccas.txt")"
 wait_eq "CCAS event routed" 20 1 q "SELECT count(*) FROM events e JOIN steps s ON s.event_id = e.id WHERE e.record_id = 'CCAS-2026-0007' AND s.step = 'routed'"
 sleep 2

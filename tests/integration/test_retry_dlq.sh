@@ -39,14 +39,14 @@ pass "a sink that always fails: dead-lettered after 3 attempts, visible in 'rela
 
 # replay while still failing is allowed but must not deliver; recover then replay
 curl -fsS -X POST "$SIM_URL_archive/_sim/reset" >/dev/null
-"$RELAIS_BIN" replay --db "$DB" "$EV20" | grep -q "replayed 1" || fail "replay did not report one delivery"
+"$RELAIS_BIN" replay -c "$T/hub.yaml" "$EV20" | grep -q "replayed 1" || fail "replay did not report one delivery"
 wait_eq "R-20 at archive after replay" 20 1 sim_stat "$SIM_URL_archive" distinct
 "$RELAIS_BIN" trace --db "$DB" R-20 >"$T/t20.txt"
 awk '/dead_lettered +archive/{d=NR} /replayed/{r=NR} /delivered +archive/{v=NR} END{exit !(d && r>d && v>r)}' "$T/t20.txt" \
   || { cat "$T/t20.txt"; fail "trace order dead_lettered < replayed < delivered wrong"; }
 [ "$("$RELAIS_BIN" dlq list --db "$DB" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 0 ] \
   || fail "dlq not empty after replay"
-if "$RELAIS_BIN" replay --db "$DB" "$EV20" 2>/dev/null; then fail "replaying a delivered event should fail"; fi
+if "$RELAIS_BIN" replay -c "$T/hub.yaml" "$EV20" 2>/dev/null; then fail "replaying a delivered event should fail"; fi
 pass "replay after recovery delivers it; dlq empty; replaying again is refused"
 
 # 3. a permanent refusal (404) is dead-lettered at the first attempt

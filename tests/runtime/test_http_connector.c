@@ -551,16 +551,18 @@ static void test_hmac(void **state)
     src s;
     src_start(&s, BASIC "hmac_secret: env:HTTP_TEST_SECRET\nhmac_tolerance: 60s\n");
     const char *body = "{\"a\":1}";
-    char sig[160], hdr[200];
+    char sig[160], hdr[200], nhdr[100], nonce[33];
 
     resp *r = post_expect(s.port, body, NULL, 401);
     assert_non_null(strstr(jstr(r->json, "/error"), "missing"));
     resp_free(r);
 
     long long now = (long long)time(NULL);
-    assert_int_equal(relais_http_signature_header("s3cret", now, body, strlen(body), sig, sizeof sig), 0);
+    assert_int_equal(relais_http_nonce_new(nonce), 0);
+    assert_int_equal(relais_http_signature_header("s3cret", now, nonce, body, strlen(body), sig, sizeof sig), 0);
     snprintf(hdr, sizeof hdr, "X-Relais-Signature: %s", sig);
-    const char *good[] = { hdr, NULL };
+    snprintf(nhdr, sizeof nhdr, "X-Relais-Nonce: %s", nonce);
+    const char *good[] = { hdr, nhdr, NULL };
     post_status(s.port, body, good, 202);
 
     r = post(s.port, "{\"a\":2}", good);   /* body changed after signing */
@@ -568,17 +570,19 @@ static void test_hmac(void **state)
     assert_non_null(strstr(jstr(r->json, "/error"), "does not match"));
     resp_free(r);
 
-    relais_http_signature_header("wrong", now, body, strlen(body), sig, sizeof sig);
+    relais_http_nonce_new(nonce);
+    snprintf(nhdr, sizeof nhdr, "X-Relais-Nonce: %s", nonce);
+    relais_http_signature_header("wrong", now, nonce, body, strlen(body), sig, sizeof sig);
     snprintf(hdr, sizeof hdr, "X-Relais-Signature: %s", sig);
     post_status(s.port, body, good, 401);
 
-    relais_http_signature_header("s3cret", now - 120, body, strlen(body), sig, sizeof sig);
+    relais_http_signature_header("s3cret", now - 120, nonce, body, strlen(body), sig, sizeof sig);
     snprintf(hdr, sizeof hdr, "X-Relais-Signature: %s", sig);
     r = post_expect(s.port, body, good, 401);
     assert_non_null(strstr(jstr(r->json, "/error"), "tolerance"));
     resp_free(r);
 
-    snprintf(hdr, sizeof hdr, "X-Relais-Signature: v1=abc");
+    snprintf(hdr, sizeof hdr, "X-Relais-Signature: v2=abc");
     post_status(s.port, body, good, 401);
 
     assert_int_equal(F.nsubmit, 1);
@@ -831,17 +835,29 @@ static void test_depth_check(void **state)
 
 static void test_signature_vector(void **state)
 {
-    /* the documented scheme, checked against openssl dgst -sha256 -hmac s3cret */
+    /* the documented scheme, checked against
+     * printf '%s' '1700000000.0123456789abcdef.{"a":1}' | openssl dgst -sha256 -hmac s3cret */
     char hex[65];
-    assert_int_equal(relais_http_sign("s3cret", 1700000000, "{\"a\":1}", 7, hex), 0);
-    assert_string_equal(hex, "1698a50bc74d1ff1db85c4e0a5297c2ad9fdba245d5737cdb789e4cc6e098940");
-    const char *h = "t=1700000000,v1=0000,v1=1698A50BC74D1FF1DB85C4E0A5297C2AD9FDBA245D5737CDB789E4CC6E098940";
-    assert_int_equal(relais_http_verify("s3cret", h, 1700000010, 300, "{\"a\":1}", 7), RELAIS_HTTP_SIG_OK);
-    assert_int_equal(relais_http_verify("s3cret", h, 1700000400, 300, "{\"a\":1}", 7), RELAIS_HTTP_SIG_STALE);
-    assert_int_equal(relais_http_verify("s3cret", "v1=00", 1700000000, 300, "", 0), RELAIS_HTTP_SIG_MALFORMED);
-    assert_int_equal(relais_http_verify("s3cret", "t=1700000000,v1=1698", 1700000000, 300, "{\"a\":1}", 7),
+    const char *n = "0123456789abcdef";
+    assert_int_equal(relais_http_sign("s3cret", 1700000000, n, "{\"a\":1}", 7, hex), 0);
+    assert_string_equal(hex, "4bec2fe5cff5edd530930a66492a05d85da4b1c38f989c84d751d3019647c590");
+    const char *h = "t=1700000000,v2=0000,v2=4BEC2FE5CFF5EDD530930A66492A05D85DA4B1C38F989C84D751D3019647C590";
+    assert_int_equal(relais_http_verify("s3cret", h, n, 1700000010, 300, "{\"a\":1}", 7, NULL), RELAIS_HTTP_SIG_OK);
+    assert_int_equal(relais_http_verify("s3cret", h, n, 1700000400, 300, "{\"a\":1}", 7, NULL), RELAIS_HTTP_SIG_STALE);
+    assert_int_equal(relais_http_verify("s3cret", "v2=00", n, 1700000000, 300, "", 0, NULL), RELAIS_HTTP_SIG_MALFORMED);
+    assert_int_equal(relais_http_verify("s3cret", "t=1700000000,v2=1698", n, 1700000000, 300, "{\"a\":1}", 7, NULL),
                      RELAIS_HTTP_SIG_MISMATCH);
-    assert_int_equal(relais_http_verify("s3cret", NULL, 0, 300, "", 0), RELAIS_HTTP_SIG_MISSING);
+    assert_int_equal(relais_http_verify("s3cret", NULL, n, 0, 300, "", 0, NULL), RELAIS_HTTP_SIG_MISSING);
+    /* the nonce is signed: another nonce does not match; none or a bad one is refused */
+    assert_int_equal(relais_http_verify("s3cret", h, "fedcba9876543210", 1700000010, 300, "{\"a\":1}", 7, NULL),
+                     RELAIS_HTTP_SIG_MISMATCH);
+    assert_int_equal(relais_http_verify("s3cret", h, NULL, 1700000010, 300, "{\"a\":1}", 7, NULL),
+                     RELAIS_HTTP_SIG_NONCE);
+    assert_int_equal(relais_http_verify("s3cret", h, "short", 1700000010, 300, "{\"a\":1}", 7, NULL),
+                     RELAIS_HTTP_SIG_NONCE);
+    /* the former scheme without nonce is refused, saying so */
+    assert_int_equal(relais_http_verify("s3cret", "t=1700000000,v1=1698a50bc74d1ff1db85c4e0a5297c2ad9fdba245d5737cdb789e4cc6e098940",
+                                        NULL, 1700000010, 300, "{\"a\":1}", 7, NULL), RELAIS_HTTP_SIG_LEGACY);
 }
 
 static void test_excerpt(void **state)
@@ -1219,7 +1235,7 @@ static void test_sink_auth_signature_headers(void **state)
     assert_string_equal(jstr(evs, "/0/headers/x-town"), "Lyon");
     assert_string_equal(jstr(evs, "/0/headers/x-env"), "test");
     assert_true(json_is_true(json_object_get(json_array_get(evs, 0), "authorization")));
-    assert_non_null(strstr(jstr(evs, "/0/signature"), "v1="));
+    assert_non_null(strstr(jstr(evs, "/0/signature"), "v2="));
     json_decref(evs);
     snk_free(&k);
 
@@ -1491,7 +1507,7 @@ static void test_sink_batch_local_ids_auth(void **state)
     assert_string_equal(jstr(got, "/1/event/data/name"), "Zélie");
     assert_string_equal(jstr(got, "/0/headers/x-town"), "Lyon");
     assert_true(json_is_true(relais_json_pointer(got, "/0/authorization")));
-    assert_non_null(strstr(jstr(got, "/0/signature"), "v1="));
+    assert_non_null(strstr(jstr(got, "/0/signature"), "v2="));
     json_decref(got);
     snk_free(&k);
 

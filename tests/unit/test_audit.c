@@ -244,6 +244,76 @@ static void test_key_file(void **state)
     assert_int_equal(relais_audit_key_load(path, &k, &kl, err, sizeof err), -1);
 }
 
+/* The hub makes its key once (0600), never overwrites it. */
+static void test_key_ensure(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/relais-audit-key-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path);
+    char err[256];
+    int made = 0;
+    assert_int_equal(relais_audit_key_ensure(path, &made, err, sizeof err), 0);
+    assert_int_equal(made, 1);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    unsigned char *k = NULL, *k2 = NULL;
+    size_t kl = 0, kl2 = 0;
+    assert_int_equal(relais_audit_key_load(path, &k, &kl, err, sizeof err), 0);
+    assert_int_equal(kl, RELAIS_AUDIT_KEY_MIN);
+    assert_int_equal(relais_audit_key_ensure(path, &made, err, sizeof err), 0);
+    assert_int_equal(made, 0);
+    assert_int_equal(relais_audit_key_load(path, &k2, &kl2, err, sizeof err), 0);
+    assert_memory_equal(k, k2, kl);
+    free(k);
+    free(k2);
+    unlink(path);
+    assert_int_equal(relais_audit_key_ensure("/nonexistent-dir/audit.key", &made, err, sizeof err), -1);
+    assert_non_null(strstr(err, "/nonexistent-dir/audit.key"));
+}
+
+/* Checkpoint lines: written, read back, MAC verifiable; errors name the line;
+ * a last line cut short by a crash is skipped and counted. */
+static void test_checkpoints(void **state)
+{
+    (void)state;
+    char h[RELAIS_AUDIT_HEX], mac[RELAIS_AUDIT_HEX];
+    relais_audit_chain(NULL, "x", 1, h);
+    char *l1 = relais_audit_checkpoint_line(KEY, 32, "hub-a/1", 7, h, 1767225600123456LL);
+    char *l2 = relais_audit_checkpoint_line(KEY, 32, "hub-a/2", 1, h, 1767225601000000LL);
+    assert_non_null(l1);
+    assert_non_null(l2);
+    assert_non_null(strstr(l1, "\"at\":\"2026-01-01T00:00:00.123456Z\""));
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s\n%s%.30s", l1, l2, l1);   /* a blank line, then a torn last line */
+    relais_audit_cplist l;
+    int torn = 0;
+    char err[256];
+    assert_int_equal(relais_audit_checkpoints_parse("cps", buf, strlen(buf), &l, &torn, err, sizeof err), 0);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(torn, 1);
+    assert_string_equal(l.v[0].stream, "hub-a/1");
+    assert_int_equal(l.v[0].seq, 7);
+    assert_int_equal(l.v[0].at_us, 1767225600123456LL);
+    assert_int_equal(l.v[1].line, 3);
+    assert_int_equal(relais_audit_mac(KEY, 32, "hub-a/1", 7, l.v[0].hash, mac), 0);
+    assert_string_equal(mac, l.v[0].mac);
+    relais_audit_cplist_free(&l);
+    /* a bad line in the middle is an error naming it */
+    snprintf(buf, sizeof buf, "%s{\"stream\":\"s\",\"seq\":0,\"hash\":\"%s\",\"mac\":\"%s\",\"at\":\"x\"}\n%s",
+             l1, h, h, l2);
+    assert_int_equal(relais_audit_checkpoints_parse("cps", buf, strlen(buf), &l, &torn, err, sizeof err), -1);
+    assert_string_equal(err, "cps:2: 'seq' must be at least 1");
+    snprintf(buf, sizeof buf, "%snot json\n%s", l1, l2);
+    assert_int_equal(relais_audit_checkpoints_parse("cps", buf, strlen(buf), &l, &torn, err, sizeof err), -1);
+    assert_non_null(strstr(err, "cps:2: "));
+    free(l1);
+    free(l2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -256,6 +326,8 @@ int main(void)
         cmocka_unit_test(test_reordered),
         cmocka_unit_test(test_truncated_and_rewritten),
         cmocka_unit_test(test_key_file),
+        cmocka_unit_test(test_key_ensure),
+        cmocka_unit_test(test_checkpoints),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

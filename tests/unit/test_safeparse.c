@@ -663,6 +663,23 @@ static void test_json_errors_line_column(void **state)
     }
 }
 
+/* Messages never quote the input's text (it may be personal data): jansson's
+ * "near '<token>'" is kept for one character only. */
+static void test_json_errors_do_not_quote_input(void **state)
+{
+    (void)state;
+    char err[512];
+    assert_null(js("{\"nom\": \"Dupont-Lefebvre", "body", err, sizeof err));
+    assert_null(strstr(err, "Dupont"));
+    assert_contains(err, "near a string (not quoted");
+    assert_null(js("{\"tel\": 0612345678}", "body", err, sizeof err));
+    assert_null(strstr(err, "612345678"));
+    assert_null(js("{\"a\": truex}", "body", err, sizeof err));
+    assert_null(strstr(err, "truex"));
+    assert_null(js("{\"a\": 1,}", "body", err, sizeof err));
+    assert_contains(err, "near '}'");
+}
+
 static void test_json_open311(void **state)
 {
     (void)state;
@@ -673,7 +690,7 @@ static void test_json_open311(void **state)
         snprintf(rel, sizeof rel, "open311/invalid/%s", names[i]);
         char *buf = read_fixture(rel, &len);
         assert_null(relais_json_parse(buf, len, names[i], NULL, err, sizeof err));
-        assert_contains(err, "invalid token near '0");   /* the leading zero */
+        assert_contains(err, "invalid token near '0'");   /* the leading zero (one character: shown) */
         free(buf);
         snprintf(rel, sizeof rel, "open311/examples/%s", names[i]);
         buf = read_fixture(rel, &len);
@@ -712,6 +729,7 @@ int main(void)
         cmocka_unit_test(test_json_depth),
         cmocka_unit_test(test_json_size),
         cmocka_unit_test(test_json_errors_line_column),
+        cmocka_unit_test(test_json_errors_do_not_quote_input),
         cmocka_unit_test(test_json_open311),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
