@@ -93,9 +93,12 @@ int relais_http_url_host(const char *url, char *host, size_t hostlen, char *errs
  * (guide ANSSI-PA-035, SDE-NT-35, v1.2 of 26/03/2020), annex A.1 "Suites
  * recommandees": for TLS 1.3 TLS_AES_256_GCM_SHA384, TLS_AES_128_GCM_SHA256,
  * TLS_AES_128_CCM_SHA256, TLS_CHACHA20_POLY1305_SHA256; for TLS 1.2 the
- * ECDHE suites with AES-GCM, AES-CCM (ECDSA) and ChaCha20-Poly1305 below
- * (OpenSSL names). The "degraded" suites of annex A.2 (DHE, CBC) are not
- * offered. */
+ * ECDHE suites of A.1 with AES-GCM, AES-CCM (ECDSA) and ChaCha20-Poly1305
+ * below (OpenSSL names): a subset of A.1 (no DHE, Camellia or ARIA suite is
+ * offered) and nothing of annex A.2 ("suites degradees", CBC). The list was
+ * taken from a table derived from the guide, not from the PDF itself (not
+ * reachable from the build machine): checking it against the PDF is noted
+ * in docs/SECURITY.md. */
 #define RELAIS_HTTP_TLS12_CIPHERS                                              \
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:"            \
     "ECDHE-ECDSA-AES256-CCM:ECDHE-ECDSA-AES128-CCM:"                          \

@@ -148,4 +148,13 @@ xcase "FAULT modified: .*content no longer" \
 xcase "FAULT deleted: " \
   'i = next(i for i, l in enumerate(lines) if "entry" in l and l["entry"].get("step") == "routed"); del lines[i]; lines[-1]["entries"] -= 1'
 xcase "no trailer: the extract was cut short" 'del lines[-1]'
-pass "audit export --correlation: only that request's bodies, verified offline; the read journaled; a changed body, entry, or a removed entry named"
+# by person (a value in the data: what a subject access request gives) and by time range
+"$RELAIS_BIN" audit export -c "$T/hub.yaml" --person "nid de poule 5" -o "$T/xp.jsonl" 2>/dev/null || fail "export --person"
+grep -q 'nid de poule 5' "$T/xp.jsonl" || fail "the person's extract lacks A-5's body"
+if grep -q 'nid de poule 6' "$T/xp.jsonl"; then fail "the person's extract holds another citizen's body"; fi
+"$RELAIS_BIN" audit verify --file "$T/xp.jsonl" --audit-key "$KEY" | grep -q '^verified: [1-9]' || fail "the person's extract does not verify"
+"$RELAIS_BIN" audit export -c "$T/hub.yaml" --from "$(date -u +%F)" --to "$(date -u +%F)" -o "$T/xr.jsonl" 2>/dev/null || fail "export --from --to"
+[ "$(grep -c '"body":' "$T/xr.jsonl")" -ge 13 ] || fail "the day's extract lacks bodies"
+"$RELAIS_BIN" audit verify --file "$T/xr.jsonl" --audit-key "$KEY" | grep -q '^verified: ' || fail "the day's extract does not verify"
+if "$RELAIS_BIN" audit export -c "$T/hub.yaml" --person x --correlation y 2>/dev/null; then fail "two selections accepted"; fi
+pass "audit export by correlation, person and time range: only the selected bodies, verified offline; the read journaled; a changed body, entry, or a removed entry named"
