@@ -1365,10 +1365,22 @@ static void lane_new_stream(lane *l)
 /* Number the steps from *seq on, after the entry whose hash is prev (both
  * advanced), and give each its proof: hash = chain(prev, canonical bytes
  * of the step and of what it covers), mac = HMAC(key, stream, seq, hash).
- * The covered rows ("event", "rejection") are hashed, not sent. */
+ * *wire (malloc'd) receives the rows for STEPS_SQL: each row is its
+ * canonical bytes with the proof members spliced in before the closing
+ * brace (serialised once; json_to_recordset ignores the covered
+ * "event"/"rejection" members). */
 static int audit_chain(const relais_journal *j, const char *stream, int64_t *seq, char prev[RELAIS_AUDIT_HEX],
-                       json_t *steps, char *errstr, size_t errlen)
+                       json_t *steps, char **wire, char *errstr, size_t errlen)
 {
+    *wire = NULL;
+    char *buf = NULL;
+    size_t blen = 0;
+    FILE *f = open_memstream(&buf, &blen);
+    if (!f) {
+        snprintf(errstr, errlen, "out of memory");
+        return -1;
+    }
+    fputc('[', f);
     size_t i;
     json_t *o;
     json_array_foreach(steps, i, o) {
@@ -1377,22 +1389,29 @@ static int audit_chain(const relais_journal *j, const char *stream, int64_t *seq
         char *bytes = relais_audit_canonical(o, &len);
         char hash[RELAIS_AUDIT_HEX], mac[RELAIS_AUDIT_HEX];
         if (bytes) relais_audit_chain(prev, bytes, len, hash);
-        free(bytes);
-        if (!bytes || !hash[0] || relais_audit_mac(j->akey, j->akeylen, stream, *seq + 1, hash, mac) != 0) {
+        if (!bytes || len < 3 || bytes[len - 1] != '}' || !hash[0]
+            || relais_audit_mac(j->akey, j->akeylen, stream, *seq + 1, hash, mac) != 0) {
+            free(bytes);
+            fclose(f);
+            free(buf);
             snprintf(errstr, errlen, "cannot compute the chain proof of step %zu (no audit key, or out of memory)", i);
             return -1;
         }
         ++*seq;
-        json_object_del(o, "event");
-        json_object_del(o, "rejection");
-        if (json_object_set_new(o, "seq", json_integer(*seq))
-            || json_object_set_new(o, "prev_hash", json_string(prev)) || json_object_set_new(o, "hash", json_string(hash))
-            || json_object_set_new(o, "mac", json_string(mac))) {
-            snprintf(errstr, errlen, "out of memory");
-            return -1;
-        }
+        if (i) fputc(',', f);
+        fwrite(bytes, 1, len - 1, f);
+        fprintf(f, ",\"seq\":%lld,\"prev_hash\":\"%s\",\"hash\":\"%s\",\"mac\":\"%s\"}",
+                (long long)*seq, prev, hash, mac);
+        free(bytes);
         memcpy(prev, hash, RELAIS_AUDIT_HEX);
     }
+    fputc(']', f);
+    if (fclose(f) != 0) {
+        free(buf);
+        snprintf(errstr, errlen, "out of memory");
+        return -1;
+    }
+    *wire = buf;
     return 0;
 }
 
@@ -1417,11 +1436,17 @@ static brc run_batch(lane *l, job **b, size_t n, berr *e)
     if (rc == B_OK) batch_steps(b, n, steps);
     l->pseq = l->aseq;
     memcpy(l->pprev, l->aprev, sizeof l->pprev);
-    if (rc == B_OK && audit_chain(l->j, l->astream, &l->pseq, l->pprev, steps, e->msg, sizeof e->msg) != 0) {
-        e->state[0] = '\0';
-        rc = B_TRANSIENT;
+    char *wire = NULL;
+    if (rc == B_OK && json_array_size(steps) > 0) {
+        if (audit_chain(l->j, l->astream, &l->pseq, l->pprev, steps, &wire, e->msg, sizeof e->msg) != 0) {
+            e->state[0] = '\0';
+            rc = B_TRANSIENT;
+        } else {
+            const char *vals[2] = { wire, l->astream };
+            rc = wexec(l, "steps", 2, vals, NULL, e);
+        }
+        free(wire);
     }
-    if (rc == B_OK && json_array_size(steps) > 0) rc = wexec_json(l, "steps", steps, l->astream, NULL, NULL, e);
     if (rc == B_OK) {
         rc = wexec_plain(l, "COMMIT", e);
         if (rc != B_OK) e->at_commit = 1;
@@ -2517,8 +2542,7 @@ static int signed_commit(relais_journal *j, json_t *steps, char *errstr, size_t 
     prev[RELAIS_AUDIT_HEX - 1] = '\0';
     PGresult *r = NULL;
     char *js = NULL;
-    if (audit_chain(j, stream, &seq, prev, steps, errstr, errlen) != 0) goto rollback;
-    js = json_dumps(steps, JSON_COMPACT);
+    if (audit_chain(j, stream, &seq, prev, steps, &js, errstr, errlen) != 0) goto rollback;
     const char *sv[2] = { js, stream };
     r = js ? PQexecParams(j->rconn, STEPS_SQL, 2, NULL, sv, NULL, NULL, 0) : NULL;
     free(js);
