@@ -11,6 +11,11 @@
  *   GET  /person/{id}    auditor   relais_journal_person()'s JSON      (*)
  *   POST /replay/{id}    operator  200 {"replayed":N}; 404 when no dead delivery matches
  *   POST /discard/{id}   operator  body {"reason":"..."}; 200 {"discarded":N}; 404
+ *   GET  /connectors     auditor   relais_hub_connectors()'s JSON: each instance,
+ *                                  paused or not, a sink's circuit
+ *   POST /connectors/{name}/pause   operator  relais_hub_pause(): 200
+ *   POST /connectors/{name}/resume  operator  {"connector","paused","status"}; 404 unknown
+ *                                  name; 503 when the journal cannot record it
  *   POST /reload         admin     load the mapping files again: 200 {"reloaded":N},
  *                                  or 422 {"error":"FILE:LINE: ..."} and nothing changed
  *   POST /fault/bus      admin     tests only (hub.fault_injection), see fault()
@@ -27,8 +32,9 @@
  * what does not change after relais_admin_start (the route table, the
  * config's tokens, this struct) and call thread-safe functions, as hub.c's
  * thread comment asks: the hub's accessors, relais_hub_reload_mappings, the
- * metrics' atomics, the hub's journal (relais_journal_step, queued to its
- * writer; replay and discard, whose steps it chains with the audit key), and
+ * metrics' atomics, relais_hub_pause and relais_hub_connectors, the hub's
+ * journal (relais_journal_step, queued to its writer; replay and discard,
+ * whose steps it chains with the audit key), and
  * the admin's own read-side journal connection `rj` for the reads (trace,
  * dlq, person; guarded by that journal's mutex), so that a long trace or
  * person search never holds the hub's read connection, which the
@@ -352,6 +358,43 @@ static enum MHD_Result on_reload(relais_admin *a, struct MHD_Connection *c, cons
                       n >= 0 ? json_pack("{s:i}", "reloaded", n) : json_pack("{s:s}", "error", err));
 }
 
+static enum MHD_Result on_connectors(relais_admin *a, struct MHD_Connection *c, const call *k)
+{
+    (void)k;
+    json_t *l = relais_hub_connectors(a->hub);
+    if (!l) return fail(c, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+    return reply_json(c, MHD_HTTP_OK, l);
+}
+
+/* POST /connectors/{name}/pause and /connectors/{name}/resume: {id} is
+ * "{name}/pause" (instance names have no '/'). Journaled and logged by the
+ * hub with the token's name; a call that changes nothing (already in that
+ * state) is logged here and answers 200 too. */
+static enum MHD_Result on_connector(relais_admin *a, struct MHD_Connection *c, const call *k)
+{
+    const char *slash = strrchr(k->id, '/');
+    int pause = slash && strcmp(slash + 1, "pause") == 0;
+    if (!slash || slash == k->id || (!pause && strcmp(slash + 1, "resume") != 0))
+        return fail(c, MHD_HTTP_NOT_FOUND, "not found: POST /connectors/{name}/pause or /connectors/{name}/resume");
+    char name[ADMIN_ID_MAX + 1];
+    snprintf(name, sizeof name, "%.*s", (int)(slash - k->id), k->id);
+    if (!relais_hub_instance(a->hub, name))
+        return fail(c, MHD_HTTP_NOT_FOUND, "no connector instance named '%s'", name);
+    char who[RELAIS_TOKEN_NAME_MAX + 32], err[1024];
+    snprintf(who, sizeof who, "%s (%s)", k->who, relais_role_name(k->role));
+    int rc = relais_hub_pause(a->hub, name, pause, who, err, sizeof err);
+    if (rc < 0) {
+        relais_logf(RELAIS_LOG_WARN, "admin", "%s could not %s connector %s: %s", who, pause ? "pause" : "resume",
+                    name, err);
+        return fail(c, MHD_HTTP_SERVICE_UNAVAILABLE, "%s", err);
+    }
+    if (rc == 1)
+        relais_logf(RELAIS_LOG_INFO, "admin", "%s asked to %s connector %s: it already %s", who,
+                    pause ? "pause" : "resume", name, pause ? "was paused" : "was running");
+    const char *status = pause ? (rc == 1 ? "already paused" : "paused") : (rc == 1 ? "already running" : "resumed");
+    return reply_json(c, MHD_HTTP_OK, json_pack("{s:s, s:b, s:s}", "connector", name, "paused", pause, "status", status));
+}
+
 /* POST /fault/bus?action=down|up|errors|leader[&count=N] - fault injection
  * into the embedded broker, for the reliability tests (docs/RELIABILITY.md).
  * Only with hub.fault_injection: true and bus.brokers: embedded; 404 else.
@@ -401,15 +444,17 @@ static enum MHD_Result on_fault(relais_admin *a, struct MHD_Connection *c, const
 /* ---- routes --------------------------------------------------------------- */
 
 static const route g_routes[] = {
-    { "GET",  "/healthz",  RELAIS_ROLE_NONE,     on_healthz },
-    { "GET",  "/metrics",  RELAIS_ROLE_AUDITOR,  on_metrics },
-    { "GET",  "/trace/",   RELAIS_ROLE_AUDITOR,  on_trace },
-    { "GET",  "/dlq",      RELAIS_ROLE_AUDITOR,  on_dlq },
-    { "GET",  "/person/",  RELAIS_ROLE_AUDITOR,  on_person },
-    { "POST", "/replay/",  RELAIS_ROLE_OPERATOR, on_replay },
-    { "POST", "/discard/", RELAIS_ROLE_OPERATOR, on_discard },
-    { "POST", "/reload",   RELAIS_ROLE_ADMIN,    on_reload },
-    { "POST", "/fault/",   RELAIS_ROLE_ADMIN,    on_fault },
+    { "GET",  "/healthz",     RELAIS_ROLE_NONE,     on_healthz },
+    { "GET",  "/metrics",     RELAIS_ROLE_AUDITOR,  on_metrics },
+    { "GET",  "/trace/",      RELAIS_ROLE_AUDITOR,  on_trace },
+    { "GET",  "/dlq",         RELAIS_ROLE_AUDITOR,  on_dlq },
+    { "GET",  "/person/",     RELAIS_ROLE_AUDITOR,  on_person },
+    { "POST", "/replay/",     RELAIS_ROLE_OPERATOR, on_replay },
+    { "POST", "/discard/",    RELAIS_ROLE_OPERATOR, on_discard },
+    { "GET",  "/connectors",  RELAIS_ROLE_AUDITOR,  on_connectors },
+    { "POST", "/connectors/", RELAIS_ROLE_OPERATOR, on_connector },
+    { "POST", "/reload",      RELAIS_ROLE_ADMIN,    on_reload },
+    { "POST", "/fault/",      RELAIS_ROLE_ADMIN,    on_fault },
 };
 #define N_ROUTES (sizeof g_routes / sizeof g_routes[0])
 

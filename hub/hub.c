@@ -19,6 +19,15 @@
  *                   own threads and only call thread-safe functions here.
  * The delivery queues (dests[], dq_total) are guarded by dq_mu.
  * Counters are atomics (metrics.h).
+ * Pause (relais_hub_pause, called by the admin HTTP threads; docs/RELIABILITY.md
+ * "Pausing a connector"): one pause or resume at a time (pause_mu, which
+ * also guards pausers). ps[i].on is atomic: sources read it through
+ * relais_accepting() on their own threads; for a sink it is written under
+ * dq_mu too, so that the bus thread and the scheduler, which queue under
+ * dq_mu, never queue for a paused sink. ps[i].by and the held/unheld lists
+ * of a destination are guarded by dq_mu; the strings ps[i].by points to
+ * are kept until relais_hub_destroy, so a step may name them after dq_mu
+ * is released.
  *
  * Flow of one record: source -> relais_submit() -> event built -> journal
  * ingest (inbox dedupe, step "received", durable) -> produce to Kafka keyed
@@ -59,6 +68,27 @@ typedef struct dq_node {
     struct dq_node  *next;
 } dq_node;
 
+/* An operator's pause of one instance. */
+typedef struct pause_state {
+    atomic_int  on;      /* 1 while paused */
+    const char *by;      /* "<token name> (<role>)" of the last pause, one of pausers[]; dq_mu */
+} pause_state;
+
+/* A delivery held for a paused destination: leased to this hub in the
+ * journal but not queued in memory (queue_max does not count it, and the
+ * claim never hands a hub its own expired leases). */
+typedef struct held_d {
+    int64_t     id;
+    char        event_id[40];
+    const char *dest;    /* the instance's name */
+    const char *by;      /* who paused it (held) or resumed it (unheld) */
+} held_d;
+
+typedef struct held_list {
+    held_d *v;
+    size_t  n, cap;
+} held_list;
+
 typedef struct dest {
     relais_instance     *inst;
     long                 max_in_flight;
@@ -74,6 +104,11 @@ typedef struct dest {
      * due then; after that one probe at a time until an answer comes. */
     long                 fails;
     int64_t              open_until;     /* 0: closed */
+    /* pause (guarded by dq_mu): while ps->on, deliveries are held instead of
+     * queued; a resume moves them to unheld, handed back to the journal */
+    pause_state         *ps;             /* the instance's, in h->ps[] */
+    held_list            held;
+    held_list            unheld;
 } dest;
 
 struct relais_hub {
@@ -85,6 +120,10 @@ struct relais_hub {
     relais_admin    *admin;
     relais_instance **insts;
     size_t           n_insts;
+    pause_state     *ps;               /* per insts[i] */
+    pthread_mutex_t  pause_mu;         /* one pause or resume at a time; guards pausers */
+    char           **pausers;          /* every "who" of a pause or resume, kept until destroy */
+    size_t           n_pausers;
 
     dest            *dests;
     size_t           n_dests;
@@ -153,12 +192,57 @@ int relais_hub_accepting(relais_hub *h)
     return !atomic_load(&h->stop_requested) && relais_journal_healthy(h->j) && relais_bus_healthy(h->bus);
 }
 
+static pause_state *pause_of(relais_hub *h, const relais_instance *inst)
+{
+    for (size_t i = 0; i < h->n_insts; i++)
+        if (h->insts[i] == inst) return &h->ps[i];
+    return NULL;
+}
+
+static int held_push(held_list *l, int64_t id, const char *event_id, const char *dest_name, const char *by)
+{
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 64;
+        held_d *nv = realloc(l->v, ncap * sizeof *nv);
+        if (!nv) return -1;
+        l->v = nv;
+        l->cap = ncap;
+    }
+    held_d *e = &l->v[l->n++];
+    e->id = id;
+    snprintf(e->event_id, sizeof e->event_id, "%s", event_id ? event_id : "");
+    e->dest = dest_name;
+    e->by = by;
+    return 0;
+}
+
+/* Move every entry of from to the end of to, setting their `by` when not
+ * NULL; from is left empty. -1 (nothing moved) out of memory. */
+static int held_move(held_list *to, held_list *from, const char *by)
+{
+    if (to->n == 0 && !by) {
+        held_list t = *to;
+        *to = *from;
+        *from = t;
+        return 0;
+    }
+    for (size_t i = 0; i < from->n; i++)
+        if (held_push(to, from->v[i].id, from->v[i].event_id, from->v[i].dest, by ? by : from->v[i].by) != 0) {
+            to->n -= i;
+            return -1;
+        }
+    from->n = 0;
+    return 0;
+}
+
 /* ---- source side: relais_instance_ops ---------------------------------------- */
 
+/* A paused source is told to push back, as when the journal is down. */
 static int op_accepting(void *hubp, const relais_instance *inst)
 {
-    (void)inst;
-    return relais_hub_accepting(hubp);
+    relais_hub *h = hubp;
+    const pause_state *ps = pause_of(h, inst);
+    return relais_hub_accepting(h) && !(ps && atomic_load(&ps->on));
 }
 
 static int op_reject(void *hubp, relais_instance *inst, const char *record_id, const char *where,
@@ -414,14 +498,33 @@ static void on_produced(void *opaque, int err, const char *errstr, void *msg_opa
 
 /* ---- delivery queues --------------------------------------------------------- */
 
-/* Takes ownership of the contents of d[0..n) (the array itself is freed). */
 static void postpone_nodes(relais_hub *h, dest *ds, dq_node *list, long delay_ms);
 
+/* A step per entry of l ("paused" when held, "resumed" when handed back),
+ * naming who; async. Empties l. */
+static void journal_held(relais_hub *h, held_list *l, const char *step)
+{
+    char detail[256];
+    for (size_t i = 0; i < l->n; i++) {
+        held_d *e = &l->v[i];
+        if (!strcmp(step, "paused"))
+            snprintf(detail, sizeof detail, "held: the destination was paused by %s", e->by ? e->by : "?");
+        else
+            snprintf(detail, sizeof detail, "handed back: the destination was resumed by %s", e->by ? e->by : "?");
+        relais_journal_step(h->j, e->event_id[0] ? e->event_id : NULL, step, e->dest, 0, detail, 0);
+    }
+    l->n = 0;
+}
+
+/* Takes ownership of the contents of d[0..n) (the array itself is freed). */
 static void enqueue_deliveries(relais_hub *h, relais_delivery *d, size_t n)
 {
     dq_node *back = NULL;        /* for destinations whose circuit is open */
     dest *back_ds = NULL;
     int64_t back_until = 0;
+    held_list noted = { 0 };     /* held for paused destinations, to journal */
+    dq_node *later = NULL;       /* paused but not noted (out of memory) */
+    dest *later_ds = NULL;
     int64_t now = relais_mono_us();
     pthread_mutex_lock(&h->dq_mu);
     for (size_t i = 0; i < n; i++) {
@@ -430,6 +533,25 @@ static void enqueue_deliveries(relais_hub *h, relais_delivery *d, size_t n)
             relais_logf(RELAIS_LOG_WARN, "hub", "delivery %lld to unknown destination '%s' left pending",
                         (long long)d[i].id, d[i].destination);
             continue;   /* freed below with the array */
+        }
+        if (atomic_load(&ds->ps->on)) {
+            /* paused: stays leased to this hub, pending, until resumed; when
+             * it cannot be noted it is handed back (due in a second) */
+            const char *eid = relais_event_id(d[i].ev);
+            if (held_push(&ds->held, d[i].id, eid, ds->inst->name, ds->ps->by) == 0) {
+                if (held_push(&noted, d[i].id, eid, ds->inst->name, ds->ps->by) != 0)
+                    relais_logf(RELAIS_LOG_WARN, ds->inst->name, "delivery %lld held (paused) without its step: "
+                                "out of memory", (long long)d[i].id);
+                continue;   /* freed below with the array */
+            }
+            dq_node *nd = calloc(1, sizeof *nd);
+            if (!nd) continue;
+            nd->d = d[i];
+            memset(&d[i], 0, sizeof d[i]);
+            nd->next = later;
+            later = nd;
+            later_ds = ds;
+            continue;
         }
         dq_node *nd = calloc(1, sizeof *nd);
         if (!nd) continue;
@@ -451,6 +573,9 @@ static void enqueue_deliveries(relais_hub *h, relais_delivery *d, size_t n)
     pthread_cond_broadcast(&h->dq_cv);
     pthread_mutex_unlock(&h->dq_mu);
     relais_deliveries_free(d, n);
+    journal_held(h, &noted, "paused");
+    free(noted.v);
+    if (later) postpone_nodes(h, later_ds, later, 1000);
     if (back) {
         /* due when the circuit lets one probe through */
         long left = (long)((back_until - now) / 1000);
@@ -614,7 +739,8 @@ static void *worker_main(void *arg)
         long busy = 0, idle = 0;
         for (size_t k = 0; k < h->n_dests; k++) {
             busy += h->dests[k].in_flight;
-            if (h->dests[k].in_flight == 0 && h->dests[k].open_until <= now) idle++;
+            if (h->dests[k].in_flight == 0 && h->dests[k].open_until <= now && !atomic_load(&h->dests[k].ps->on))
+                idle++;
         }
         long free_w = (long)h->n_workers - busy;
         long share = (long)h->n_workers / (long)(h->n_dests ? h->n_dests : 1);
@@ -762,6 +888,47 @@ static void *bus_main(void *arg)
 
 /* ---- scheduler: due deliveries and unpublished events ----------------------------- */
 
+/* Hand the deliveries of resumed destinations (their `unheld` lists) back to
+ * the journal, due at once, so that the next claim takes them; a step
+ * "resumed" for each. Those the journal does not take stay listed for the
+ * next round (the scheduler calls this every poll interval): the claim never
+ * gives a hub its own leases, so they must not be dropped. Called without
+ * dq_mu; the admin thread (resume) and the scheduler may both call it, each
+ * takes whole lists. Returns how many were handed back. */
+static size_t release_unheld(relais_hub *h)
+{
+    size_t done = 0;
+    for (size_t i = 0; i < h->n_dests; i++) {
+        dest *ds = &h->dests[i];
+        held_list l = { 0 };
+        pthread_mutex_lock(&h->dq_mu);
+        if (ds->unheld.n > 0) held_move(&l, &ds->unheld, NULL);
+        pthread_mutex_unlock(&h->dq_mu);
+        if (l.n == 0) {
+            free(l.v);
+            continue;
+        }
+        int64_t *ids = malloc(l.n * sizeof *ids);
+        char err[300] = "out of memory";
+        for (size_t k = 0; ids && k < l.n; k++) ids[k] = l.v[k].id;
+        if (!ids || relais_journal_release(h->j, h->owner, ids, l.n, err, sizeof err) != 0) {
+            relais_logf(RELAIS_LOG_WARN, ds->inst->name, "%zu held deliveries not handed back yet (%s); "
+                        "trying again", l.n, err);
+            pthread_mutex_lock(&h->dq_mu);
+            if (held_move(&ds->unheld, &l, NULL) != 0)
+                relais_logf(RELAIS_LOG_ERROR, ds->inst->name, "out of memory: %zu held deliveries are "
+                            "claimed again only once this hub has stopped", l.n);
+            pthread_mutex_unlock(&h->dq_mu);
+        } else {
+            done += l.n;
+            journal_held(h, &l, "resumed");
+        }
+        free(ids);
+        free(l.v);
+    }
+    return done;
+}
+
 static void republish_unrouted(relais_hub *h, int64_t min_age_us)
 {
     relais_event **evs = NULL;
@@ -792,6 +959,7 @@ static void *sched_main(void *arg)
             slept += 20;
         }
         if (atomic_load(&h->sched_stop)) break;
+        release_unheld(h);
         size_t queued = dq_total(h);
         size_t high = (size_t)h->cfg->delivery.queue_max;
         if (queued < high / 2) {
@@ -849,6 +1017,7 @@ relais_hub *relais_hub_new(relais_config *cfg, char *errstr, size_t errlen)
     h->cfg = cfg;
     pthread_mutex_init(&h->dq_mu, NULL);
     pthread_mutex_init(&h->reload_mu, NULL);
+    pthread_mutex_init(&h->pause_mu, NULL);
     pthread_cond_init(&h->dq_cv, NULL);
     atomic_init(&h->stop_requested, 0);
     atomic_init(&h->bus_stop, 0);
@@ -907,7 +1076,8 @@ relais_hub *relais_hub_new(relais_config *cfg, char *errstr, size_t errlen)
 
     h->insts = calloc(cfg->n_connectors + 1, sizeof *h->insts);
     h->dests = calloc(cfg->n_connectors + 1, sizeof *h->dests);
-    if (!h->insts || !h->dests) { snprintf(errstr, errlen, "out of memory"); relais_hub_destroy(h); return NULL; }
+    h->ps = calloc(cfg->n_connectors + 1, sizeof *h->ps);
+    if (!h->insts || !h->dests || !h->ps) { snprintf(errstr, errlen, "out of memory"); relais_hub_destroy(h); return NULL; }
     for (size_t i = 0; i < cfg->n_connectors; i++) {
         relais_conn_cfg *cc = &cfg->connectors[i];
         relais_instance *inst = relais_instance_new(cc->name, cc->tenant, cc->mode, cc->desc, cc->opts,
@@ -922,6 +1092,7 @@ relais_hub *relais_hub_new(relais_config *cfg, char *errstr, size_t errlen)
             relais_hub_destroy(h);
             return NULL;
         }
+        atomic_init(&h->ps[h->n_insts].on, 0);
         h->insts[h->n_insts++] = inst;
         if (cc->desc->init && cc->desc->init(inst, cc->opts, &inst->ctx, err, sizeof err) != 0) {
             snprintf(errstr, errlen, "%s:%d: connector '%s' (%s): %s", cfg->path ? cfg->path : "config",
@@ -937,6 +1108,7 @@ relais_hub *relais_hub_new(relais_config *cfg, char *errstr, size_t errlen)
             ds->batch_max = cc->desc->deliver_batch && cc->batch_max > 1 ? cc->batch_max : 1;
             ds->m = relais_metrics_conn(h->metrics, cc->name);
             ds->ordered = cc->order_subject;
+            ds->ps = &h->ps[h->n_insts - 1];
         }
     }
     /* cross-references are kept per package */
@@ -1070,6 +1242,104 @@ void relais_hub_request_reload(relais_hub *h)
     atomic_store(&h->reload_requested, 1);
 }
 
+int relais_hub_pause(relais_hub *h, const char *name, int pause, const char *who, char *errstr, size_t errlen)
+{
+    size_t i;
+    for (i = 0; i < h->n_insts && strcmp(h->insts[i]->name, name) != 0; i++) {}
+    if (i == h->n_insts) {
+        snprintf(errstr, errlen, "no connector instance named '%s'", name);
+        return -1;
+    }
+    pause = pause != 0;
+    pause_state *ps = &h->ps[i];
+    dest *ds = find_dest(h, name);
+    pthread_mutex_lock(&h->pause_mu);
+    if (atomic_load(&ps->on) == pause) {
+        pthread_mutex_unlock(&h->pause_mu);
+        return 1;
+    }
+    char **np = realloc(h->pausers, (h->n_pausers + 1) * sizeof *np);
+    char *by = np ? strdup(who ? who : "?") : NULL;
+    if (np) h->pausers = np;
+    if (!by) {
+        pthread_mutex_unlock(&h->pause_mu);
+        snprintf(errstr, errlen, "out of memory");
+        return -1;
+    }
+    h->pausers[h->n_pausers++] = by;
+    /* journaled first: a pause or resume the trail does not show does not happen */
+    char err[512];
+    if (relais_journal_note(h->j, NULL, pause ? "paused" : "resumed", name, by, err, sizeof err) != 0) {
+        pthread_mutex_unlock(&h->pause_mu);
+        snprintf(errstr, errlen, "the journal cannot record the %s now (%s); nothing changed",
+                 pause ? "pause" : "resume", err);
+        return -1;
+    }
+    held_list noted = { 0 };
+    dq_node *list = NULL;
+    pthread_mutex_lock(&h->dq_mu);
+    atomic_store(&ps->on, pause);
+    if (pause) ps->by = by;
+    if (ds && pause) {
+        /* what is queued is held; attempts under way finish */
+        list = detach_queue(h, ds);
+        for (dq_node *nd = list; nd; nd = nd->next) {
+            const char *eid = relais_event_id(nd->d.ev);
+            if (held_push(&ds->held, nd->d.id, eid, ds->inst->name, by) == 0)
+                held_push(&noted, nd->d.id, eid, ds->inst->name, by);
+        }
+    } else if (ds) {
+        if (held_move(&ds->unheld, &ds->held, by) != 0)
+            relais_logf(RELAIS_LOG_ERROR, name, "out of memory: %zu held deliveries are claimed again only "
+                        "once this hub has stopped", ds->held.n);
+        ds->held.n = 0;
+    }
+    pthread_mutex_unlock(&h->dq_mu);
+    relais_conn_metrics *m = relais_metrics_conn(h->metrics, name);
+    if (m) atomic_store(&m->paused, pause);
+    pthread_mutex_unlock(&h->pause_mu);
+    journal_held(h, &noted, "paused");
+    free(noted.v);
+    while (list) {
+        dq_node *next = list->next;
+        relais_delivery_clear(&list->d);
+        free(list);
+        list = next;
+    }
+    if (ds && !pause) release_unheld(h);
+    relais_logf(RELAIS_LOG_INFO, name, "%s by %s", pause ? (ds ? "paused: no new delivery attempts until resumed"
+                                                                  : "paused: takes no records until resumed")
+                                                            : "resumed", by);
+    return 0;
+}
+
+json_t *relais_hub_connectors(relais_hub *h)
+{
+    json_t *a = json_array();
+    int64_t now = relais_mono_us();
+    pthread_mutex_lock(&h->dq_mu);
+    for (size_t i = 0; a && i < h->n_insts; i++) {
+        const relais_instance *inst = h->insts[i];
+        int on = atomic_load(&h->ps[i].on);
+        json_t *o = json_pack("{s:s, s:s, s:s, s:b}", "name", inst->name, "type", inst->desc->name,
+                              "mode", inst->mode & RELAIS_MODE_SINK ? "sink" : "source", "paused", on);
+        if (o && on) json_object_set_new(o, "paused_by", json_string(h->ps[i].by ? h->ps[i].by : "?"));
+        const dest *ds = find_dest(h, inst->name);
+        if (o && ds) {
+            json_object_set_new(o, "circuit", json_string(!ds->open_until ? "closed"
+                                                          : ds->open_until > now ? "open" : "half-open"));
+            json_object_set_new(o, "queued", json_integer((json_int_t)ds->queued));
+            json_object_set_new(o, "held", json_integer((json_int_t)(ds->held.n + ds->unheld.n)));
+        }
+        if (!o || json_array_append_new(a, o) != 0) {
+            json_decref(a);
+            a = NULL;
+        }
+    }
+    pthread_mutex_unlock(&h->dq_mu);
+    return a;
+}
+
 int relais_hub_run(relais_hub *h)
 {
     while (!atomic_load(&h->stop_requested)) {
@@ -1079,7 +1349,7 @@ int relais_hub_run(relais_hub *h)
         }
         for (size_t i = 0; i < h->n_insts; i++) {
             relais_instance *inst = h->insts[i];
-            if ((inst->mode & RELAIS_MODE_SOURCE) && inst->desc->receive && relais_hub_accepting(h))
+            if ((inst->mode & RELAIS_MODE_SOURCE) && inst->desc->receive && op_accepting(h, inst))
                 inst->desc->receive(inst->ctx);
         }
         for (int k = 0; k < 10 && !atomic_load(&h->stop_requested); k++) sleep_ms(20);
@@ -1118,10 +1388,15 @@ void relais_hub_stop(relais_hub *h)
     /* deliveries still queued: give their leases back so that any hub (this
      * one restarted, or another) claims them at once */
     size_t nq = 0;
-    for (size_t i = 0; i < h->n_dests; i++) nq += h->dests[i].queued;
+    for (size_t i = 0; i < h->n_dests; i++)
+        nq += h->dests[i].queued + h->dests[i].held.n + h->dests[i].unheld.n;
     int64_t *ids = nq ? calloc(nq, sizeof *ids) : NULL;
     size_t k = 0;
     for (size_t i = 0; i < h->n_dests; i++) {
+        /* held for a pause: the pause ends with this process */
+        for (size_t x = 0; ids && x < h->dests[i].held.n; x++) ids[k++] = h->dests[i].held.v[x].id;
+        for (size_t x = 0; ids && x < h->dests[i].unheld.n; x++) ids[k++] = h->dests[i].unheld.v[x].id;
+        h->dests[i].held.n = h->dests[i].unheld.n = 0;
         dq_node *nd = h->dests[i].head;
         while (nd) {
             dq_node *next = nd->next;
@@ -1165,7 +1440,15 @@ void relais_hub_destroy(relais_hub *h)
         relais_instance_destroy(inst);
     }
     free(h->insts);
+    for (size_t i = 0; i < h->n_dests; i++) {
+        free(h->dests[i].held.v);
+        free(h->dests[i].unheld.v);
+    }
     free(h->dests);
+    free(h->ps);
+    for (size_t i = 0; i < h->n_pausers; i++) free(h->pausers[i]);
+    free(h->pausers);
+    pthread_mutex_destroy(&h->pause_mu);
     free(h->workers);
     relais_router_destroy(h->router);
     relais_metrics_destroy(h->metrics);

@@ -50,8 +50,23 @@ int             relais_hub_check_schema(const relais_hub *h, const relais_event 
                                         char *errstr, size_t errlen);
 /* The admin HTTP base URL ("http://127.0.0.1:PORT"), or NULL when off. */
 const char     *relais_hub_admin_url(relais_hub *h);
-/* A connector instance by name (for tests). */
+/* A connector instance by name (tests, the admin API), or NULL. */
 relais_instance *relais_hub_instance(relais_hub *h, const char *name);
+/* An operator pauses (pause 1) or resumes (0) the instance `name`, for this
+ * process only (docs/RELIABILITY.md "Pausing a connector"). A sink gets no
+ * new delivery attempt: its queued and future deliveries are held, pending
+ * and leased to this hub, each with a step "paused"; a resume hands them
+ * back to the journal, due at once, each with a step "resumed". A source
+ * is told it is not accepting (relais_accepting()). `who` ("<token name>
+ * (<role>)") is journaled first, synchronously, as a step "paused" or
+ * "resumed" without event, destination `name`. 0 done, 1 it already was in
+ * that state (nothing journaled), -1 with errstr (unknown name, journal
+ * unavailable: nothing changed). Thread-safe. */
+int relais_hub_pause(relais_hub *h, const char *name, int pause, const char *who, char *errstr, size_t errlen);
+/* Every instance: [{"name","type","mode":"source"|"sink","paused",
+ * "paused_by" (when paused); sinks also "circuit":"closed"|"open"|"half-open",
+ * "queued", "held"}], in configuration order; NULL out of memory. Thread-safe. */
+json_t *relais_hub_connectors(relais_hub *h);
 
 /* Admin HTTP server (admin_http.c). */
 typedef struct relais_admin relais_admin;

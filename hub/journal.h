@@ -33,7 +33,8 @@
  *
  * Step names (stable; the trace shows them): received, duplicate, rejected,
  * published, routed, unrouted, attempt, delivered, retry_scheduled,
- * dead_lettered, replayed.
+ * dead_lettered, replayed, discarded, paused, resumed, purged,
+ * personal_data_read. Every step row is signed (hub/audit.h).
  */
 #ifndef RELAIS_JOURNAL_H
 #define RELAIS_JOURNAL_H

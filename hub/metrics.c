@@ -103,6 +103,7 @@ char *relais_metrics_render(relais_metrics *m, int bus_up, int journal_up)
     per_conn(&b, m, "relais_last_answer_status", "status of the last answer from a sink", 0, offsetof(relais_conn_metrics, last_status));
     per_conn(&b, m, "relais_circuit_open", "1 while a sink's circuit breaker is open", 0, offsetof(relais_conn_metrics, circuit_open));
     per_conn(&b, m, "relais_circuit_opened_total", "times a sink's circuit breaker opened", 1, offsetof(relais_conn_metrics, circuit_opened));
+    per_conn(&b, m, "relais_connector_paused", "1 while an operator has paused the connector instance (POST /connectors/NAME/pause)", 0, offsetof(relais_conn_metrics, paused));
     COUNTER(&b, "relais_routed_total", "events routed to at least one destination");
     bprintf(&b, "relais_routed_total %lld\n", (long long)atomic_load(&m->routed));
     COUNTER(&b, "relais_unrouted_total", "events that matched no route");

@@ -25,6 +25,7 @@ typedef struct relais_conn_metrics {
     atomic_llong last_status;    /* last answer status (HTTP code) */
     atomic_llong circuit_open;   /* 1 while the destination's circuit breaker is open */
     atomic_llong circuit_opened; /* times it opened */
+    atomic_llong paused;         /* 1 while an operator has paused the instance (hub.c) */
 } relais_conn_metrics;
 
 typedef struct relais_metrics {

@@ -4,7 +4,7 @@
  *
  * Roles are ordered, each includes the rights of the one before:
  *   auditor   reads: metrics, traces, the dead-letter queue, a person's data
- *   operator  an auditor who may also replay and discard dead deliveries
+ *   operator  an auditor who may also replay and discard dead deliveries, and pause and resume connectors
  *   admin     an operator who may also reload mappings (and, in tests, inject faults)
  *
  * The tokens file (hub.admin_tokens) holds one token per line:

@@ -144,6 +144,37 @@ big=$(python3 -c 'print("{\"reason\":\"" + "x"*20000 + "\"}")')
 expect 413 POST "/discard/$EV4" "$ADM" "$big"
 pass "POST /discard/{id} {reason}: 401 anonymous, auditor 403, operator and admin 200; no reason 400; body too large 413"
 
+anonymous GET /connectors
+for t in "$AUD" "$OPE" "$ADM"; do expect 200 GET /connectors "$t"; done
+python3 -c 'import json,sys; l=json.load(open(sys.argv[1])); assert [(c["name"], c["mode"], c["paused"]) for c in l]==[("desk","source",False),("works","sink",False)], l' \
+  "$T/body" || fail "GET /connectors: $(cat "$T/body")"
+pass "GET /connectors: 401 anonymous; auditor, operator, admin get every instance"
+
+paused() { expect 200 GET /connectors "$AUD"; python3 -c 'import json,sys; print([c["paused"] for c in json.load(open(sys.argv[1])) if c["name"]=="works"][0])' "$T/body"; }
+anonymous POST /connectors/works/pause
+expect 403 POST /connectors/works/pause "$AUD"
+grep -q "needs operator" "$T/body" || fail "403 does not say the role needed: $(cat "$T/body")"
+[ "$(paused)" = False ] || fail "an auditor's pause changed something"
+expect 200 POST /connectors/works/pause "$OPE"
+grep -q '"status":"paused"' "$T/body" || fail "pause: $(cat "$T/body")"
+expect 200 POST /connectors/works/pause "$ADM"
+grep -q '"status":"already paused"' "$T/body" || fail "pause twice: $(cat "$T/body")"
+[ "$(paused)" = True ] || fail "works not paused"
+expect 404 POST /connectors/nosuch/pause "$OPE"
+pass "POST /connectors/{name}/pause: 401 anonymous, auditor 403 (nothing changed), operator and admin 200; unknown name 404"
+
+anonymous POST /connectors/works/resume
+expect 403 POST /connectors/works/resume "$AUD"
+[ "$(paused)" = True ] || fail "an auditor's resume changed something"
+expect 200 POST /connectors/works/resume "$ADM"
+grep -q '"status":"resumed"' "$T/body" || fail "resume: $(cat "$T/body")"
+expect 200 POST /connectors/works/resume "$OPE"
+grep -q '"status":"already running"' "$T/body" || fail "resume twice: $(cat "$T/body")"
+[ "$(paused)" = False ] || fail "works still paused"
+[ "$(sql "$DB" "SELECT step || ' ' || destination || ' ' || detail FROM steps WHERE event_id IS NULL AND step IN ('paused', 'resumed') ORDER BY id")" \
+  = "$(printf 'paused works olivier-ops (operator)\nresumed works anne-admin (admin)')" ] || fail "pause and resume not journaled with the token's name"
+pass "POST /connectors/{name}/resume: 401 anonymous, auditor 403, operator and admin 200; both journaled naming the token"
+
 anonymous POST /reload
 expect 403 POST /reload "$AUD"
 expect 403 POST /reload "$OPE"
@@ -162,6 +193,8 @@ expect 401 GET /nowhere ""
 expect 404 GET /nowhere "$AUD"
 expect 405 GET /reload "$ADM"
 expect 405 DELETE /dlq "$ADM"
+expect 405 POST /connectors "$ADM"
+expect 405 GET /connectors/works/pause "$ADM"
 pass "unknown paths: 401 without a token (nothing told), 404 with one; wrong method 405"
 
 # ---- reads of personal data are journaled -----------------------------------
