@@ -15,6 +15,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include "audit.h"
+#include "fileio.h"
+#include "event_int.h"
 
 static const char ZERO_HASH[] = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -24,16 +26,6 @@ char *relais_audit_canonical(const json_t *v, size_t *len)
     char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
     if (s && len) *len = strlen(s);
     return s;
-}
-
-static void to_hex(const unsigned char *d, size_t n, char *out)
-{
-    static const char hx[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hx[d[i] >> 4];
-        out[2 * i + 1] = hx[d[i] & 15];
-    }
-    out[2 * n] = '\0';
 }
 
 void relais_audit_chain(const char *prev, const void *bytes, size_t len, char out[RELAIS_AUDIT_HEX])
@@ -47,7 +39,7 @@ void relais_audit_chain(const char *prev, const void *bytes, size_t len, char ou
         || EVP_DigestFinal_ex(c, md, &mdlen) != 1) {
         out[0] = '\0';     /* never equal to a stored hash: verification fails closed */
     } else {
-        to_hex(md, mdlen, out);
+        relais_hex(md, mdlen, out);
     }
     EVP_MD_CTX_free(c);
 }
@@ -63,7 +55,7 @@ int relais_audit_mac(const unsigned char *key, size_t keylen, const char *stream
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     if (!HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg, (size_t)n, md, &mdlen)) return -1;
-    to_hex(md, mdlen, out);
+    relais_hex(md, mdlen, out);
     return 0;
 }
 
@@ -248,7 +240,7 @@ int relais_audit_key_ensure(const char *path, int *made, char *errstr, size_t er
     unsigned char k[RELAIS_AUDIT_KEY_MIN];
     char hex[2 * RELAIS_AUDIT_KEY_MIN + 2];
     int ok = RAND_bytes(k, sizeof k) == 1;
-    to_hex(k, sizeof k, hex);
+    relais_hex(k, sizeof k, hex);
     OPENSSL_cleanse(k, sizeof k);
     size_t n = strlen(hex);
     hex[n++] = '\n';
@@ -393,41 +385,10 @@ int relais_audit_checkpoints_load(const char *path, relais_audit_cplist *out, in
 {
     memset(out, 0, sizeof *out);
     if (torn) *torn = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        if (errno == ENOENT) return 0;
-        snprintf(errstr, errlen, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    char chunk[65536];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (len + got > cap) {
-            size_t nc = cap ? cap * 2 : sizeof chunk;
-            while (nc < len + got) nc *= 2;
-            char *b = realloc(buf, nc);
-            if (!b) {
-                free(buf);
-                fclose(f);
-                snprintf(errstr, errlen, "%s: out of memory", path);
-                return -1;
-            }
-            buf = b;
-            cap = nc;
-        }
-        memcpy(buf + len, chunk, got);
-        len += got;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) {
-        free(buf);
-        snprintf(errstr, errlen, "%s: read error", path);
-        return -1;
-    }
-    int rc = relais_audit_checkpoints_parse(path, buf ? buf : "", len, out, torn, errstr, errlen);
+    size_t len = 0;
+    char *buf = relais_read_file(path, 0, &len, errstr, errlen);
+    if (!buf) return errno == ENOENT ? 0 : -1;     /* no checkpoint written yet */
+    int rc = relais_audit_checkpoints_parse(path, buf, len, out, torn, errstr, errlen);
     free(buf);
     return rc;
 }

@@ -46,6 +46,7 @@
 #include "event_int.h"
 #include "tokens.h"
 #include "auditlog.h"
+#include "fileio.h"
 #include "personal.h"
 #include "retention.h"
 #include <openssl/crypto.h>
@@ -816,31 +817,6 @@ static void audit_locate(const cli_opts *o, const relais_config *c, audit_where 
            : w->cpsbuf[0] ? w->cpsbuf : NULL;
 }
 
-static char *slurp_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t cap = 0, n = 0, got;
-    char chunk[65536];
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (n + got > cap) {
-            size_t nc = cap ? cap * 2 : sizeof chunk;
-            while (nc < n + got) nc *= 2;
-            char *b = realloc(buf, nc);
-            if (!b) { free(buf); fclose(f); return NULL; }
-            buf = b;
-            cap = nc;
-        }
-        memcpy(buf + n, chunk, got);
-        n += got;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) { free(buf); return NULL; }
-    *len = n;
-    return buf ? buf : calloc(1, 1);
-}
 
 /* relais audit export [-c FILE] (--from T --to T | --correlation ID | --person ID) [-o FILE] */
 static int audit_export(const cli_opts *o, const relais_config *c, const audit_where *w, int64_t from, int64_t to)
@@ -970,9 +946,8 @@ static int cmd_audit(const cli_opts *o)
     relais_auditlog_result res;
     if (o->file) {
         size_t len = 0;
-        char *buf = slurp_file(o->file, &len);
+        char *buf = relais_read_file(o->file, 0, &len, err, sizeof err);
         if (!buf) {
-            snprintf(err, sizeof err, "%s: %s", o->file, strerror(errno));
             rc = -1;
         } else {
             rc = relais_auditlog_verify_export(o->file, buf, len, key, keylen, stdout, &res, err, sizeof err);

@@ -59,7 +59,7 @@ static void random_bytes(unsigned char *p, size_t n)
     }
 }
 
-static void hex(const unsigned char *in, size_t n, char *out)
+void relais_hex(const unsigned char *in, size_t n, char *out)
 {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < n; i++) {
@@ -78,7 +78,7 @@ void relais_uuid_v7(char out[37])
     b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
     b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
     char h[33];
-    hex(b, 16, h);
+    relais_hex(b, 16, h);
     snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", h, h + 8, h + 12, h + 16, h + 20);
 }
 
@@ -86,7 +86,7 @@ void relais_sha256_hex(const void *buf, size_t len, char out[65])
 {
     unsigned char md[SHA256_DIGEST_LENGTH];
     SHA256(buf, len, md);
-    hex(md, sizeof md, out);
+    relais_hex(md, sizeof md, out);
 }
 
 /* ---- validation ------------------------------------------------------------ */
@@ -126,8 +126,8 @@ static void new_traceparent(char out[56])
     unsigned char b[24];
     random_bytes(b, sizeof b);
     char trace[33], span[17];
-    hex(b, 16, trace);
-    hex(b + 16, 8, span);
+    relais_hex(b, 16, trace);
+    relais_hex(b + 16, 8, span);
     snprintf(out, 56, "00-%s-%s-01", trace, span);
 }
 

@@ -46,4 +46,5 @@ int64_t relais_now_us(void);                 /* wall clock, microseconds since e
 int64_t relais_mono_us(void);                /* monotonic clock, microseconds */
 void    relais_time_rfc3339(int64_t us, char *buf, size_t len);  /* 2026-11-25T19:06:30.123456Z */
 void    relais_sha256_hex(const void *buf, size_t len, char out[65]);
+void    relais_hex(const unsigned char *in, size_t n, char *out);   /* lowercase; out: 2n+1 bytes */
 #endif

@@ -34,6 +34,7 @@
 #include "jsonschema.h"
 #include "mapping.h"
 #include "maptest.h"
+#include "fileio.h"
 #include "safeparse.h"
 #include "yamltree.h"
 #include "../connectors/file/file_csv.h"
@@ -89,40 +90,7 @@ static void buf_printf(mt_buf *b, const char *fmt, ...)
 /* Read a whole file (NUL-terminated copy). NULL with errstr. */
 static char *read_whole(const char *path, size_t *len, char *errstr, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(errstr, errlen, "cannot read %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *s = malloc(cap);
-    while (s) {
-        if (n + 1 >= cap) {
-            if (cap > MT_MAX_FILE) {
-                snprintf(errstr, errlen, "%s: larger than %u bytes", path, MT_MAX_FILE);
-                free(s);
-                fclose(f);
-                return NULL;
-            }
-            char *t = realloc(s, cap * 2);
-            if (!t) { free(s); s = NULL; break; }
-            s = t;
-            cap *= 2;
-        }
-        size_t r = fread(s + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int bad = !s || ferror(f);
-    fclose(f);
-    if (bad) {
-        free(s);
-        snprintf(errstr, errlen, "cannot read %s", path);
-        return NULL;
-    }
-    s[n] = '\0';
-    *len = n;
-    return s;
+    return relais_read_file(path, MT_MAX_FILE, len, errstr, errlen);
 }
 
 /* dir + "/" + rel, or rel when it is absolute. Caller frees. */

@@ -20,6 +20,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include "tokens.h"
+#include "event_int.h"
 
 #define HASH_LEN 32
 #define HASH_TAG "sha256:"
@@ -90,16 +91,6 @@ static int hexval(int c)
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
-}
-
-static void to_hex(const unsigned char *d, size_t n, char *out)
-{
-    static const char hx[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hx[d[i] >> 4];
-        out[2 * i + 1] = hx[d[i] & 15];
-    }
-    out[2 * n] = '\0';
 }
 
 static int sha256(const void *buf, size_t len, unsigned char out[HASH_LEN])
@@ -398,7 +389,7 @@ int relais_token_new(const char *name, relais_role role, char token[RELAIS_TOKEN
         snprintf(errstr, errlen, "SHA-256 failed");
         return -1;
     }
-    to_hex(md, sizeof md, hex);
+    relais_hex(md, sizeof md, hex);
     snprintf(line, RELAIS_TOKEN_LINE_BUF, "%s %s %s%s", name, relais_role_name(role), HASH_TAG, hex);
     return 0;
 }
