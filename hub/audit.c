@@ -17,6 +17,7 @@
 #include "audit.h"
 #include "fileio.h"
 #include "event_int.h"
+#include "workdays.h"
 
 static const char ZERO_HASH[] = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -289,22 +290,14 @@ static int is_hex64(const char *s)
     return 1;
 }
 
+/* "YYYY-MM-DDTHH:MM:SS[.ffffff]Z" -> microseconds; -1 for anything else
+ * (UTC only: a checkpoint's time is written so). */
 static int64_t parse_at(const char *s)
 {
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    const char *rest = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
-    if (!rest) return -1;
-    long us = 0;
-    if (*rest == '.') {
-        int digits = 0;
-        for (rest++; *rest >= '0' && *rest <= '9'; rest++) {
-            if (digits++ < 6) us = us * 10 + (*rest - '0');
-        }
-        for (; digits < 6; digits++) us *= 10;
-    }
-    if (strcmp(rest, "Z") != 0) return -1;
-    return (int64_t)timegm(&tm) * 1000000 + us;
+    int64_t us;
+    size_t n = s ? strlen(s) : 0;
+    if (n < 20 || s[10] != 'T' || s[n - 1] != 'Z' || relais_rfc3339_parse_us(s, &us) != 0 || us < 0) return -1;
+    return us;
 }
 
 int relais_audit_checkpoints_parse(const char *name, const char *buf, size_t len, relais_audit_cplist *out,

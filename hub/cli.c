@@ -253,6 +253,30 @@ static int cmd_run(const cli_opts *o)
     return rc;
 }
 
+/* Who runs this command, for the journal: "USER@host". */
+static void whoami(char *buf, size_t len)
+{
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    snprintf(buf, len, "%.60s@%.60s", getenv("USER") ? getenv("USER") : "?", host);
+}
+
+/* Where the journal, the key and the checkpoints are: options, then the
+ * environment, then the config. Strings point into o, the environment or
+ * the buffers. */
+typedef struct audit_where { const char *conninfo, *key, *cps; char keybuf[1024], cpsbuf[1024]; } audit_where;
+
+static void audit_locate(const cli_opts *o, const relais_config *c, audit_where *w)
+{
+    w->keybuf[0] = w->cpsbuf[0] = '\0';
+    if (c) relais_auditlog_paths(c, w->keybuf, sizeof w->keybuf, w->cpsbuf, sizeof w->cpsbuf);
+    w->conninfo = o->db ? o->db : getenv("RELAIS_DB") ? getenv("RELAIS_DB") : c ? c->journal.conninfo : NULL;
+    w->key = o->audit_key ? o->audit_key : getenv("RELAIS_AUDIT_KEY_FILE") ? getenv("RELAIS_AUDIT_KEY_FILE")
+           : w->keybuf[0] ? w->keybuf : NULL;
+    w->cps = o->checkpoints ? o->checkpoints : getenv("RELAIS_AUDIT_CHECKPOINTS") ? getenv("RELAIS_AUDIT_CHECKPOINTS")
+           : w->cpsbuf[0] ? w->cpsbuf : NULL;
+}
+
 static relais_journal *open_reader(const cli_opts *o)
 {
     const char *conninfo = o->db ? o->db : getenv("RELAIS_DB");
@@ -270,24 +294,20 @@ static relais_journal *open_reader(const cli_opts *o)
     /* replay and discard write signed steps: with the audit key when it can
      * be found (--audit-key, RELAIS_AUDIT_KEY_FILE, or the config's); the
      * stream names who ran the command */
-    char keypath[1024] = "", cppath[1024] = "", who[200];
-    if (c) relais_auditlog_paths(c, keypath, sizeof keypath, cppath, sizeof cppath);
-    const char *kp = o->audit_key ? o->audit_key : getenv("RELAIS_AUDIT_KEY_FILE") ? getenv("RELAIS_AUDIT_KEY_FILE")
-                   : keypath[0] ? keypath : NULL;
-    const char *cp = o->checkpoints ? o->checkpoints : getenv("RELAIS_AUDIT_CHECKPOINTS") ? getenv("RELAIS_AUDIT_CHECKPOINTS")
-                   : cppath[0] ? cppath : NULL;
+    audit_where w;
+    audit_locate(o, c, &w);
     unsigned char *key = NULL;
     size_t keylen = 0;
-    if (kp && access(kp, F_OK) == 0 && relais_auditlog_key(kp, 0, &key, &keylen, err, sizeof err) != 0) {
+    if (w.key && access(w.key, F_OK) == 0 && relais_auditlog_key(w.key, 0, &key, &keylen, err, sizeof err) != 0) {
         fprintf(stderr, "relais: %s\n", err);
         relais_config_destroy(c);
         return NULL;
     }
-    char host[64] = "host";
-    gethostname(host, sizeof host - 1);
-    snprintf(who, sizeof who, "cli/%.60s@%.60s", getenv("USER") ? getenv("USER") : "?", host);
+    char who[200], me[130];
+    whoami(me, sizeof me);
+    snprintf(who, sizeof who, "cli/%s", me);
     relais_journal_opts jo = { .conninfo = conninfo, .writer = 0, .audit_key = key, .audit_keylen = keylen,
-                               .audit_checkpoints = key ? cp : NULL, .audit_name = who };
+                               .audit_checkpoints = key ? w.cps : NULL, .audit_name = who };
     relais_journal *j = relais_journal_open(&jo, err, sizeof err);
     if (!j) fprintf(stderr, "relais: journal: %s\n", err);
     if (key) OPENSSL_cleanse(key, keylen);
@@ -323,10 +343,9 @@ static int add_payloads(const cli_opts *o, relais_journal *j, json_t *answer, co
         fprintf(stderr, "relais %s: %s\n", cmd, err);
         goto out;
     }
-    char host[64] = "host", detail[700];
-    gethostname(host, sizeof host - 1);
-    snprintf(detail, sizeof detail, "%.60s@%.60s as %.60s: relais %s --show-personal %.400s",
-             getenv("USER") ? getenv("USER") : "?", host, role, cmd, o->arg);
+    char me[130], detail[700];
+    whoami(me, sizeof me);
+    snprintf(detail, sizeof detail, "%s as %.60s: relais %s --show-personal %.400s", me, role, cmd, o->arg);
     json_array_foreach(json_object_get(answer, "events"), i, ev) {
         if (!shown || !json_object_get(ev, "data") || json_is_true(json_object_get(ev, "data_redacted"))) continue;
         if (relais_journal_note(j, json_string_value(json_object_get(ev, "id")), "personal_data_read", NULL,
@@ -790,32 +809,16 @@ static int cmd_token(int argc, char **argv)
 /* "2026-11-26", "2026-11-26T10:00:00Z" (UTC) -> microseconds; -1 when neither. */
 static int64_t parse_when(const char *s)
 {
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    const char *rest = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!rest) {
-        memset(&tm, 0, sizeof tm);
-        rest = strptime(s, "%Y-%m-%d", &tm);
-    }
-    if (!rest || (*rest && strcmp(rest, "Z") != 0)) return -1;
-    return (int64_t)timegm(&tm) * 1000000;
+    relais_date d;
+    int64_t us;
+    if (relais_date_parse(s, &d) == 0) return (int64_t)relais_date_days(d) * 86400 * 1000000;
+    char z[24];
+    size_t n = strlen(s);
+    snprintf(z, sizeof z, "%s%s", s, n == 19 ? "Z" : "");      /* UTC when no zone is given */
+    if (n >= 19 && n <= 20 && z[10] == 'T' && z[19] == 'Z' && relais_rfc3339_parse_us(z, &us) == 0) return us;
+    return -1;
 }
 
-/* Where the journal, the key and the checkpoints are: options, then the
- * environment, then the config. Strings point into o, the environment or
- * the buffers. */
-typedef struct audit_where { const char *conninfo, *key, *cps; char keybuf[1024], cpsbuf[1024]; } audit_where;
-
-static void audit_locate(const cli_opts *o, const relais_config *c, audit_where *w)
-{
-    w->keybuf[0] = w->cpsbuf[0] = '\0';
-    if (c) relais_auditlog_paths(c, w->keybuf, sizeof w->keybuf, w->cpsbuf, sizeof w->cpsbuf);
-    w->conninfo = o->db ? o->db : getenv("RELAIS_DB") ? getenv("RELAIS_DB") : c ? c->journal.conninfo : NULL;
-    w->key = o->audit_key ? o->audit_key : getenv("RELAIS_AUDIT_KEY_FILE") ? getenv("RELAIS_AUDIT_KEY_FILE")
-           : w->keybuf[0] ? w->keybuf : NULL;
-    w->cps = o->checkpoints ? o->checkpoints : getenv("RELAIS_AUDIT_CHECKPOINTS") ? getenv("RELAIS_AUDIT_CHECKPOINTS")
-           : w->cpsbuf[0] ? w->cpsbuf : NULL;
-}
 
 
 /* relais audit export [-c FILE] (--from T --to T | --correlation ID | --person ID) [-o FILE] */
@@ -860,9 +863,8 @@ static int audit_export(const cli_opts *o, const relais_config *c, const audit_w
     } else {
         snprintf(label, sizeof label, "from %.40s to %.40s", o->from ? o->from : "the start", o->to ? o->to : "now");
     }
-    char who[200], host[64] = "host", detail[600];
-    gethostname(host, sizeof host - 1);
-    snprintf(who, sizeof who, "%.60s@%.60s", getenv("USER") ? getenv("USER") : "?", host);
+    char who[130], detail[600];
+    whoami(who, sizeof who);
     snprintf(detail, sizeof detail, "%s: audit export of %s%s%s", who, label, o->out ? " to " : "",
              o->out ? o->out : "");
     int rc = 1;

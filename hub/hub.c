@@ -56,6 +56,7 @@
 #include "mapping.h"
 #include "canonical.h"
 #include "auditlog.h"
+#include "workdays.h"
 #include <openssl/crypto.h>
 
 #define CONSUME_BATCH 1000
@@ -161,23 +162,8 @@ static void sleep_ms(long ms)
 
 static int64_t parse_time_us(const char *t)
 {
-    /* 2026-11-25T19:06:30.123456Z */
-    if (!t) return 0;
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    const char *rest = strptime(t, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (!rest) return 0;
-    int64_t us = (int64_t)timegm(&tm) * 1000000;
-    if (*rest == '.') {
-        long frac = 0;
-        int digits = 0;
-        for (rest++; *rest >= '0' && *rest <= '9'; rest++) {
-            if (digits < 6) { frac = frac * 10 + (*rest - '0'); digits++; }
-        }
-        while (digits++ < 6) frac *= 10;
-        us += frac;
-    }
-    return us;
+    int64_t us;
+    return relais_rfc3339_parse_us(t, &us) == 0 ? us : 0;   /* 2026-11-25T19:06:30.123456Z */
 }
 
 static dest *find_dest(relais_hub *h, const char *name)

@@ -104,7 +104,7 @@ static int digits(const char *s, int n, int *out)
     return 0;
 }
 
-int relais_rfc3339_parse(const char *s, int64_t *out)
+int relais_rfc3339_parse_us(const char *s, int64_t *out)
 {
     int y, mo, d, h, mi, se;
     if (!s || strlen(s) < 20) return -1;
@@ -114,10 +114,14 @@ int relais_rfc3339_parse(const char *s, int64_t *out)
         return -1;
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return -1;
     const char *p = s + 19;
+    long frac = 0;
     if (*p == '.') {
         p++;
         if (*p < '0' || *p > '9') return -1;
-        while (*p >= '0' && *p <= '9') p++;
+        int n = 0;
+        for (; *p >= '0' && *p <= '9'; p++)
+            if (n < 6) { frac = frac * 10 + (*p - '0'); n++; }
+        for (; n < 6; n++) frac *= 10;
     }
     long off = 0;
     if (*p == 'Z' || *p == 'z') {
@@ -132,7 +136,15 @@ int relais_rfc3339_parse(const char *s, int64_t *out)
     }
     if (*p) return -1;
     relais_date dt = { y, mo, d };
-    *out = (int64_t)relais_date_days(dt) * 86400 + h * 3600 + mi * 60 + se - off;
+    *out = ((int64_t)relais_date_days(dt) * 86400 + h * 3600 + mi * 60 + se - off) * 1000000 + frac;
+    return 0;
+}
+
+int relais_rfc3339_parse(const char *s, int64_t *out)
+{
+    int64_t us;
+    if (relais_rfc3339_parse_us(s, &us) != 0) return -1;
+    *out = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);   /* whole seconds, fraction dropped */
     return 0;
 }
 

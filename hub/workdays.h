@@ -33,6 +33,8 @@ relais_date relais_workdays_add(relais_date from, int n, relais_calendar cal);
 /* Seconds since the epoch of an RFC 3339 date-time ("2026-11-25T10:00:00+01:00",
  * "...Z", fractions allowed); 0 and *out set, or -1 when it does not parse. */
 int  relais_rfc3339_parse(const char *s, int64_t *out);
+/* The same in microseconds (the fraction kept to 6 digits). */
+int  relais_rfc3339_parse_us(const char *s, int64_t *out);
 /* The civil date in Paris (CET/CEST, EU summer-time rule) at epoch second t. */
 relais_date relais_paris_date(int64_t t);
 /* "YYYY-MM-DD" into out (>= 11 bytes). */
