@@ -36,7 +36,7 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { "$root/tools/free-port"; }
 distinct() { curl -fsS "$1/_sim/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['distinct'])"; }
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 

@@ -30,7 +30,7 @@ cleanup() {
   rm -rf "$W"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { "$root/tools/free-port"; }
 stat() { curl -fsS "$1/_sim/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['distinct'])"; }
 now() { date +%s.%N; }
 # CPU ticks (utime+stime) of processes and of the hub's threads, by name

@@ -36,11 +36,12 @@ and a new delivery made.
 Exit 0 when lost = 0 and double-applied = 0 for every sink.
 """
 import argparse
+import importlib.machinery
+import importlib.util
 import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -50,11 +51,20 @@ import urllib.request
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """A port outside the kernel's ephemeral range (tools/free-port says why)."""
+    return _free_port_tool.free_ports(1)[0]
+
+
+def _load_free_port_tool():
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "free-port")
+    loader = importlib.machinery.SourceFileLoader("free_port_tool", path)
+    spec = importlib.util.spec_from_loader("free_port_tool", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
+
+
+_free_port_tool = _load_free_port_tool()
 
 
 def http(method, url, body=None, timeout=5.0, headers=None, want_headers=False):

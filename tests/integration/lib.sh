@@ -30,7 +30,22 @@ trap it_cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 pass() { echo "ok - $*"; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# free_port: a port free now, outside the kernel's ephemeral range (see
+# tools/free-port for why). Servers that can bind port 0 and say which port
+# they got do that instead (bound_port); free_port is for ports written into a
+# hub's config.
+free_port() { "$RELAIS_SOURCE_DIR/tools/free-port"; }
+
+# bound_port WHAT LOG REGEX -> waits (10 s) until LOG has a line matching the
+# extended REGEX, whose first group is the port, and prints it.
+bound_port() {
+  local what=$1 log=$2 re=$3 port="" d=$'\001' deadline=$(( $(date +%s) + 10 ))
+  until port=$(sed -En "s${d}.*${re}.*${d}\1${d}p" "$log" 2>/dev/null | head -n 1) && [ -n "$port" ]; do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "timed out after 10s waiting for $what to listen: $(tail -n 5 "$log" 2>/dev/null)"
+    sleep 0.1
+  done
+  echo "$port"
+}
 
 # fresh_db NAME -> prints a libpq conninfo of a new empty database
 fresh_db() {
@@ -45,9 +60,9 @@ sql() { psql -X -q -At "$1" -c "$2"; }
 # start_sim NAME -> starts relais-sim-http on a free port; sets SIM_URL_<NAME>
 start_sim() {
   local name=$1 port
-  port=$(free_port)
-  "$SIM_HTTP" --listen "127.0.0.1:$port" >"$T/sim-$name.log" 2>&1 &
+  "$SIM_HTTP" --listen "127.0.0.1:0" >"$T/sim-$name.log" 2>&1 &
   PIDS+=($!)
+  port=$(bound_port "simulator $name" "$T/sim-$name.log" 'listening on [^ ]+ \(port ([0-9]+)\)')
   wait_for "simulator $name" 10 curl -fsS "http://127.0.0.1:$port/_sim/stats" -o /dev/null
   eval "SIM_URL_${name//-/_}=http://127.0.0.1:$port"
 }

@@ -113,9 +113,9 @@ client invalid-file "$FX/examples/requests.json" requests.json || fail "the JSON
 
 DB=$(fresh_db open311)
 start_sim events
-SIMPORT=$(free_port)
-"$SIM_O311" --listen "127.0.0.1:$SIMPORT" --api-key cle-ville --jurisdiction ville.example >"$T/sim-open311.log" 2>&1 &
+"$SIM_O311" --listen "127.0.0.1:0" --api-key cle-ville --jurisdiction ville.example >"$T/sim-open311.log" 2>&1 &
 PIDS+=($!)
+SIMPORT=$(bound_port relais-sim-open311 "$T/sim-open311.log" 'listening on http://[^ ]*:([0-9]+)')
 wait_for "relais-sim-open311" 10 curl -fsS "http://127.0.0.1:$SIMPORT/_sim/stats" -o /dev/null
 SIMO="http://127.0.0.1:$SIMPORT"
 

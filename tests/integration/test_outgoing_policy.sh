@@ -93,9 +93,10 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem
 printf 'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 12\r\nConnection: close\r\n\r\n{"id":"T-1"}' >"$T/resp"
 
 sim() {   # sim NAME ADDR -> URL in SIM_<NAME>
-  local port; port=$(free_port)
-  "$SIM_HTTP" --listen "$2:$port" >"$T/sim-$1.log" 2>&1 &
+  local port
+  "$SIM_HTTP" --listen "$2:0" >"$T/sim-$1.log" 2>&1 &
   PIDS+=($!)
+  port=$(bound_port "simulator $1" "$T/sim-$1.log" 'listening on [^ ]+ \(port ([0-9]+)\)')
   wait_for "simulator $1" 10 curl -fsS "http://$2:$port/_sim/stats" -o /dev/null
   eval "SIM_$1=http://$2:$port"
 }
@@ -103,8 +104,7 @@ sim dest 127.0.0.2      # the allowed destination
 sim local 127.0.0.1     # what "localhost" reaches: must see nothing
 
 # a server that redirects everything to the allowed simulator
-RED=$(free_port)
-python3 - "$RED" "$SIM_dest/in/redirected" "$T/redirect.hits" >"$T/redirect.log" 2>&1 <<'PY' &
+python3 - 0 "$SIM_dest/in/redirected" "$T/redirect.hits" >"$T/redirect.log" 2>&1 <<'PY' &
 import http.server, sys
 port, target, hits = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 class H(http.server.BaseHTTPRequestHandler):
@@ -114,9 +114,12 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_response(307); self.send_header("Location", target); self.send_header("Content-Length", "0")
         self.end_headers()
     def log_message(self, *a): pass
-http.server.HTTPServer(("127.0.0.2", port), H).serve_forever()
+srv = http.server.HTTPServer(("127.0.0.2", port), H)
+print("PORT", srv.server_address[1], flush=True)
+srv.serve_forever()
 PY
 PIDS+=($!)
+RED=$(bound_port "redirecting server" "$T/redirect.log" 'PORT ([0-9]+)')
 wait_for "redirecting server" 10 bash -c "exec 3<>/dev/tcp/127.0.0.2/$RED"
 
 # TLS servers on 127.0.0.2, one connection each, with the self-signed
@@ -127,20 +130,18 @@ wait_for "redirecting server" 10 bash -c "exec 3<>/dev/tcp/127.0.0.2/$RED"
 # same certificate answers 201, for the deliveries that must go through.
 tls_server() {   # tls_server NAME [s_server options...] -> port in TLS_<NAME>
   local name=$1 port; shift
-  port=$(free_port)
   mkfifo "$T/in-$name"
   sleep 120 >"$T/in-$name" &
   PIDS+=($!)
-  openssl s_server -accept "127.0.0.2:$port" -cert "$T/cert.pem" -key "$T/key.pem" -naccept 1 "$@" \
+  openssl s_server -accept "127.0.0.2:0" -cert "$T/cert.pem" -key "$T/key.pem" -naccept 1 "$@" \
     <"$T/in-$name" >"$T/tls-$name.log" 2>&1 &
   PIDS+=($!)
-  wait_for "s_server $name" 10 grep -q ACCEPT "$T/tls-$name.log"
+  port=$(bound_port "s_server $name" "$T/tls-$name.log" 'ACCEPT 127\.0\.0\.2:([0-9]+)')
   eval "TLS_$name=$port"
 }
 https_server() {   # https_server NAME -> port in HTTPS_<NAME>; answers 201 {"id":"T-1"}
   local name=$1 port
-  port=$(free_port)
-  python3 - "$port" "$T/cert.pem" "$T/key.pem" >"$T/https-$name.log" 2>&1 <<'PY' &
+  python3 - 0 "$T/cert.pem" "$T/key.pem" >"$T/https-$name.log" 2>&1 <<'PY' &
 import http.server, ssl, sys
 port, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 class H(http.server.BaseHTTPRequestHandler):
@@ -159,11 +160,11 @@ ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(cert, key)
 srv = http.server.HTTPServer(("127.0.0.2", port), H)
 srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
-print("READY", flush=True)
+print("READY", srv.server_address[1], flush=True)
 srv.serve_forever()
 PY
   PIDS+=($!)
-  wait_for "https server $name" 10 grep -q READY "$T/https-$name.log"
+  port=$(bound_port "https server $name" "$T/https-$name.log" 'READY ([0-9]+)')
   eval "HTTPS_$name=$port"
 }
 tls_server default

@@ -25,9 +25,9 @@ start_sim b
 SRC=$(free_port)
 mkdir -p "$T/drop"
 export PUBLIK_KEY=k-relais-pause
-WPORT=$(free_port)
-"$RELAIS_BUILD_DIR/relais-sim-publik" --listen "127.0.0.1:$WPORT" --key "relais=$PUBLIK_KEY" >"$T/sim-publik.log" 2>&1 &
+"$RELAIS_BUILD_DIR/relais-sim-publik" --listen "127.0.0.1:0" --key "relais=$PUBLIK_KEY" >"$T/sim-publik.log" 2>&1 &
 PIDS+=($!)
+WPORT=$(bound_port relais-sim-publik "$T/sim-publik.log" 'listening on http://[^ ]*:([0-9]+)')
 WCS=http://127.0.0.1:$WPORT
 wait_for "relais-sim-publik" 10 curl -fsS "$WCS/_sim/stats" -o /dev/null
 cat >"$T/hub.yaml" <<YAML

@@ -30,11 +30,11 @@ pass "relais test connectors/publik/mappings: $(tail -1 "$T/maptest.txt")"
 
 export PUBLIK_KEY=k-relais-4c1d PUBLIK_WHKEY=k-webhook-9e2f
 WH=$(free_port)
-WPORT=$(free_port)
-"$SIM_PUBLIK" --listen "127.0.0.1:$WPORT" --state "$T/wcs-state.json" --key "relais=$PUBLIK_KEY" \
+"$SIM_PUBLIK" --listen "127.0.0.1:0" --state "$T/wcs-state.json" --key "relais=$PUBLIK_KEY" \
   --webhook "http://127.0.0.1:$WH/publik/webhook" --webhook-key "wcs.example.org=$PUBLIK_WHKEY" >"$T/sim-publik.log" 2>&1 &
 SIMPID=$!
 PIDS+=($SIMPID)
+WPORT=$(bound_port relais-sim-publik "$T/sim-publik.log" 'listening on http://[^ ]*:([0-9]+)')
 WCS=http://127.0.0.1:$WPORT
 wait_for "relais-sim-publik" 10 curl -fsS "$WCS/_sim/stats" -o /dev/null
 start_sim archive

@@ -39,13 +39,12 @@ grep -q "type: worksite" "$T/readme.yaml" || fail "no configuration example foun
 pass "the README's configuration example checks"
 
 # the work-order tool: Relais's token and an agent's
-WPORT=$(free_port)
-"$SIM_WS" --listen "127.0.0.1:$WPORT" --port-file "$T/ws.port" --token "tok-relais=relais" \
+"$SIM_WS" --listen "127.0.0.1:0" --port-file "$T/ws.port" --token "tok-relais=relais" \
   --token "tok-agent=agent.voirie" --agent agent.voirie >"$T/sim-worksite.log" 2>&1 &
 PIDS+=($!)
 wait_for "relais-sim-worksite" 10 test -s "$T/ws.port"
 WSURL="http://127.0.0.1:$(cat "$T/ws.port")"
-grep -q "listening on http://127.0.0.1:$WPORT" "$T/sim-worksite.log" || fail "the simulator does not say where it listens"
+grep -q "listening on http://127.0.0.1:$(cat "$T/ws.port")" "$T/sim-worksite.log" || fail "the simulator does not say where it listens"
 start_sim grc
 wsstat() { curl -fsS "$WSURL/_sim/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
 wsadvance() { curl -fsS -X POST "$WSURL/_sim/advance" -d "$1" >/dev/null; }
