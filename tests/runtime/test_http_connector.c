@@ -1212,7 +1212,7 @@ static void test_sink_transport(void **state)
     int64_t took_ms = (relais_mono_us() - t0) / 1000;
     assert_int_equal(a.status, 0);
     assert_non_null(strstr(a.detail, "imeout"));
-    assert_true(took_ms >= 250 && took_ms < 1500);
+    assert_true(took_ms >= 250 && took_ms < 2000);   /* cut before the 2 s answer */
     relais_event_unref(ev);
     snk_free(&k);
 }

@@ -137,7 +137,7 @@ static void test_source_records_cloudevents_and_rejects(void **state)
                                "topic: records\nevent_type: fr.relais.app.record.created\n"
                                "subject_field: /who/name\nbatch: 3\n", err, sizeof err), 0);
     assert_true(wait_count(ts_recorder_nsubs, 4, 20000));
-    assert_true(wait_count(ts_recorder_nrejs, 2, 5000));
+    assert_true(wait_count(ts_recorder_nrejs, 2, 20000));
     ts_conn_close(&c);      /* closes the consumer: commits the stored offsets */
 
     char rid[100];

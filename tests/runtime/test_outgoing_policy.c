@@ -255,7 +255,7 @@ static void test_timeout(void **state)
     long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
     assert_int_equal(a.code, CURLE_OPERATION_TIMEDOUT);
     assert_int_equal(a.refused, 0);
-    assert_true(ms < 1200);
+    assert_true(ms < 1500);   /* cut before the server answers (1500 ms) */
     free(a.body);
     relais_http_pool_destroy(pool);
 }
