@@ -60,14 +60,6 @@ int relais_audit_mac(const unsigned char *key, size_t keylen, const char *stream
     return 0;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 int relais_audit_key_load(const char *path, unsigned char **key, size_t *keylen, char *errstr, size_t errlen)
 {
     *key = NULL;
@@ -109,7 +101,8 @@ int relais_audit_key_load(const char *path, unsigned char **key, size_t *keylen,
         return -1;
     }
     for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval(buf[2 * i]), lo = hexval(buf[2 * i + 1]);
+        int hi = OPENSSL_hexchar2int((unsigned char)buf[2 * i]);
+        int lo = OPENSSL_hexchar2int((unsigned char)buf[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             OPENSSL_cleanse(k, n / 2);
             free(k);
@@ -286,7 +279,7 @@ char *relais_audit_checkpoint_line(const unsigned char *key, size_t keylen, cons
 static int is_hex64(const char *s)
 {
     if (!s || strlen(s) != 64) return 0;
-    for (const char *p = s; *p; p++) if (hexval(*p) < 0) return 0;
+    for (const char *p = s; *p; p++) if (OPENSSL_hexchar2int((unsigned char)*p) < 0) return 0;
     return 1;
 }
 

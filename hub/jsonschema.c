@@ -31,6 +31,7 @@
 #include <float.h>
 #include <limits.h>
 #include <math.h>
+#include <openssl/crypto.h> /* OPENSSL_hexchar2int */
 #include <pcre2.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -316,14 +317,6 @@ static char *uri_resolve(const char *base, const char *ref)
     return outp;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes a URI fragment; NULL on a malformed escape or no memory. */
 static char *pct_decode(const char *s)
 {
@@ -332,7 +325,7 @@ static char *pct_decode(const char *s)
     size_t o = 0;
     for (const char *p = s; *p; p++) {
         if (*p == '%') {
-            int h = hexval((unsigned char)p[1]), l = h < 0 ? -1 : hexval((unsigned char)p[2]);
+            int h = OPENSSL_hexchar2int((unsigned char)p[1]), l = h < 0 ? -1 : OPENSSL_hexchar2int((unsigned char)p[2]);
             if (h < 0 || l < 0 || (h == 0 && l == 0)) {
                 free(out);
                 return NULL;
@@ -1380,7 +1373,7 @@ static int is_uuid(const char *s, size_t len)
     for (size_t i = 0; i < 36; i++) {
         if (i == 8 || i == 13 || i == 18 || i == 23) {
             if (s[i] != '-') return 0;
-        } else if (hexval((unsigned char)s[i]) < 0) {
+        } else if (OPENSSL_hexchar2int((unsigned char)s[i]) < 0) {
             return 0;
         }
     }
@@ -1461,7 +1454,7 @@ static int is_uri(const relais_schema *n, const char *s, size_t len)
         size_t hl = ov[3] - ov[2];
         if (hl > 0 && (h[0] == 'v' || h[0] == 'V')) {
             size_t x = 1;
-            while (x < hl && hexval((unsigned char)h[x]) >= 0) x++;
+            while (x < hl && OPENSSL_hexchar2int((unsigned char)h[x]) >= 0) x++;
             ok = x > 1 && x + 1 < hl && h[x] == '.';
         } else {
             char lit[64];

@@ -85,14 +85,6 @@ int relais_token_name_valid(const char *s)
 
 /* ---- the file ------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 static int sha256(const void *buf, size_t len, unsigned char out[HASH_LEN])
 {
     unsigned int n = 0;
@@ -173,7 +165,8 @@ static int parse_line(const char *file, int lineno, const char *s, size_t n, con
     size_t tag = strlen(HASH_TAG);
     int ok = f[2].n == tag + 2 * HASH_LEN && strncmp(f[2].p, HASH_TAG, tag) == 0;
     for (size_t k = 0; ok && k < HASH_LEN; k++) {
-        int hi = hexval((unsigned char)f[2].p[tag + 2 * k]), lo = hexval((unsigned char)f[2].p[tag + 2 * k + 1]);
+        int hi = OPENSSL_hexchar2int((unsigned char)f[2].p[tag + 2 * k]);
+        int lo = OPENSSL_hexchar2int((unsigned char)f[2].p[tag + 2 * k + 1]);
         if (hi < 0 || lo < 0) ok = 0;
         else e->hash[k] = (unsigned char)(hi << 4 | lo);
     }
