@@ -4,6 +4,7 @@
  * all of its fields.
  */
 #include "testsupport.h"
+#include <errno.h>
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -104,22 +105,40 @@ char *ts_read_file(const char *path, size_t *len)
     return buf;
 }
 
+/* Below the kernel's ephemeral range (see tools/free-port): a port handed
+ * out by bind(port 0) may be taken by any outgoing connection of a test
+ * running in parallel before the caller binds it; below that range only
+ * another random draw could take it. */
+static int ephemeral_low(void)
+{
+    int lo = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%d", &lo) != 1) lo = 32768;
+        fclose(f);
+    }
+    return lo;
+}
+
 int ts_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = 0;
-    socklen_t l = sizeof a;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-        getsockname(fd, (struct sockaddr *)&a, &l) != 0) {
-        if (fd >= 0) close(fd);
-        fail_msg("ts_free_port: cannot bind");
+    static unsigned seed;
+    if (!seed) seed = (unsigned)time(NULL) ^ (unsigned)getpid() << 16;
+    int hi = ephemeral_low() - 1, lo = hi > 12000 ? 10000 : 1024;
+    for (int tries = 0; tries < 10000; tries++) {
+        int port = lo + (int)(rand_r(&seed) % (unsigned)(hi - lo + 1));
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0) fail_msg("ts_free_port: socket: %s", strerror(errno));
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        a.sin_port = htons((uint16_t)port);
+        int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (ok) return port;
     }
-    int port = ntohs(a.sin_port);
-    close(fd);
-    return port;
+    fail_msg("ts_free_port: no free port in %d-%d", lo, hi);
+    return -1;
 }
 
 char *ts_write_temp(const char *suffix, const char *text)

@@ -28,7 +28,7 @@ const char *ts_source_path(const char *rel);
 /* The whole file at path (malloc'd, NUL-terminated; *len its size when len
  * is not NULL); fails the test when it cannot be read. */
 char *ts_read_file(const char *path, size_t *len);
-/* A free TCP port on 127.0.0.1. */
+/* A TCP port free on 127.0.0.1 now, below the kernel's ephemeral range. */
 int ts_free_port(void);
 /* Write text to a new temp file; returns its path (static buffer per call slot). */
 char *ts_write_temp(const char *suffix, const char *text);
