@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The command line itself: version, help, connector descriptions, usage errors.
 . "$(dirname "$0")/lib.sh"
-"$RELAIS_BIN" --version | grep -qE '^relais [0-9]+\.[0-9]+\.[0-9]+$' || fail "--version"
-"$RELAIS_BIN" --help | grep -q "trace \[-c FILE\] \[--json\] ID" || fail "--help lacks trace"
+"$RELAIS_BIN" --version | grep -E '^relais [0-9]+\.[0-9]+\.[0-9]+$' >/dev/null || fail "--version"
+"$RELAIS_BIN" --help | grep "trace \[-c FILE\] \[--json\] ID" >/dev/null || fail "--help lacks trace"
 "$RELAIS_BIN" connectors describe >"$T/d.txt"
 for c in http file kafka; do grep -q "^$c - " "$T/d.txt" || fail "describe lacks $c"; done
 "$RELAIS_BIN" connectors describe --json | python3 -c '

@@ -93,7 +93,7 @@ grep -q "nid de poule" "$T/ra-trace2.txt" && fail "--show-personal gave the audi
 "$RELAIS_BIN" person --db "$DB_RA" "nid de poule 2" >"$T/ra-person.txt" 2>&1 || { cat "$T/ra-person.txt"; fail "person as the auditor"; }
 grep -q "^Events about nid de poule 2: 1$" "$T/ra-person.txt" || { cat "$T/ra-person.txt"; fail "person as the auditor finds the event by a value of its data"; }
 grep -qE "^  good +1 event" "$T/ra-person.txt" || { cat "$T/ra-person.txt"; fail "person as the auditor lists the package"; }
-"$RELAIS_BIN" dlq list --db "$DB_RA" | grep -q "^2 dead-lettered deliveries" || fail "dlq list as the auditor"
+"$RELAIS_BIN" dlq list --db "$DB_RA" | grep "^2 dead-lettered deliveries" >/dev/null || fail "dlq list as the auditor"
 "$RELAIS_BIN" audit verify --db "$DB_RA" --audit-key "$KEY" --checkpoints "$CPS" >"$T/ra-verify.txt" 2>&1 \
   || { cat "$T/ra-verify.txt"; fail "audit verify as the auditor"; }
 # the auditor exports proofs and hashes, never bodies, and the extract verifies offline
@@ -101,7 +101,7 @@ grep -qE "^  good +1 event" "$T/ra-person.txt" || { cat "$T/ra-person.txt"; fail
   || { cat "$T/ra-x.err"; fail "audit export as the auditor"; }
 grep -q '"bodies":false' "$T/ra-x.jsonl" || fail "the auditor's extract should say it holds no bodies"
 grep -q "nid de poule" "$T/ra-x.jsonl" && fail "the auditor's extract holds a payload"
-"$RELAIS_BIN" audit verify --file "$T/ra-x.jsonl" --audit-key "$KEY" | grep -q '^verified: [1-9]' || fail "the auditor's extract does not verify"
+"$RELAIS_BIN" audit verify --file "$T/ra-x.jsonl" --audit-key "$KEY" | grep '^verified: [1-9]' >/dev/null || fail "the auditor's extract does not verify"
 grep -q '^verified: ' "$T/ra-verify.txt" || fail "no verified line"
 [ "$(psql -X -q -At "$DB_RA" -c "SELECT count(*) FROM audit_events WHERE body_sha256_now = body_sha256")" = 2 ] \
   || fail "the auditor reads audit_events (hashes, no body)"
@@ -124,7 +124,7 @@ grep -q "^replayed 1 delivery" "$T/ro-replay.txt" || { cat "$T/ro-replay.txt"; f
   || { cat "$T/ro-discard.txt"; fail "discard as the operator"; }
 [ "$(sql "$DB" "SELECT count(*) FROM steps WHERE step IN ('replayed', 'discarded') AND stream LIKE 'cli/%' AND mac IS NOT NULL")" = 2 ] \
   || fail "the operator's steps are not signed"
-"$RELAIS_BIN" trace --db "$DB_RO" A-2 | grep -qE "^  [0-9T:.Z-]+  replayed " || fail "trace as the operator"
+"$RELAIS_BIN" trace --db "$DB_RO" A-2 | grep -E "^  [0-9T:.Z-]+  replayed " >/dev/null || fail "trace as the operator"
 denied "$DB_RO" "SELECT body FROM events"
 denied "$DB_RO" "DELETE FROM deliveries"
 denied "$DB_RO" "DELETE FROM steps"

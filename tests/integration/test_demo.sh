@@ -24,7 +24,7 @@ admin=$(sed -n 's/^ *admin *\(http:[^ ]*\)\/healthz.*/\1/p' "$T/keep.log")
 boot=$(sed -n 's/^ *Kafka *kcat -b \([^ ]*\) .*/\1/p' "$T/keep.log")
 db=$(sed -n 's/^ *journal *psql "\(.*\)"$/\1/p' "$T/keep.log")
 [ -n "$admin" ] && [ -n "$boot" ] && [ -n "$db" ] || { cat "$T/keep.log"; fail "--keep does not print admin, Kafka and psql"; }
-curl -fsS "$admin/healthz" | grep -q '"status":"ok"' || fail "kept hub not healthy at $admin"
+curl -fsS "$admin/healthz" | grep '"status":"ok"' >/dev/null || fail "kept hub not healthy at $admin"
 kcat -b "$boot" -t relais.events -C -e -o beginning -q 2>/dev/null | grep -q wcs-signalement-voirie-1 || fail "kcat cannot read the kept broker"
 [ "$(psql -X -At "$db" -c "SELECT count(*) FROM events")" -ge 3 ] || fail "psql cannot read the kept journal"
 "$RELAIS_SOURCE_DIR/tools/demo" --stop | grep -q "demo stopped" || fail "--stop"

@@ -129,6 +129,6 @@ import json,sys
 ids={e[\"event\"].get(\"recordid\") for e in json.load(sys.stdin) if e.get(\"event\")}
 need={\"G-1\",\"G-2\",\"G-3\",\"FJ-1\",\"FJ-6\",\"K-1\",\"K-2\"}
 print(1 if need <= ids else 0)'"
-curl -fsS "$(cat "$T/state/admin.txt")/healthz" | grep -q '"ok"' || fail "hub not healthy at the end"
+curl -fsS "$(cat "$T/state/admin.txt")/healthz" | grep '"ok"' >/dev/null || fail "hub not healthy at the end"
 pass "the hub kept running: good records before, among and after the hostile ones delivered ($(rejections) rejections journaled)"
 stop_hub "$HUB_PID"

@@ -88,14 +88,14 @@ sleep 1
 arrivals "$SIM_URL_ordered" | grep -qw P2 && fail "ordered: P2 overtook the dead P1 of its subject"
 [ "$(sql "$DB" "SELECT d.status FROM deliveries d JOIN events e ON e.id = d.event_id WHERE e.record_id = 'P2' AND destination = 'ordered'")" = pending ] \
   || fail "P2 should be pending behind P1"
-"$RELAIS_BIN" dlq list --db "$DB" | grep -q ordered || fail "the poison is not in the dead-letter list"
+"$RELAIS_BIN" dlq list --db "$DB" | grep ordered >/dev/null || fail "the poison is not in the dead-letter list"
 pass "poison P1 dead-lettered at once with file:line/field; plain sink not held; ordered sink holds only P2 (same subject), C1 went"
 
 # the operator discards the poison at the ordered sink: P2 goes
 DID=$(sql "$DB" "SELECT d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE e.record_id = 'P1' AND destination = 'ordered'")
-"$RELAIS_BIN" discard --db "$DB" --audit-key "$T/state/audit.key" "$DID" --reason "no label: fixed by hand in the package" | grep -q 'discarded 1' || fail "discard"
+"$RELAIS_BIN" discard --db "$DB" --audit-key "$T/state/audit.key" "$DID" --reason "no label: fixed by hand in the package" | grep 'discarded 1' >/dev/null || fail "discard"
 wait_eq "P2 delivered after the discard" 20 6 sim_stat "$SIM_URL_ordered" distinct
-"$RELAIS_BIN" trace --db "$DB" P1 | grep -qE 'discarded +ordered' || fail "trace lacks the discarded step"
+"$RELAIS_BIN" trace --db "$DB" P1 | grep -E 'discarded +ordered' >/dev/null || fail "trace lacks the discarded step"
 "$RELAIS_BIN" dlq list --db "$DB" --json | python3 -c '
 import json, sys
 l = json.load(sys.stdin)

@@ -144,9 +144,9 @@ print(d[0]["last_detail"])
 PY
 [ "$(works_count)" = "$before" ] || fail "a work order was created for an unknown category"
 sed -i 's/^      Espaces verts: ESV-01$/      Espaces verts: ESV-01\n      Autre demande: MOB-01/' "$R/mappings/worksite-intervention.yaml"
-"$RELAIS_BIN" reload -c "$CFG" | grep -q 'reloaded' || fail "relais reload"
+"$RELAIS_BIN" reload -c "$CFG" | grep 'reloaded' >/dev/null || fail "relais reload"
 EV=$(python3 -c 'import json,sys; print([x for x in json.load(open(sys.argv[1])) if x["destination"] == "works-out"][0]["id"])' "$T/dlq.json")
-"$RELAIS_BIN" replay -c "$CFG" "$EV" | grep -q 'replayed 1' || fail "replay"
+"$RELAIS_BIN" replay -c "$CFG" "$EV" | grep 'replayed 1' >/dev/null || fail "replay"
 wait_eq "work order after the fix" 20 $((before + 1)) works_count
 curl -fsS "$K/_sim/interventions" | json '[i["intervention"]["type_code"] for i in d][-1]' | grep -qx MOB-01 || fail "not created as MOB-01"
 pass "category 'Autre demande': dead-lettered naming value, table, file and line; table fixed, relais reload, relais replay: work order MOB-01, no restart"
@@ -186,6 +186,6 @@ pass "relais person: the citizen's email finds the request and the four packages
 "$RELAIS_BIN" sla -c "$CFG" >"$T/sla.txt"
 cat "$T/sla.txt"
 grep -qE '^  ville +Nids de poule +[0-9]+ +0 +1 +1 100%' "$T/sla.txt" || fail "relais sla: potholes line"
-curl -fsS "$ADMIN/metrics" | grep -q 'relais_sla_kept{tenant="ville",category="Nids de poule"} 1' || fail "metrics: relais_sla_kept"
+curl -fsS "$ADMIN/metrics" | grep 'relais_sla_kept{tenant="ville",category="Nids de poule"} 1' >/dev/null || fail "metrics: relais_sla_kept"
 pass "relais sla and /metrics: the pothole closed within its commitment, open requests per category"
 stop_demo

@@ -67,7 +67,7 @@ has "4 tests, 0 passed, 4 failed, 1 invalid test file"
 pass "failing suite exits 1 with diffs and FILE:LINE errors"
 
 # ---- usage ------------------------------------------------------------------------
-"$RELAIS_BIN" --help | grep -q "test DIR \[--schemas DIR\]" || fail "--help lacks test"
+"$RELAIS_BIN" --help | grep "test DIR \[--schemas DIR\]" >/dev/null || fail "--help lacks test"
 set +e
 "$RELAIS_BIN" test >"$T/out" 2>&1; rc=$?
 [ $rc -eq 2 ] || fail "test without DIR: exit $rc (expected 2)"

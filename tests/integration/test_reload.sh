@@ -69,9 +69,9 @@ pass "a broken mapping file is refused by relais reload (works.yaml:6), the runn
 
 # the table is fixed: reload, replay, delivered
 write_table "      eclairage: ECL-01"
-"$RELAIS_BIN" reload -c "$T/hub.yaml" | grep -q 'reloaded 1 mapping' || fail "relais reload"
+"$RELAIS_BIN" reload -c "$T/hub.yaml" | grep 'reloaded 1 mapping' >/dev/null || fail "relais reload"
 EV=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["event_id"])' "$T/dlq.json")
-"$RELAIS_BIN" replay --db "$DB" --audit-key "$T/state/audit.key" "$EV" | grep -q 'replayed 1' || fail "replay"
+"$RELAIS_BIN" replay --db "$DB" --audit-key "$T/state/audit.key" "$EV" | grep 'replayed 1' >/dev/null || fail "replay"
 wait_eq "R-2 delivered after the fix" 20 3 sim_stat "$SIM_URL_works" distinct
 curl -fsS "$SIM_URL_works/_sim/events" | python3 -c '
 import json, sys
