@@ -19,6 +19,10 @@
  *   relais token new --name NAME --role ROLE
  *                                   a bearer token of the admin API (tokens.h)
  *   relais connectors describe [--json]
+ *   relais connectors list -c FILE [--json]
+ *   relais connectors (pause | resume) NAME -c FILE
+ *   relais reload -c FILE           these three call the running hub's admin
+ *                                   API with --token-file F or RELAIS_ADMIN_TOKEN
  *   relais test DIR [--schemas DIR] run the mapping tests (*.test.yaml) under DIR
  *   relais broker [--brokers N] [--topic T] [--partitions P] [--bootstrap-file F]
  *                                   a standalone embedded Kafka broker (mock cluster)
@@ -96,7 +100,7 @@ static void usage(FILE *out)
         "                                  set dead-lettered deliveries aside for good; at a\n"
         "                                  destination with order: subject, the events of the\n"
         "                                  same subject held behind them go on\n"
-        "  reload -c FILE                  the running hub loads its mapping files again\n"
+        "  reload -c FILE [--token-file F] the running hub loads its mapping files again\n"
         "                                  (fixed code tables; also on SIGHUP); all or nothing\n"
         "  sla [-c FILE] [--tenant T] [--from D] [--to D] [--today D] [--json]\n"
         "                                  citizens' requests: open ones past their commitment,\n"
@@ -123,6 +127,14 @@ static void usage(FILE *out)
         "                                  empty the payloads past their retention (section\n"
         "                                  retention); one signed step \"purged\" per run\n"
         "  connectors describe [--json]    built-in connectors and their options\n"
+        "  connectors list -c FILE [--json] [--token-file F]\n"
+        "                                  the running hub's instances: paused or not, circuit,\n"
+        "                                  queued and held deliveries (role auditor)\n"
+        "  connectors (pause | resume) NAME -c FILE [--token-file F]\n"
+        "                                  hold a sink's deliveries or stop a source taking\n"
+        "                                  records, until resumed or the hub restarts (operator)\n"
+        "  reload and connectors call the running hub's admin API with the token in\n"
+        "  --token-file F (first line) or RELAIS_ADMIN_TOKEN\n"
         "  test DIR [--schemas DIR]        run the mapping tests (*.test.yaml) under DIR\n"
         "  broker [--brokers N] [--topic T] [--partitions P] [--bootstrap-file F]\n"
         "                                  run a standalone embedded Kafka broker\n"
@@ -154,6 +166,8 @@ typedef struct cli_opts {
     const char *person;       /* --person ID */
     int         show_personal; /* --show-personal (trace, person); --redact: 0, the default */
     int         dry_run;      /* --dry-run (retention run) */
+    const char *arg2;         /* second positional argument (connectors pause NAME) */
+    const char *token_file;   /* --token-file FILE: admin API token (reload, connectors) */
 } cli_opts;
 
 static int parse_opts(int argc, char **argv, int start, cli_opts *o)
@@ -182,8 +196,10 @@ static int parse_opts(int argc, char **argv, int start, cli_opts *o)
         else if (strcmp(a, "--show-personal") == 0) o->show_personal = 1;
         else if (strcmp(a, "--redact") == 0) o->show_personal = 0;
         else if (strcmp(a, "--dry-run") == 0) o->dry_run = 1;
+        else if (strcmp(a, "--token-file") == 0 && i + 1 < argc) o->token_file = argv[++i];
         else if (a[0] == '-' && a[1]) { fprintf(stderr, "relais: unknown option '%s'\n", a); return -1; }
         else if (!o->arg) o->arg = a;
+        else if (!o->arg2 && strcmp(argv[1], "connectors") == 0) o->arg2 = a;
         else { fprintf(stderr, "relais: unexpected argument '%s'\n", a); return -1; }
     }
     return 0;
@@ -620,62 +636,192 @@ static int cmd_sla(const cli_opts *o)
     return 0;
 }
 
-/* curl write callback into a bounded buffer */
-typedef struct cli_buf { char data[8192]; size_t len; } cli_buf;
+/* ---- calls to the running hub's admin API ------------------------------------
+ * What the hub holds in memory (its mappings, which connectors are paused)
+ * can only be changed through the running process: these commands find its
+ * admin address in state_dir/admin.txt and call the admin API with the
+ * caller's bearer token, so that the CLI is authorised by the same roles as
+ * HTTP callers (docs/SECURITY.md "Roles and tokens"). The token comes from
+ * --token-file FILE (its first line) or the environment's RELAIS_ADMIN_TOKEN,
+ * never from the command line, where `ps` would show it. */
+
+typedef struct cli_buf { char *data; size_t len; } cli_buf;
+#define CLI_ANSWER_MAX (4u << 20)
 static size_t cli_collect(char *p, size_t size, size_t n, void *ud)
 {
     cli_buf *b = ud;
     size_t k = size * n;
-    size_t room = sizeof b->data - 1 - b->len;
-    memcpy(b->data + b->len, p, k < room ? k : room);
-    b->len += k < room ? k : room;
-    b->data[b->len] = '\0';
+    if (b->len + k > CLI_ANSWER_MAX) return 0;   /* curl: write error */
+    char *d = realloc(b->data, b->len + k + 1);
+    if (!d) return 0;
+    memcpy(d + b->len, p, k);
+    b->data = d;
+    b->len += k;
+    d[b->len] = '\0';
     return k;
 }
 
-/* relais reload -c FILE: the running hub (its admin URL is in state_dir/admin.txt)
- * loads its mapping files again. */
-static int cmd_reload(const cli_opts *o)
+/* The caller's token: NULL with *ok = 1 when none is given, NULL with *ok = 0
+ * (message printed) when the file cannot be read or is empty. */
+static char *admin_token(const cli_opts *o, const char *cmd, int *ok)
 {
-    if (!o->config) { fprintf(stderr, "relais reload: -c FILE is required (the running hub's configuration)\n"); return 2; }
+    *ok = 1;
+    if (!o->token_file) {
+        const char *env = getenv("RELAIS_ADMIN_TOKEN");
+        return env && *env ? strdup(env) : NULL;
+    }
+    char err[512];
+    char *t = relais_read_file(o->token_file, 4096, NULL, err, sizeof err);
+    if (!t) {
+        fprintf(stderr, "relais %s: --token-file: %s\n", cmd, err);
+        *ok = 0;
+        return NULL;
+    }
+    t[strcspn(t, "\r\n")] = '\0';
+    if (!*t) {
+        fprintf(stderr, "relais %s: --token-file %s: the first line is empty\n", cmd, o->token_file);
+        free(t);
+        *ok = 0;
+        return NULL;
+    }
+    return t;
+}
+
+/* METHOD path on the running hub of o->config. 0 with *status and *ans (the
+ * answer's JSON, NULL when it is not JSON; the caller frees it) once the hub
+ * answered; -1 (message printed) when it could not be called. 401 and 403
+ * are explained here, since their fix is the caller's token. */
+static int admin_call(const cli_opts *o, const char *cmd, const char *method, const char *path, long *status,
+                      json_t **ans)
+{
+    *ans = NULL;
+    if (!o->config) {
+        fprintf(stderr, "relais %s: -c FILE is required (the running hub's configuration)\n", cmd);
+        return -1;
+    }
     relais_config *c = load_config_or_report(o->config);
-    if (!c) return 1;
-    char path[4200], url[200] = "";
-    snprintf(path, sizeof path, "%s/admin.txt", c->hub.state_dir);
+    if (!c) return -1;
+    char apath[4200], url[600] = "";
+    snprintf(apath, sizeof apath, "%s/admin.txt", c->hub.state_dir);
     relais_config_destroy(c);
-    FILE *f = fopen(path, "r");
-    if (!f || !fgets(url, sizeof url - 8, f)) {
+    FILE *f = fopen(apath, "r");
+    if (!f || !fgets(url, 200, f)) {
         if (f) fclose(f);
-        fprintf(stderr, "relais reload: no running hub with an admin address (%s not found)\n", path);
-        return 1;
+        fprintf(stderr, "relais %s: no running hub with an admin address (%s not found)\n", cmd, apath);
+        return -1;
     }
     fclose(f);
     url[strcspn(url, "\r\n")] = '\0';
-    strncat(url, "/reload", sizeof url - strlen(url) - 1);
+    strncat(url, path, sizeof url - strlen(url) - 1);
+    int ok;
+    char *token = admin_token(o, cmd, &ok);
+    if (!ok) return -1;
+    char auth[4200];
+    struct curl_slist *hdrs = NULL;
+    if (token) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+        OPENSSL_cleanse(token, strlen(token));
+        free(token);
+        hdrs = curl_slist_append(NULL, auth);
+        OPENSSL_cleanse(auth, sizeof auth);
+        if (!hdrs) return -1;
+    }
     CURL *cu = curl_easy_init();
-    if (!cu) return 1;
-    cli_buf b = { .len = 0 };
-    b.data[0] = '\0';
+    if (!cu) { curl_slist_free_all(hdrs); return -1; }
+    cli_buf b = { NULL, 0 };
     curl_easy_setopt(cu, CURLOPT_URL, url);
-    curl_easy_setopt(cu, CURLOPT_POST, 1L);
-    curl_easy_setopt(cu, CURLOPT_POSTFIELDS, "");
+    curl_easy_setopt(cu, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(cu, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(cu, CURLOPT_CUSTOMREQUEST, method);
+    if (strcmp(method, "POST") == 0) curl_easy_setopt(cu, CURLOPT_POSTFIELDS, "");
+    if (hdrs) curl_easy_setopt(cu, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(cu, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(cu, CURLOPT_WRITEFUNCTION, cli_collect);
     curl_easy_setopt(cu, CURLOPT_WRITEDATA, &b);
     CURLcode rc = curl_easy_perform(cu);
-    long status = 0;
-    curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, &status);
+    *status = 0;
+    curl_easy_getinfo(cu, CURLINFO_RESPONSE_CODE, status);
     curl_easy_cleanup(cu);
-    if (rc != CURLE_OK) { fprintf(stderr, "relais reload: %s: %s\n", url, curl_easy_strerror(rc)); return 1; }
-    json_t *ans = json_loads(b.data, 0, NULL);
+    curl_slist_free_all(hdrs);
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "relais %s: %s %s: %s\n", cmd, method, url, curl_easy_strerror(rc));
+        free(b.data);
+        return -1;
+    }
+    *ans = b.data ? json_loads(b.data, 0, NULL) : NULL;
+    const char *e = json_string_value(json_object_get(*ans, "error"));
+    if (*status == 401)
+        fprintf(stderr, "relais %s: the hub wants a token (401): put one in RELAIS_ADMIN_TOKEN or give "
+                        "--token-file FILE (relais token new)\n", cmd);
+    else if (*status == 403)
+        fprintf(stderr, "relais %s: the hub refused the token (403): %s\n", cmd, e ? e : "its role is too low");
+    free(b.data);
+    return 0;
+}
+
+/* relais reload -c FILE: the running hub loads its mapping files again (admin). */
+static int cmd_reload(const cli_opts *o)
+{
+    long status;
+    json_t *ans;
+    if (admin_call(o, "reload", "POST", "/reload", &status, &ans) != 0) return 1;
     if (status == 200) {
         printf("reloaded %lld mapping(s)\n", (long long)json_integer_value(json_object_get(ans, "reloaded")));
-    } else {
+    } else if (status != 401 && status != 403) {
         const char *e = json_string_value(json_object_get(ans, "error"));
-        fprintf(stderr, "relais reload: nothing changed:\n%s\n", e ? e : b.data);
+        fprintf(stderr, "relais reload: nothing changed:\n%s\n", e ? e : "(no error text)");
     }
     json_decref(ans);
     return status == 200 ? 0 : 1;
+}
+
+/* relais connectors list|pause NAME|resume NAME -c FILE: the running hub's
+ * instances (auditor), or pause and resume one (operator). */
+static int cmd_connectors_admin(const cli_opts *o)
+{
+    int list = strcmp(o->arg, "list") == 0, pause = strcmp(o->arg, "pause") == 0;
+    char cmd[32], path[300];
+    snprintf(cmd, sizeof cmd, "connectors %s", o->arg);
+    if (list) {
+        snprintf(path, sizeof path, "/connectors");
+    } else {
+        if (!o->arg2 || !*o->arg2 || strchr(o->arg2, '/') || strlen(o->arg2) > 200) {
+            fprintf(stderr, "relais %s: a connector instance NAME is required (relais connectors list -c FILE)\n", cmd);
+            return 2;
+        }
+        snprintf(path, sizeof path, "/connectors/%s/%s", o->arg2, pause ? "pause" : "resume");
+    }
+    long status;
+    json_t *ans;
+    if (admin_call(o, cmd, list ? "GET" : "POST", path, &status, &ans) != 0) return 1;
+    int rc = status == 200 ? 0 : 1;
+    if (status != 200 && status != 401 && status != 403) {
+        const char *e = json_string_value(json_object_get(ans, "error"));
+        fprintf(stderr, "relais %s: %s (%ld)\n", cmd, e ? e : "the hub did not answer as expected", status);
+    } else if (status == 200 && (o->json || !list)) {
+        if (o->json) {
+            char *t = json_dumps(ans, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+            if (t) { puts(t); free(t); }
+        } else {
+            printf("%s: %s\n", jstr(ans, "connector"), jstr(ans, "status"));
+        }
+    } else if (status == 200) {
+        printf("%-16s %-10s %-6s %-8s %-9s %6s %6s %s\n", "NAME", "TYPE", "MODE", "PAUSED", "CIRCUIT", "QUEUED", "HELD",
+               "PAUSED BY");
+        size_t i;
+        json_t *e;
+        json_array_foreach(ans, i, e) {
+            json_t *q = json_object_get(e, "queued"), *h = json_object_get(e, "held");
+            char qs[24] = "-", hs[24] = "-";
+            if (json_is_integer(q)) snprintf(qs, sizeof qs, "%lld", (long long)json_integer_value(q));
+            if (json_is_integer(h)) snprintf(hs, sizeof hs, "%lld", (long long)json_integer_value(h));
+            printf("%-16s %-10s %-6s %-8s %-9s %6s %6s %s\n", jstr(e, "name"), jstr(e, "type"), jstr(e, "mode"),
+                   json_is_true(json_object_get(e, "paused")) ? "yes" : "no",
+                   json_object_get(e, "circuit") ? jstr(e, "circuit") : "-", qs, hs, jstr(e, "paused_by"));
+        }
+    }
+    json_decref(ans);
+    return rc;
 }
 
 static int cmd_discard(const cli_opts *o)
@@ -695,7 +841,14 @@ static int cmd_discard(const cli_opts *o)
 
 static int cmd_connectors(const cli_opts *o)
 {
-    if (!o->arg || strcmp(o->arg, "describe") != 0) { fprintf(stderr, "usage: relais connectors describe [--json]\n"); return 2; }
+    if (o->arg && (!strcmp(o->arg, "list") || !strcmp(o->arg, "pause") || !strcmp(o->arg, "resume")))
+        return cmd_connectors_admin(o);
+    if (!o->arg || strcmp(o->arg, "describe") != 0 || o->arg2) {
+        fprintf(stderr, "usage: relais connectors describe [--json]\n"
+                        "       relais connectors list -c FILE [--json]\n"
+                        "       relais connectors (pause | resume) NAME -c FILE\n");
+        return 2;
+    }
     size_t n;
     const relais_connector *const *all = relais_registry_all(&n);
     json_t *arr = json_array();

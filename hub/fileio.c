@@ -49,6 +49,6 @@ char *relais_read_file(const char *path, size_t max, size_t *len, char *errstr, 
         return NULL;
     }
     s[n] = '\0';
-    *len = n;
+    if (len) *len = n;
     return s;
 }

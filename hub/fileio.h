@@ -8,7 +8,7 @@
 #include <stddef.h>
 
 /* The whole file as a malloc'd, NUL-terminated buffer (*len without the
- * NUL). max: the largest size accepted (0: no limit). NULL with errstr
+ * NUL; len may be NULL). max: the largest size accepted (0: no limit). NULL with errstr
  * naming the file ("cannot read F: reason", "F: larger than N bytes");
  * errno is left as the failing call set it (ENOENT for a missing file). */
 char *relais_read_file(const char *path, size_t max, size_t *len, char *errstr, size_t errlen);

@@ -182,6 +182,26 @@ expect 200 POST /reload "$ADM"
 grep -q '"reloaded":0' "$T/body" || fail "reload: $(cat "$T/body")"
 pass "POST /reload: 401 anonymous, auditor and operator 403, admin 200"
 
+# relais reload: the same route with the caller's token (--token-file or
+# RELAIS_ADMIN_TOKEN), the same roles
+set +e
+"$RELAIS_BIN" reload -c "$T/hub.yaml" >"$T/cli.out" 2>"$T/cli.err"; rc1=$?
+printf '%s\n' "$OPE" >"$T/ope.token"
+"$RELAIS_BIN" reload -c "$T/hub.yaml" --token-file "$T/ope.token" >"$T/cli2.out" 2>"$T/cli2.err"; rc2=$?
+"$RELAIS_BIN" reload -c "$T/hub.yaml" --token-file "$T/no-such.token" >/dev/null 2>"$T/cli3.err"; rc3=$?
+set -e
+[ $rc1 = 1 ] && grep -q "relais reload: the hub wants a token (401): put one in RELAIS_ADMIN_TOKEN or give --token-file FILE" "$T/cli.err" \
+  || fail "relais reload without a token: rc $rc1: $(cat "$T/cli.out" "$T/cli.err")"
+[ $rc2 = 1 ] && grep -q "relais reload: the hub refused the token (403): .*admin" "$T/cli2.err" \
+  || fail "relais reload with the operator's token: rc $rc2: $(cat "$T/cli2.out" "$T/cli2.err")"
+[ $rc3 = 1 ] && grep -q "relais reload: --token-file: cannot read $T/no-such.token" "$T/cli3.err" \
+  || fail "relais reload with a missing token file: rc $rc3: $(cat "$T/cli3.err")"
+RELAIS_ADMIN_TOKEN=$ADM "$RELAIS_BIN" reload -c "$T/hub.yaml" >"$T/cli.out" 2>"$T/cli.err" \
+  || fail "relais reload with the admin's token: $(cat "$T/cli.out" "$T/cli.err")"
+[ "$(cat "$T/cli.out")" = "reloaded 0 mapping(s)" ] || fail "relais reload: $(cat "$T/cli.out")"
+grep -q "anne-admin (admin) reloaded" "$T/hub-roles.log" || fail "the CLI's reload is not logged with the token's name"
+pass "relais reload: no token 401 (says how to give one), operator 403, unreadable --token-file named, admin (RELAIS_ADMIN_TOKEN) reloads, logged with the token's name"
+
 anonymous POST "/fault/bus?action=up"
 expect 403 POST "/fault/bus?action=up" "$AUD"
 expect 403 POST "/fault/bus?action=up" "$OPE"

@@ -146,13 +146,41 @@ grep -q "cannot record the pause" "$T/body" || fail "503 body: $(cat "$T/body")"
 sql "$DB" "DROP TRIGGER refuse_pause ON steps; DROP FUNCTION refuse_pause()" >/dev/null
 pass "a pause the journal refuses answers 503 and changes nothing"
 
-# ---- pausing the sources --------------------------------------------------------
-expect 200 POST /connectors/desk/pause "$OPE"
+# ---- relais connectors: the same routes from the CLI, with the caller's token ----
+cli() {   # cli ARGS... -> exit code; stdout in $T/cli.out, stderr in $T/cli.err
+  local rc=0
+  "$RELAIS_BIN" connectors "$@" -c "$T/hub.yaml" >"$T/cli.out" 2>"$T/cli.err" || rc=$?
+  return $rc
+}
+printf '%s\n' "$OPE" >"$T/ope.token"
+chmod 600 "$T/ope.token"
+rc=0; cli pause desk || rc=$?
+[ $rc = 1 ] && grep -q "the hub wants a token (401): put one in RELAIS_ADMIN_TOKEN or give --token-file FILE" "$T/cli.err" \
+  || fail "relais connectors pause without a token: rc $rc: $(cat "$T/cli.out" "$T/cli.err")"
+rc=0; RELAIS_ADMIN_TOKEN=$AUD cli pause desk || rc=$?
+[ $rc = 1 ] && grep -q "the hub refused the token (403)" "$T/cli.err" \
+  || fail "relais connectors pause as the auditor: rc $rc: $(cat "$T/cli.out" "$T/cli.err")"
+rc=0; cli pause nosuch --token-file "$T/ope.token" || rc=$?
+[ $rc = 1 ] && grep -q "nosuch" "$T/cli.err" && grep -q "(404)" "$T/cli.err" \
+  || fail "relais connectors pause of an unknown instance: rc $rc: $(cat "$T/cli.out" "$T/cli.err")"
+[ "$(conn desk paused)" = false ] || fail "desk paused by a refused CLI call"
+RELAIS_ADMIN_TOKEN=$AUD cli list || fail "relais connectors list as the auditor: $(cat "$T/cli.err")"
+head -n 1 "$T/cli.out" | grep -qE "^NAME +TYPE +MODE +PAUSED +CIRCUIT +QUEUED +HELD +PAUSED BY" \
+  && grep -qE "^desk +http +source +no +- " "$T/cli.out" && grep -qE "^b +http +sink +no +closed +[0-9]+ +0 *$" "$T/cli.out" \
+  || fail "relais connectors list: $(cat "$T/cli.out")"
+pass "relais connectors pause/list: no token 401 (says how to give one), auditor 403, unknown name 404; list as the auditor"
+
+# ---- pausing the sources (the webhook and the drop folder from the CLI) ----------
+cli pause desk --token-file "$T/ope.token" || fail "relais connectors pause desk: $(cat "$T/cli.err")"
+[ "$(cat "$T/cli.out")" = "desk: paused" ] || fail "relais connectors pause desk: $(cat "$T/cli.out")"
 out=$(post '{"id":"S-1"}')
 [ "${out%% *}" = 503 ] || fail "POST to the paused webhook: $out"
 tr -d '\r' <"$T/hdr" | grep -qi '^Retry-After: [0-9]' || fail "503 without Retry-After: $(cat "$T/hdr")"
 [ "$(metric relais_connector_paused desk)" = 1 ] && [ "$(conn desk paused)" = true ] || fail "desk not shown paused"
-expect 200 POST /connectors/drop/pause "$OPE"
+RELAIS_ADMIN_TOKEN=$OPE cli pause drop || fail "relais connectors pause drop: $(cat "$T/cli.err")"
+RELAIS_ADMIN_TOKEN=$AUD cli list --json || fail "relais connectors list --json: $(cat "$T/cli.err")"
+python3 -c 'import json,sys; c={c["name"]: c for c in json.load(open(sys.argv[1]))}; sys.exit(not (c["drop"]["paused"] and c["desk"]["paused"] and c["drop"]["paused_by"] == "olivier-ops (operator)"))' "$T/cli.out" \
+  || fail "relais connectors list --json after the pauses: $(cat "$T/cli.out")"
 echo '{"id":"F-1"}' >"$T/drop/.f1.tmp" && mv "$T/drop/.f1.tmp" "$T/drop/f1.jsonl"
 sleep 1.5   # several rounds of the source loop
 [ -f "$T/drop/f1.jsonl" ] || fail "the paused drop folder took its file"
@@ -166,9 +194,10 @@ sleep 1.5   # seven poll intervals
 [ "$(polls)" = "$before" ] || fail "the paused Publik poller polled ($before, then $(polls) list calls)"
 pass "paused sources: the webhook answers 503 with Retry-After, the drop folder leaves its file, the poller stops"
 
-expect 200 POST /connectors/desk/resume "$OPE"
+cli resume desk --token-file "$T/ope.token" || fail "relais connectors resume desk: $(cat "$T/cli.err")"
+[ "$(cat "$T/cli.out")" = "desk: resumed" ] || fail "relais connectors resume desk: $(cat "$T/cli.out")"
 out=$(post '{"id":"S-1"}'); [ "${out%% *}" = 202 ] || fail "POST after the resume: $out"
-expect 200 POST /connectors/drop/resume "$OPE"
+RELAIS_ADMIN_TOKEN=$OPE cli resume drop || fail "relais connectors resume drop: $(cat "$T/cli.err")"
 wait_for "the drop folder takes its file" 10 test ! -e "$T/drop/f1.jsonl"
 expect 200 POST /connectors/grc/resume "$OPE"
 above() { [ "$(polls)" -gt "$1" ]; }
