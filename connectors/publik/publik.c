@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "publik_int.h"
+#include "httputil.h"
 
 #define SRC RELAIS_MODE_SOURCE
 #define SNK RELAIS_MODE_SINK
@@ -36,6 +37,7 @@ static const relais_option publik_options[] = {
       .desc = "form type slugs: polled and accepted by the source; the sink submits new forms to the first" },
     { .name = "timeout", .type = RELAIS_OPT_DURATION, .def = "10s", .offset = OFF(timeout), .modes = SRC | SNK,
       .desc = "longest call to w.c.s. (then RETRY, or the poll is tried again)" },
+    RELAIS_HTTP_TLS_OPTIONS(relais_publik_config, SRC | SNK),
     { .name = "poll_interval", .type = RELAIS_OPT_DURATION, .def = "60s", .offset = OFF(poll_interval),
       .modes = SRC, .desc = "how often each form type's list is read for changes since the checkpoint; 0: no polling" },
     { .name = "listen", .type = RELAIS_OPT_STR, .offset = OFF(listen), .modes = SRC,

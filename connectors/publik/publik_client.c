@@ -30,12 +30,15 @@ struct relais_publik_client {
     char             *key;
     long              timeout_ms;
     relais_http_pool *pool;
+    char             *tls_ca_file;  /* the policy points at it */
     relais_http_policy policy;     /* the instance's outgoing policy */
 };
 
-relais_publik_client *relais_publik_client_new(const relais_instance *inst, const char *base_url, const char *orig,
-                                               const char *key, long timeout_ms, char *errstr, size_t errlen)
+relais_publik_client *relais_publik_client_new(const relais_instance *inst, const relais_publik_config *cfg,
+                                               char *errstr, size_t errlen)
 {
+    const char *base_url = cfg->url, *orig = cfg->orig, *key = cfg->key;
+    long timeout_ms = cfg->timeout;
     if (!base_url || !*base_url || !orig || !*orig || !key || !*key) {
         snprintf(errstr, errlen, "publik: url, orig and key are needed to call w.c.s.");
         return NULL;
@@ -63,10 +66,12 @@ relais_publik_client *relais_publik_client_new(const relais_instance *inst, cons
         c->orig_enc = n ? malloc(n) : NULL;
         if (c->orig_enc) snprintf(c->orig_enc, n, "orig=%s", oe);
         c->pool = relais_http_pool_new();
+        c->tls_ca_file = cfg->tls_ca_file ? strdup(cfg->tls_ca_file) : NULL;
     }
     free(oe);
-    if (!c || !c->base || !c->key || !c->orig_enc || !c->pool) {
+    if (!c || !c->base || !c->key || !c->orig_enc || !c->pool || (cfg->tls_ca_file && !c->tls_ca_file)) {
         if (c) {
+            free(c->tls_ca_file);
             free(c->base);
             free(c->key);
             free(c->orig_enc);
@@ -80,7 +85,7 @@ relais_publik_client *relais_publik_client_new(const relais_instance *inst, cons
     size_t bl = strlen(c->base);
     while (bl > 0 && c->base[bl - 1] == '/') c->base[--bl] = '\0';
     c->timeout_ms = timeout_ms;
-    if (relais_http_policy_init(&c->policy, inst, NULL, NULL, 1, errstr, errlen) != 0) {
+    if (relais_http_policy_init(&c->policy, inst, NULL, c->tls_ca_file, cfg->tls_verify, errstr, errlen) != 0) {
         relais_publik_client_destroy(c);
         return NULL;
     }
@@ -95,6 +100,7 @@ void relais_publik_client_destroy(relais_publik_client *c)
     if (c->key) OPENSSL_cleanse(c->key, strlen(c->key));
     free(c->key);
     free(c->orig_enc);
+    free(c->tls_ca_file);
     free(c);
     curl_global_cleanup();
 }

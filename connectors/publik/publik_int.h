@@ -37,6 +37,8 @@ typedef struct relais_publik_config {
     char  *key;            /* its key */
     char **formdefs;       /* slugs: polled / accepted (source); first = where new forms go (sink) */
     long   timeout;        /* ms, whole call */
+    char  *tls_ca_file;    /* PEM CA file for https:// (NULL: the system's store) */
+    int    tls_verify;     /* 0: no certificate check (warned at start) */
     /* source */
     long   poll_interval;  /* ms; 0: no polling */
     char  *listen;         /* webhook "127.0.0.1:8090"; NULL: no webhook */
@@ -251,12 +253,13 @@ typedef struct relais_publik_reply {
     int    truncated;        /* the body was longer than the cap */
 } relais_publik_reply;
 
-/* base_url: http:// or https:// site root (a path prefix is kept). Calls go
- * out under inst's outgoing policy (hub/httputil.h: the hub's
- * outgoing.allow; inst may be NULL in tests).
+/* From cfg: url (http:// or https:// site root; a path prefix is kept),
+ * orig, key, timeout, tls_ca_file and tls_verify (copied; cfg may go after).
+ * Calls go out under inst's outgoing policy (hub/httputil.h: the hub's
+ * outgoing.allow, TLS settings; inst may be NULL in tests).
  * Thread-safe once made: calls borrow pooled curl handles. */
-relais_publik_client *relais_publik_client_new(const relais_instance *inst, const char *base_url, const char *orig,
-                                               const char *key, long timeout_ms, char *errstr, size_t errlen);
+relais_publik_client *relais_publik_client_new(const relais_instance *inst, const relais_publik_config *cfg,
+                                               char *errstr, size_t errlen);
 void relais_publik_client_destroy(relais_publik_client *c);   /* NULL-safe */
 /* method "GET" or "POST"; path from the site root ("/api/formdefs/");
  * params: encoded query parameters without orig and signature (may be

@@ -56,7 +56,7 @@ relais_publik_sink *relais_publik_sink_new(relais_instance *inst, const relais_p
         return NULL;
     }
     s->inst = inst;
-    s->client = relais_publik_client_new(inst, cfg->url, cfg->orig, cfg->key, cfg->timeout, errstr, errlen);
+    s->client = relais_publik_client_new(inst, cfg, errstr, errlen);
     s->submit_slug = strdup(cfg->formdefs[0]);
     s->hook = strdup(cfg->hook);
     if (!s->client || !s->submit_slug || !s->hook) {

@@ -130,7 +130,7 @@ relais_publik_source *relais_publik_source_new(relais_instance *inst, const rela
             relais_publik_source_destroy(s);
             return NULL;
         }
-        s->client = relais_publik_client_new(inst, cfg->url, cfg->orig, cfg->key, cfg->timeout, errstr, errlen);
+        s->client = relais_publik_client_new(inst, cfg, errstr, errlen);
         if (!s->client) {
             relais_publik_source_destroy(s);
             return NULL;

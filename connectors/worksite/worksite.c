@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "worksite_int.h"
+#include "httputil.h"
 
 #define SRC RELAIS_MODE_SOURCE
 #define SNK RELAIS_MODE_SINK
@@ -33,6 +34,7 @@ static const relais_option worksite_options[] = {
       .modes = SRC | SNK, .desc = "whole request timeout (a sink then retries, a poll stops and keeps its checkpoint)" },
     { .name = "connect_timeout", .type = RELAIS_OPT_DURATION, .def = "3s", .offset = OFF(connect_timeout),
       .modes = SRC | SNK, .desc = "TCP/TLS connect timeout" },
+    RELAIS_HTTP_TLS_OPTIONS(relais_worksite_config, SRC | SNK),
     { .name = "self_account", .type = RELAIS_OPT_STR, .required = 1, .offset = OFF(self_account),
       .modes = SRC, .desc = "the tool's account of Relais's token: changes it authored are Relais's own and are not events (no echo)" },
     { .name = "poll_interval", .type = RELAIS_OPT_DURATION, .def = "30s", .offset = OFF(poll_interval),

@@ -25,6 +25,7 @@ struct ws_client {
     long              timeout_ms;
     long              connect_timeout_ms;
     relais_http_pool *pool;
+    char             *tls_ca_file;   /* the policy points at it */
     relais_http_policy policy;       /* the instance's outgoing policy */
 };
 
@@ -35,9 +36,10 @@ static int printable(const char *v)
     return 1;
 }
 
-ws_client *ws_client_new(const relais_instance *inst, const char *base_url, const char *token, long timeout_ms,
-                         long connect_timeout_ms, char *errstr, size_t errlen)
+ws_client *ws_client_new(const relais_instance *inst, const relais_worksite_config *cfg, char *errstr, size_t errlen)
 {
+    const char *base_url = cfg->url, *token = cfg->token;
+    long timeout_ms = cfg->timeout, connect_timeout_ms = cfg->connect_timeout;
     if (!base_url || !*base_url) {
         snprintf(errstr, errlen, "option 'url' is required");
         return NULL;
@@ -72,13 +74,14 @@ ws_client *ws_client_new(const relais_instance *inst, const char *base_url, cons
     size_t n = strlen(token) + 32;
     c->auth_header = malloc(n);
     c->pool = relais_http_pool_new();
-    if (!c->base || !c->auth_header || !c->pool) {
+    c->tls_ca_file = cfg->tls_ca_file ? strdup(cfg->tls_ca_file) : NULL;
+    if (!c->base || !c->auth_header || !c->pool || (cfg->tls_ca_file && !c->tls_ca_file)) {
         ws_client_destroy(c);
         snprintf(errstr, errlen, "out of memory");
         return NULL;
     }
     snprintf(c->auth_header, n, "Authorization: Bearer %s", token);
-    if (relais_http_policy_init(&c->policy, inst, NULL, NULL, 1, errstr, errlen) != 0) {
+    if (relais_http_policy_init(&c->policy, inst, NULL, c->tls_ca_file, cfg->tls_verify, errstr, errlen) != 0) {
         ws_client_destroy(c);
         return NULL;
     }
@@ -94,6 +97,7 @@ void ws_client_destroy(ws_client *c)
     free(c->base);
     if (c->auth_header) OPENSSL_cleanse(c->auth_header, strlen(c->auth_header));
     free(c->auth_header);
+    free(c->tls_ca_file);
     free(c);
     curl_global_cleanup();
 }

@@ -28,6 +28,8 @@ typedef struct relais_worksite_config {
     char *token;             /* API token (secret) */
     long  timeout;           /* ms, whole request */
     long  connect_timeout;   /* ms */
+    char *tls_ca_file;       /* PEM CA file for https:// (NULL: the system's store) */
+    int   tls_verify;        /* 0: no certificate check (warned at start) */
     /* source */
     char *self_account;      /* the account Relais's token belongs to */
     long  poll_interval;     /* ms */
@@ -119,12 +121,12 @@ void ws_history_clear(ws_history *h);   /* NULL-safe, idempotent */
 
 typedef struct ws_client ws_client;
 
-/* base_url: http:// or https:// (a trailing '/' is dropped); token: the
- * bearer token. Calls go out under inst's outgoing policy (hub/httputil.h:
- * the hub's outgoing.allow; inst may be NULL in tests). NULL with errstr on
- * a bad URL or token. */
-ws_client *ws_client_new(const relais_instance *inst, const char *base_url, const char *token, long timeout_ms,
-                         long connect_timeout_ms, char *errstr, size_t errlen);
+/* From cfg: url (http:// or https://; a trailing '/' is dropped), token (the
+ * bearer token), timeout, connect_timeout, tls_ca_file and tls_verify
+ * (copied; cfg may go after). Calls go out under inst's outgoing policy
+ * (hub/httputil.h: the hub's outgoing.allow, TLS settings; inst may be NULL
+ * in tests). NULL with errstr on a bad URL or token. */
+ws_client *ws_client_new(const relais_instance *inst, const relais_worksite_config *cfg, char *errstr, size_t errlen);
 void ws_client_destroy(ws_client *c);   /* NULL-safe */
 
 typedef struct ws_response {

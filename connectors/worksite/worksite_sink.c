@@ -43,7 +43,7 @@ ws_sink *ws_sink_new(relais_instance *inst, const relais_worksite_config *cfg, c
         return NULL;
     }
     s->inst = inst;
-    s->client = ws_client_new(inst, cfg->url, cfg->token, cfg->timeout, cfg->connect_timeout, errstr, errlen);
+    s->client = ws_client_new(inst, cfg, errstr, errlen);
     if (!s->client) {
         free(s);
         return NULL;

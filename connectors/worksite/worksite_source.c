@@ -113,7 +113,7 @@ ws_source *ws_source_new(relais_instance *inst, const relais_worksite_config *cf
         ws_source_destroy(s);
         return NULL;
     }
-    s->client = ws_client_new(inst, cfg->url, cfg->token, cfg->timeout, cfg->connect_timeout, errstr, errlen);
+    s->client = ws_client_new(inst, cfg, errstr, errlen);
     if (!s->client) {
         ws_source_destroy(s);
         return NULL;

@@ -413,7 +413,8 @@ static void test_readme_options(void **state)
         if (!o->name) fail_msg("README lists option '%s' that the connector does not have", name);
         char want[64];
         if (o->required) snprintf(want, sizeof want, "**required**");
-        else snprintf(want, sizeof want, "`%s`", o->def ? o->def : "");
+        else if (!o->def) snprintf(want, sizeof want, "none");
+        else snprintf(want, sizeof want, "`%s`", o->def);
         if (strncmp(def, want, strlen(want)) != 0) fail_msg("README: option '%s' default '%s', table says %s", name, def, want);
         const char *m = o->modes == (RELAIS_MODE_SOURCE | RELAIS_MODE_SINK) ? "both"
                       : o->modes == RELAIS_MODE_SOURCE ? "source" : "sink";

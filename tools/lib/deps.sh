@@ -8,7 +8,7 @@ RELAIS_DEB_PACKAGES=(
   librdkafka-dev libjansson-dev libpq-dev libcurl4-openssl-dev libmicrohttpd-dev
   libyaml-dev libxml2-dev libxml2-utils libssl-dev libcmocka-dev libpcre2-dev
   xsltproc json-schema-test-suite
-  postgresql postgresql-client kcat curl valgrind python3 python3-jsonschema
+  postgresql postgresql-client kcat curl openssl valgrind python3 python3-jsonschema
 )
 
 relais_sudo() {
