@@ -18,6 +18,8 @@
  *                                   the tamper-evident trail (hub/auditlog.h)
  *   relais token new --name NAME --role ROLE
  *                                   a bearer token of the admin API (tokens.h)
+ *   relais db migrate [-c FILE | --db CONNINFO]
+ *                                   apply the journal's migrations (migrations.h)
  *   relais connectors describe [--json]
  *   relais connectors list -c FILE [--json]
  *   relais connectors (pause | resume) NAME -c FILE
@@ -53,6 +55,8 @@
 #include "fileio.h"
 #include "personal.h"
 #include "retention.h"
+#include "migrations.h"
+#include <libpq-fe.h>
 #include <openssl/crypto.h>
 
 static volatile sig_atomic_t g_stop;
@@ -126,6 +130,9 @@ static void usage(FILE *out)
         "  retention run -c FILE [--db CONNINFO] [--dry-run]\n"
         "                                  empty the payloads past their retention (section\n"
         "                                  retention); one signed step \"purged\" per run\n"
+        "  db migrate [-c FILE | --db CONNINFO]\n"
+        "                                  bring the journal's schema to this version (as the\n"
+        "                                  schema owner when the hubs run as relais_hub)\n"
         "  connectors describe [--json]    built-in connectors and their options\n"
         "  connectors list -c FILE [--json] [--token-file F]\n"
         "                                  the running hub's instances: paused or not, circuit,\n"
@@ -293,17 +300,28 @@ static void audit_locate(const cli_opts *o, const relais_config *c, audit_where 
            : w->cpsbuf[0] ? w->cpsbuf : NULL;
 }
 
-static relais_journal *open_reader(const cli_opts *o)
+/* The journal's conninfo: --db, RELAIS_DB, or the configuration's (*c is
+ * then the loaded configuration, the caller destroys it; else NULL). NULL
+ * after saying why. */
+static const char *journal_conninfo(const cli_opts *o, relais_config **c)
 {
     const char *conninfo = o->db ? o->db : getenv("RELAIS_DB");
-    relais_config *c = NULL;
+    *c = NULL;
     if (!conninfo && o->config) {
-        c = load_config_or_report(o->config);
-        if (!c) return NULL;
-        conninfo = c->journal.conninfo;
+        *c = load_config_or_report(o->config);
+        if (!*c) return NULL;
+        conninfo = (*c)->journal.conninfo;
     }
+    if (!conninfo) fprintf(stderr, "relais: no journal: give -c FILE, --db CONNINFO or RELAIS_DB\n");
+    return conninfo;
+}
+
+static relais_journal *open_reader(const cli_opts *o)
+{
+    relais_config *c;
+    const char *conninfo = journal_conninfo(o, &c);
     if (!conninfo) {
-        fprintf(stderr, "relais: no journal: give -c FILE, --db CONNINFO or RELAIS_DB\n");
+        relais_config_destroy(c);
         return NULL;
     }
     char err[512];
@@ -824,6 +842,42 @@ static int cmd_connectors_admin(const cli_opts *o)
     return rc;
 }
 
+/* relais db migrate [-c FILE | --db CONNINFO]: bring the journal's schema to
+ * this build's version, as whoever connects (the schema owner, when hubs run
+ * as relais_hub members and may create nothing; docs/SECURITY.md "Who
+ * migrates"). PostgreSQL's notices (roles.sql's warnings) go to stderr. */
+static int cmd_db(const cli_opts *o)
+{
+    if (!o->arg || strcmp(o->arg, "migrate") != 0) {
+        fprintf(stderr, "usage: relais db migrate [-c FILE | --db CONNINFO]\n");
+        return 2;
+    }
+    relais_config *c;
+    const char *conninfo = journal_conninfo(o, &c);
+    if (!conninfo) {
+        relais_config_destroy(c);
+        return 1;
+    }
+    PGconn *pc = PQconnectdb(conninfo);
+    relais_config_destroy(c);
+    if (PQstatus(pc) != CONNECTION_OK) {
+        fprintf(stderr, "relais db migrate: cannot connect: %s", PQerrorMessage(pc));
+        PQfinish(pc);
+        return 1;
+    }
+    char err[1024];
+    int applied = 0;
+    int rc = relais_migrations_apply(pc, &applied, err, sizeof err);
+    PQfinish(pc);
+    if (rc != 0) {
+        fprintf(stderr, "relais db migrate: %s\n", err);
+        return 1;
+    }
+    if (applied) printf("schema at version %d: %d migration(s) applied\n", relais_migrations_latest(), applied);
+    else printf("schema at version %d: up to date, nothing applied\n", relais_migrations_latest());
+    return 0;
+}
+
 static int cmd_discard(const cli_opts *o)
 {
     if (!o->arg) { fprintf(stderr, "relais discard: an ID is required\n"); return 2; }
@@ -1169,6 +1223,7 @@ int relais_cli_main(int argc, char **argv)
     if (strcmp(cmd, "discard") == 0) return cmd_discard(&o);
     if (strcmp(cmd, "reload") == 0) return cmd_reload(&o);
     if (strcmp(cmd, "sla") == 0) return cmd_sla(&o);
+    if (strcmp(cmd, "db") == 0) return cmd_db(&o);
     if (strcmp(cmd, "person") == 0) return cmd_person(&o);
     if (strcmp(cmd, "retention") == 0) return cmd_retention(&o);
     if (strcmp(cmd, "audit") == 0) return cmd_audit(&o);

@@ -18,7 +18,8 @@
 PSQL_SU=(psql -X -q -v ON_ERROR_STOP=1 -h "$RELAIS_TEST_PGHOST" -p "$PGPORT_" -U postgres)
 DB=$(fresh_db roles)
 DBNAME=${DB##*dbname=}; DBNAME=${DBNAME%% *}
-"$RELAIS_BIN" dlq list --db "$DB" >/dev/null || fail "the migrations as the owner"
+"$RELAIS_BIN" db migrate --db "$DB" >"$T/mig.txt" || fail "relais db migrate as the owner: $(cat "$T/mig.txt")"
+grep -qE "^schema at version [0-9]+: [0-9]+ migration\(s\) applied$" "$T/mig.txt" || fail "relais db migrate: $(cat "$T/mig.txt")"
 for g in relais_hub relais_auditor relais_operator relais_retention; do
   [ "$(sql "$DB" "SELECT count(*) FROM pg_roles WHERE rolname = '$g' AND NOT rolcanlogin")" = 1 ] || fail "group role $g missing"
 done
@@ -40,6 +41,18 @@ trap 'rc=$?; drop_all; (exit $rc); it_cleanup' EXIT
   -c "CREATE ROLE $RO LOGIN IN ROLE relais_operator" -c "CREATE ROLE $RR LOGIN IN ROLE relais_retention" >/dev/null
 DB_RH=${DB/user=postgres/user=$RH}; DB_RA=${DB/user=postgres/user=$RA}
 DB_RO=${DB/user=postgres/user=$RO}; DB_RR=${DB/user=postgres/user=$RR}
+
+# ---- who migrates: not relais_hub (it may create nothing), the schema owner
+DB2=$(fresh_db roles_mig)
+rc=0; "$RELAIS_BIN" db migrate --db "${DB2/user=postgres/user=$RH}" >"$T/mig-rh.txt" 2>&1 || rc=$?
+[ $rc = 1 ] && grep -qE "^relais db migrate: migrations: .*permission denied" "$T/mig-rh.txt" \
+  || fail "relais db migrate as $RH on a new database: rc $rc: $(cat "$T/mig-rh.txt")"
+[ "$(sql "$DB2" "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")" = 0 ] || fail "$RH's failed migration left tables"
+"$RELAIS_BIN" db migrate --db "$DB2" >"$T/mig2.txt" || fail "relais db migrate as the owner: $(cat "$T/mig2.txt")"
+"$RELAIS_BIN" db migrate --db "${DB2/user=postgres/user=$RH}" >"$T/mig3.txt" 2>&1 \
+  || fail "relais db migrate as $RH on a migrated database: $(cat "$T/mig3.txt")"
+grep -qE "^schema at version [0-9]+: up to date, nothing applied$" "$T/mig3.txt" || fail "relais db migrate again: $(cat "$T/mig3.txt")"
+pass "relais db migrate: refused as $RH on a new database (permission denied, nothing left behind), applied as the owner, then up to date for $RH"
 
 # refused QUERY as CONNINFO: "permission denied"
 denied() {
