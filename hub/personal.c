@@ -322,6 +322,119 @@ json_t *relais_personal_redact(const relais_personal *p, const char *type, const
 
 /* ---- payloads of a trace ----------------------------------------------------------------- */
 
+#define SCRUB_MIN 4     /* shorter personal values are not looked for in texts ("12", "M.") */
+
+/* Adds to `vals` (an object used as a set) every scalar of orig that the
+ * masking replaced in red: the text of strings and numbers, and their
+ * JSON-escaped ASCII form when it differs (a sink echoing a JSON body). */
+static void add_value(json_t *vals, const char *s)
+{
+    if (strlen(s) >= SCRUB_MIN && strcmp(s, RELAIS_PERSONAL_MASK) != 0) json_object_set_new(vals, s, json_true());
+}
+
+static void collect_leaves(const json_t *v, json_t *vals, int depth)
+{
+    if (depth > MAX_DEPTH) return;
+    if (json_is_string(v)) {
+        add_value(vals, json_string_value(v));
+        char *esc = json_dumps(v, JSON_ENCODE_ANY | JSON_ENSURE_ASCII);
+        if (esc && strlen(esc) >= 2) {
+            esc[strlen(esc) - 1] = '\0';
+            add_value(vals, esc + 1);
+        }
+        free(esc);
+    } else if (json_is_number(v)) {
+        char *t = json_dumps(v, JSON_ENCODE_ANY);
+        if (t) add_value(vals, t);
+        free(t);
+    } else if (json_is_object(v)) {
+        const char *k;
+        json_t *m;
+        json_object_foreach((json_t *)v, k, m) collect_leaves(m, vals, depth + 1);
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m) collect_leaves(m, vals, depth + 1);
+    }
+}
+
+static void collect_masked(const json_t *orig, const json_t *red, json_t *vals, int depth)
+{
+    if (depth > MAX_DEPTH) return;
+    if (json_is_string(red) && strcmp(json_string_value(red), RELAIS_PERSONAL_MASK) == 0) {
+        collect_leaves(orig, vals, depth);
+    } else if (json_is_object(orig) && json_is_object(red)) {
+        const char *k;
+        json_t *m;
+        json_object_foreach((json_t *)orig, k, m) collect_masked(m, json_object_get(red, k), vals, depth + 1);
+    } else if (json_is_array(orig) && json_is_array(red)) {
+        for (size_t i = 0; i < json_array_size(orig) && i < json_array_size(red); i++)
+            collect_masked(json_array_get(orig, i), json_array_get(red, i), vals, depth + 1);
+    }
+}
+
+static int longer_first(const void *a, const void *b)
+{
+    size_t la = strlen(*(const char *const *)a), lb = strlen(*(const char *const *)b);
+    return la < lb ? 1 : la > lb ? -1 : 0;
+}
+
+/* Replaces in member `key` of each element of `arr` every value of `sorted`
+ * by the mask; returns the number of replacements. */
+static size_t scrub_texts(json_t *arr, const char *key, const char **sorted, size_t n)
+{
+    size_t count = 0, i;
+    json_t *o;
+    json_array_foreach(arr, i, o) {
+        const char *t = json_string_value(json_object_get(o, key));
+        if (!t) continue;
+        char *cur = strdup(t);
+        for (size_t k = 0; cur && k < n; k++) {
+            size_t vl = strlen(sorted[k]), ml = strlen(RELAIS_PERSONAL_MASK);
+            char *hit;
+            while (cur && (hit = strstr(cur, sorted[k])) != NULL) {
+                size_t head = (size_t)(hit - cur), tail = strlen(hit + vl);
+                char *next = malloc(head + ml + tail + 1);
+                if (next) {
+                    memcpy(next, cur, head);
+                    memcpy(next + head, RELAIS_PERSONAL_MASK, ml);
+                    memcpy(next + head + ml, hit + vl, tail + 1);
+                    count++;
+                }
+                free(cur);
+                cur = next;
+            }
+        }
+        /* out of memory: the text is withheld rather than shown unscrubbed */
+        json_object_set_new(o, key, json_string(cur ? cur : RELAIS_PERSONAL_MASK));
+        free(cur);
+    }
+    return count;
+}
+
+/* The personal values masked in an event's data, looked for in its steps'
+ * details and its deliveries' last details (a sink that echoes the record
+ * in its error would put them there) and masked there too. */
+static void scrub_event(json_t *ev, const json_t *data, const json_t *red)
+{
+    json_t *vals = json_object();
+    if (!vals) return;
+    collect_masked(data, red, vals, 0);
+    size_t n = json_object_size(vals), k = 0;
+    const char **sorted = n ? malloc(n * sizeof *sorted) : NULL;
+    const char *key;
+    json_t *m;
+    if (sorted) {
+        json_object_foreach(vals, key, m) sorted[k++] = key;
+        qsort(sorted, n, sizeof *sorted, longer_first);
+        size_t c = scrub_texts(json_object_get(ev, "steps"), "detail", sorted, n)
+                 + scrub_texts(json_object_get(ev, "deliveries"), "last_detail", sorted, n);
+        if (c) json_object_set_new(ev, "details_redacted", json_integer((json_int_t)c));
+    }
+    free(sorted);
+    json_decref(vals);
+}
+
 static void first_line(char *errstr, size_t errlen, const char *what, const char *msg)
 {
     snprintf(errstr, errlen, "%s: %s", what, msg && *msg ? msg : "unknown error");
@@ -403,6 +516,7 @@ int relais_personal_attach(json_t *answer, const char *conninfo, const relais_pe
             continue;
         }
         json_t *red = relais_personal_redact(p, json_string_value(json_object_get(ev, "type")), data, NULL);
+        if (red) scrub_event(ev, data, red);
         json_decref(data);
         if (!red) {
             snprintf(errstr, errlen, "out of memory");

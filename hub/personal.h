@@ -45,7 +45,10 @@ json_t *relais_personal_redact(const relais_personal *p, const char *type, const
  *   "data"           its data, masked with p unless show_personal;
  *   "data_redacted"  true when masked;
  *   "data_withheld"  why no data is shown: the database role may not read
- *                    payloads (events.body; relais_auditor, relais_operator).
+ *                    payloads (events.body; relais_auditor, relais_operator);
+ *   "details_redacted" when masked, the number of personal values (the masked
+ *                    ones, 4 characters or more) replaced by "***" in the
+ *                    event's steps[].detail and deliveries[].last_detail.
  * *shown (may be NULL): the number of events whose data was added unmasked
  * (each to be journaled before it is printed); dbrole (may be NULL): the
  * database role the data was read as (session_user). 0, or -1 with errstr. */

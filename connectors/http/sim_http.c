@@ -28,7 +28,10 @@
  *                               reset or the next /_sim/fail; with "per_event":true the
  *                               status goes to the next `count` events of batches
  *                               (element by element) instead of whole requests;
- *                               "close":true drops the connection without an answer
+ *                               "close":true drops the connection without an answer;
+ *                               "echo":true puts the record received (an event's data) in
+ *                               the error answer ({"error","status","record"}), as some
+ *                               packages do
  *   POST /_sim/reset            forget everything
  * One log line per request on stderr (method, path, status; never bodies),
  * unless --quiet. SIGINT/SIGTERM stop it. See connectors/http/README.md.
@@ -68,6 +71,7 @@ struct sim {
     relais_simkit_fault fault;   /* status 0: none */
     int    fail_per_event; /* 1: fault.status goes to batch elements, count counts events */
     int    fail_close;   /* 1: drop the connection without an answer (a reset) */
+    int    fail_echo;    /* 1: an injected error answer carries the request's body */
     /* read-only after start */
     relais_simkit kit;
     const char *hmac_secret;
@@ -164,6 +168,26 @@ static int request_refusal(const struct sim *sim, struct MHD_Connection *c, cons
     return 0;
 }
 
+/* "echo": the record a package would quote back: an event's data (a batch:
+ * each element's), else the body as it came. */
+static void echo_record(json_t *answer, json_t *body)
+{
+    json_t *rec;
+    if (json_is_array(body)) {
+        rec = json_array();
+        size_t i;
+        json_t *e;
+        json_array_foreach(body, i, e) {
+            json_t *d = json_object_get(e, "data");
+            json_array_append(rec, d ? d : e);
+        }
+    } else {
+        json_t *d = json_object_get(body, "data");
+        rec = json_incref(d ? d : body);
+    }
+    json_object_set_new(answer, "record", rec);
+}
+
 static enum MHD_Result handle_event(struct sim *sim, struct MHD_Connection *c, const char *url,
                                     relais_simkit_request *rq)
 {
@@ -217,6 +241,7 @@ static enum MHD_Result handle_event(struct sim *sim, struct MHD_Connection *c, c
         sim->failed++;
         answer = json_pack("{s:s,s:i}", "error", refusal ? refusal : "injected failure",
                            "status", status);
+        if (sim->fail_echo && !refusal && body) echo_record(answer, body);
     } else {
         char seenkey[512];
         const char *prev = NULL;
@@ -298,6 +323,7 @@ static enum MHD_Result handle_batch(struct sim *sim, struct MHD_Connection *c, c
     if (status != 0) {
         answer = json_pack("{s:s,s:i}", "error", refusal ? refusal : "injected failure",
                            "status", status);
+        if (sim->fail_echo && !refusal && body) echo_record(answer, body);
     } else {
         answer = json_array();
     }
@@ -372,21 +398,24 @@ static enum MHD_Result handle_fail(struct sim *sim, struct MHD_Connection *c, re
 {
     json_t *o = rq->body.buf ? json_loadb(rq->body.buf, rq->body.len, 0, NULL) : NULL;
     json_t *st = json_object_get(o, "status"), *pe = json_object_get(o, "per_event"),
-           *cl = json_object_get(o, "close");
+           *cl = json_object_get(o, "close"), *ec = json_object_get(o, "echo");
     relais_simkit_fault f;
     if (relais_simkit_fault_parse(o, "status", 100, 599, &f) != 0 || (cl && !json_is_boolean(cl))
+        || (ec && !json_is_boolean(ec))
         || (pe && !json_is_boolean(pe)) || (json_is_true(pe) && !st)) {
         json_decref(o);
         relais_simkit_log(&sim->kit, "POST", "/_sim/fail", 400, NULL);
         return relais_simkit_reply(c, MHD_HTTP_BAD_REQUEST,
                                    json_pack("{s:s}", "error",
                                              "expected {\"status\":100..599,\"delay_ms\":N,\"count\":N,"
-                                             "\"per_event\":bool,\"close\":bool} (per_event needs a status)"));
+                                             "\"per_event\":bool,\"close\":bool,\"echo\":bool} (per_event needs a "
+                                             "status)"));
     }
     pthread_mutex_lock(&sim->lock);
     sim->fault = f;
     sim->fail_per_event = json_is_true(pe);
     sim->fail_close = json_is_true(cl);
+    sim->fail_echo = json_is_true(ec);
     if (sim->fail_close && !sim->fault.status) sim->fault.status = 599;   /* counted as a failure */
     pthread_mutex_unlock(&sim->lock);
     json_decref(o);
@@ -445,7 +474,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         json_array_clear(sim->events);
         json_object_clear(sim->paths);
         sim->fault = (relais_simkit_fault){ 0 };
-        sim->fail_per_event = 0;
+        sim->fail_per_event = sim->fail_close = sim->fail_echo = 0;
         pthread_mutex_unlock(&sim->lock);
         relais_simkit_log(&sim->kit, method, url, 200, NULL);
         return relais_simkit_reply(c, MHD_HTTP_OK, json_pack("{s:b}", "ok", 1));

@@ -86,6 +86,36 @@ grep -qF "$NAME" "$T/cli/person.txt" && fail "person shows the name without --sh
 [ "$(sql "$DB" "SELECT count(*) FROM steps WHERE step = 'personal_data_read'")" = 0 ] || fail "a masked read was journaled as a read of personal data"
 pass "trace and person mask identity, contact and address by default; nothing journaled"
 
+# a package that echoes the record in its error answer: the attempt's detail
+# holds the personal values; the trace masks them there too
+curl -fsS -X POST "$SIM_URL_crm/_sim/fail" -d '{"status":503,"count":1,"echo":true}' >/dev/null
+out=$(post_json "http://127.0.0.1:$SRC/events" "{\"identity\":{\"family_name\":\"$NAME\",\"given_names\":[\"Camille\"]},
+  \"contact\":{\"email\":\"$EMAIL\"},\"address\":{\"street\":\"rue des Tanneurs\",\"city\":\"Villebrune\",\"ban_id\":\"P-3\"}}")
+[ "${out%% *}" = 202 ] || fail "POST P-3 answered $out"
+wait_eq "P-3 delivered after the echoed 503" 30 2 sim_stat "$SIM_URL_crm" distinct
+echoed() { sql "$DB" "SELECT count(*) FROM steps s JOIN events e ON e.id = s.event_id
+                     WHERE e.record_id = 'P-3' AND s.step = 'attempt' AND s.detail LIKE '%$NAME%' AND s.detail LIKE '%$EMAIL%'"; }
+# the test would prove nothing if the echoed record were not in the detail
+wait_eq "the echoed record in the attempt's detail" 20 1 echoed
+wait_eq "P-3's delivered step" 20 1 sql "$DB" "SELECT count(*) FROM steps s JOIN events e ON e.id = s.event_id
+                                              WHERE e.record_id = 'P-3' AND s.step = 'delivered'"
+"$RELAIS_BIN" trace -c "$T/hub.yaml" P-3 >"$T/cli/echo.txt" || { cat "$T/cli/echo.txt"; fail "trace P-3"; }
+grep -qE "attempt +crm .*HTTP 503.*\*\*\*" "$T/cli/echo.txt" || { cat "$T/cli/echo.txt"; fail "trace P-3: the attempt's detail is not shown masked"; }
+for v in "$NAME" "$EMAIL" "rue des Tanneurs"; do
+  if grep -qF "$v" "$T/cli/echo.txt"; then cat "$T/cli/echo.txt"; fail "trace P-3 shows '$v' in a step's detail"; fi
+done
+grep -qF '{"error":"injected failure","status":503,"record":{"identity":{"family_name":"***"' "$T/cli/echo.txt" \
+  || { cat "$T/cli/echo.txt"; fail "trace P-3 masked more than the personal values"; }
+"$RELAIS_BIN" trace -c "$T/hub.yaml" --json P-3 >"$T/cli/echo.json" || fail "trace --json P-3"
+python3 - "$T/cli/echo.json" <<'PY' || fail "trace --json P-3: details_redacted"
+import json, sys
+e = json.load(open(sys.argv[1]))["events"][0]
+assert e["details_redacted"] >= 3, e
+PY
+"$RELAIS_BIN" trace -c "$T/hub.yaml" --show-personal P-3 >"$T/cli/echo-shown.txt" || fail "trace --show-personal P-3"
+grep -qE "attempt +crm .*$NAME" "$T/cli/echo-shown.txt" || { cat "$T/cli/echo-shown.txt"; fail "--show-personal does not show the detail as written"; }
+pass "a package echoing the record in its error: the attempt's detail shows the personal values masked (the rest of the text kept), and as written with --show-personal"
+
 # --show-personal: shown, and journaled first on the event, signed
 EV=$(sql "$DB" "SELECT id FROM events WHERE record_id = 'P-1'")
 "$RELAIS_BIN" trace -c "$T/hub.yaml" --show-personal P-1 >"$T/cli/shown.txt" || { cat "$T/cli/shown.txt"; fail "trace --show-personal"; }
@@ -103,12 +133,14 @@ grep -qF "$NAME" "$T/cli/person-shown.txt" || fail "person --show-personal does 
 pass "--show-personal shows the data; each read journaled first as a signed personal_data_read step on the event"
 
 # without the audit key the read cannot be journaled: nothing is shown
+reads() { sql "$DB" "SELECT count(*) FROM steps WHERE step = 'personal_data_read'"; }
+before=$(reads)
 if RELAIS_AUDIT_KEY_FILE= "$RELAIS_BIN" trace --db "$DB" --show-personal P-1 >"$T/cli/nokey.txt" 2>"$T/cli/nokey.err"; then
   cat "$T/cli/nokey.txt"; fail "--show-personal without the audit key succeeded"
 fi
 grep -q "could not be journaled, nothing shown" "$T/cli/nokey.err" || { cat "$T/cli/nokey.err"; fail "the refusal does not say why"; }
 grep -qF "$NAME" "$T/cli/nokey.txt" && fail "personal data printed although the read could not be journaled"
-[ "$(sql "$DB" "SELECT count(*) FROM steps WHERE step = 'personal_data_read'")" = 2 ] || fail "steps written without the key"
+[ "$(reads)" = "$before" ] || fail "steps written without the key ($before reads before, $(reads) after)"
 "$RELAIS_BIN" audit verify -c "$T/hub.yaml" >"$T/cli/verify.txt" || { cat "$T/cli/verify.txt"; fail "audit verify after the reads"; }
 pass "without the audit key: refused, nothing shown; the trail verifies"
 
