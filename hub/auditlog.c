@@ -53,6 +53,27 @@ typedef struct vctx {
     const char *from, *to;      /* microseconds as text, or NULL */
 } vctx;
 
+/* Connects v->c and opens one read-only snapshot for the whole run (writers
+ * may be running). 0, or -1 with errstr. */
+static int snapshot_open(vctx *v, const char *conninfo, char *errstr, size_t errlen)
+{
+    v->c = PQconnectdb(conninfo);
+    if (PQstatus(v->c) != CONNECTION_OK) {
+        snprintf(errstr, errlen, "journal: %s", PQerrorMessage(v->c));
+        errstr[strcspn(errstr, "\n")] = '\0';
+        return -1;
+    }
+    PGresult *r = PQexec(v->c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) {
+        snprintf(errstr, errlen, "journal: BEGIN: %s", PQerrorMessage(v->c));
+        errstr[strcspn(errstr, "\n")] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
 static PGresult *q(vctx *v, const char *sql, int n, const char *const *vals, char *errstr, size_t errlen)
 {
     PGresult *r = PQexecParams(v->c, sql, n, NULL, vals, NULL, NULL, 0);
@@ -303,16 +324,9 @@ int relais_auditlog_verify(const char *conninfo, const unsigned char *key, size_
     char sfrom[24], sto[24];
     if (from_us) { snprintf(sfrom, sizeof sfrom, "%lld", (long long)from_us); v.from = sfrom; }
     if (to_us) { snprintf(sto, sizeof sto, "%lld", (long long)to_us); v.to = sto; }
-    v.c = PQconnectdb(conninfo);
     int rc = -1;
     PGresult *r = NULL;
-    if (PQstatus(v.c) != CONNECTION_OK) {
-        snprintf(errstr, errlen, "journal: %s", PQerrorMessage(v.c));
-        errstr[strcspn(errstr, "\n")] = '\0';
-        goto out;
-    }
-    /* one snapshot for the whole check: writers may be running */
-    PQclear(PQexec(v.c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    if (snapshot_open(&v, conninfo, errstr, errlen) != 0) goto out;
     const char *vals[2] = { v.from, v.to };
     r = q(&v, "SELECT stream, max(seq),"
               " min(seq) FILTER (WHERE $1::bigint IS NULL OR " US("at") " >= $1::bigint),"
@@ -442,13 +456,7 @@ int relais_auditlog_export(const char *conninfo, const relais_auditlog_selection
     char *ids = NULL;
     int rc = -1;
     PGresult *r = NULL;
-    v.c = PQconnectdb(conninfo);
-    if (PQstatus(v.c) != CONNECTION_OK) {
-        snprintf(errstr, errlen, "journal: %s", PQerrorMessage(v.c));
-        errstr[strcspn(errstr, "\n")] = '\0';
-        goto out;
-    }
-    PQclear(PQexec(v.c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    if (snapshot_open(&v, conninfo, errstr, errlen) != 0) goto out;
     /* the selected entries */
     char sfrom[24], sto[24];
     snprintf(sfrom, sizeof sfrom, "%lld", (long long)sel->from_us);
