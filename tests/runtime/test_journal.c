@@ -551,7 +551,7 @@ static void test_attempt_transitions_and_xref(void **state)
     assert_int_equal(relais_journal_attempt(j, atal, RELAIS_DELIVER_RETRY, &a500, 0, 1, t0 + 10, t0 + 20), 0);
     relais_answer a201 = answer(201, "created", "INT-2024-42");
     assert_int_equal(relais_journal_attempt(j, ged, RELAIS_DELIVER_OK, &a201, 0, 0, t0 + 30, t0 + 40), 0);
-    wait_long(ci, 6, 5000, "SELECT count(*) FROM steps WHERE step IN ('attempt','retry_scheduled',"
+    wait_long(ci, 6, 20000, "SELECT count(*) FROM steps WHERE step IN ('attempt','retry_scheduled',"
                            "'dead_lettered','delivered')");
 
     /* RETRY: pending, attempts 1, due in a minute, lease released */
@@ -586,7 +586,7 @@ static void test_attempt_transitions_and_xref(void **state)
 
     /* a late outcome for a delivered row does not move it back */
     assert_int_equal(relais_journal_attempt(j, ged, RELAIS_DELIVER_RETRY, &a503, 0, 0, 0, 0), 0);
-    wait_long(ci, 2, 5000, "SELECT count(*) FROM steps WHERE destination = 'ged' AND step = 'attempt'");
+    wait_long(ci, 2, 20000, "SELECT count(*) FROM steps WHERE destination = 'ged' AND step = 'attempt'");
     assert_int_equal(sqll(ci, "SELECT count(*) FROM deliveries WHERE id = %lld AND status = 'delivered'",
                           (long long)ged->id), 1);
     relais_deliveries_free(d, n);
@@ -630,7 +630,7 @@ static void test_attempt_transitions_and_xref(void **state)
     relais_journal_attempt(jw, &d[0], RELAIS_DELIVER_RETRY, &a503, 0, 0, 0, 0);
     d[0].attempts = 1;
     relais_journal_attempt(jw, &d[0], RELAIS_DELIVER_OK, &a201, 0, 0, 0, 0);
-    wait_long(ci, 2, 5000, "SELECT attempts FROM deliveries WHERE status = 'delivered' AND destination = 'sig'"
+    wait_long(ci, 2, 20000, "SELECT attempts FROM deliveries WHERE status = 'delivered' AND destination = 'sig'"
                            " AND last_status = 201");
     uint64_t nb, nj;
     relais_journal_stats(jw, &nb, &nj);
@@ -797,7 +797,7 @@ static void test_claim_due(void **state)
     relais_answer a = answer(503, "busy", NULL);
     relais_journal_attempt(j, &c[0], RELAIS_DELIVER_RETRY, &a, 60000, 0, 0, 0);
     relais_journal_attempt(j, &c[1], RELAIS_DELIVER_RETRY, &a, 0, 0, 0, 0);
-    wait_long(ci, 2, 5000, "SELECT count(*) FROM deliveries WHERE attempts = 1");
+    wait_long(ci, 2, 20000, "SELECT count(*) FROM deliveries WHERE attempts = 1");
     relais_delivery *c3 = NULL;
     size_t nc3 = 0;
     assert_int_equal(relais_journal_claim_due(j, "C", 60000, 100, &c3, &nc3), 0);
@@ -867,7 +867,7 @@ static void test_replay_and_dlq(void **state)
     relais_delivery *d = route1(j, e1, dests, NULL, 2, 60000, &n);
     relais_answer a = answer(422, "invalid address", NULL);
     for (size_t i = 0; i < n; i++) relais_journal_attempt(j, &d[i], RELAIS_DELIVER_REJECT, &a, 0, 0, 0, 0);
-    wait_long(ci, 2, 5000, "SELECT count(*) FROM deliveries WHERE status = 'dead'");
+    wait_long(ci, 2, 20000, "SELECT count(*) FROM deliveries WHERE status = 'dead'");
 
     char err[256] = "";
     json_t *l = relais_journal_dlq_list(j, 10, err, sizeof err);
@@ -943,7 +943,7 @@ static void test_trace(void **state)
     relais_journal_attempt(j, &d[0], RELAIS_DELIVER_OK, &a, 0, 0, t0, t0 + 2000);
     /* written last, but its time is earlier than the routing: the trace orders by time */
     relais_journal_step(j, relais_event_id(ea), "published", NULL, 0, "partition 0", received - 1);
-    wait_long(ci, 5, 5000, "SELECT count(*) FROM steps WHERE event_id IN (SELECT id FROM events"
+    wait_long(ci, 5, 20000, "SELECT count(*) FROM steps WHERE event_id IN (SELECT id FROM events"
                            " WHERE record_id = 'GRC-9')");
 
     char err[256] = "";
@@ -1101,7 +1101,8 @@ static void test_connection_killed(void **state)
     relais_answer a = answer(200, "ok", "SIG-1");
     assert_int_equal(relais_journal_attempt(j, &d[0], RELAIS_DELIVER_OK, &a, 0, 0, 0, 0), 0);
     wait_long(ci, 1, 10000, "SELECT count(*) FROM deliveries WHERE status = 'delivered'");
-    ts_sleep_ms(200);
+    wait_long(ci, 1, 10000, "SELECT count(*) FROM steps WHERE step = 'delivered'");
+    ts_sleep_ms(200);   /* nothing more comes: once each */
     assert_int_equal(sqll(ci, "SELECT count(*) FROM steps WHERE step = 'attempt'"), 1);
     assert_int_equal(sqll(ci, "SELECT count(*) FROM steps WHERE step = 'delivered'"), 1);
     assert_int_equal(relais_journal_healthy(j), 1);
@@ -1169,7 +1170,7 @@ static void test_outage_keeps_async_jobs(void **state)
     snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" WITH ALLOW_CONNECTIONS true", dbname);
     free(ts_sql(admin_conninfo(), sql));
     wait_long(ci, 1, 15000, "SELECT count(*) FROM deliveries WHERE status = 'delivered'");
-    wait_long(ci, 2, 5000, "SELECT count(*) FROM steps WHERE step IN ('custom-2','custom-3')");
+    wait_long(ci, 2, 20000, "SELECT count(*) FROM steps WHERE step IN ('custom-2','custom-3')");
     assert_int_equal(sqll(ci, "SELECT count(*) FROM steps WHERE step = 'custom-1'"), 0);
     assert_int_equal(sqll(ci, "SELECT count(*) FROM steps WHERE step = 'attempt'"), 1);
     assert_int_equal(sqll(ci, "SELECT count(*) FROM xref WHERE local_id = 'SIG-9'"), 1);
@@ -1215,7 +1216,7 @@ static void test_blocking_call_times_out(void **state)
     PQclear(PQexec(locker, "COMMIT"));
     PQfinish(locker);
     relais_journal_set_block_timeout(j, 0);
-    wait_long(ci, 1, 5000, "SELECT count(*) FROM events WHERE record_id = 'TO1'");
+    wait_long(ci, 1, 20000, "SELECT count(*) FROM events WHERE record_id = 'TO1'");
     relais_event *again = mk_event("request/1", "TO1");
     assert_int_equal(relais_journal_ingest(j, &again, 1, &res), 0);
     assert_int_equal(res.status, RELAIS_SUBMIT_DUPLICATE);
@@ -1298,7 +1299,7 @@ static void test_refused_value_isolated(void **state)
      * dropped; the job queued with it in the same batch is written */
     assert_int_equal(relais_journal_step(j, relais_event_id(g1), "odd", NULL, 0, NULL, -1000000000000000000LL), 0);
     assert_int_equal(relais_journal_step(j, relais_event_id(g1), "fine", NULL, 0, NULL, 0), 0);
-    wait_long(ci, 1, 5000, "SELECT count(*) FROM steps WHERE step = 'fine'");
+    wait_long(ci, 1, 20000, "SELECT count(*) FROM steps WHERE step = 'fine'");
     assert_int_equal(sqll(ci, "SELECT count(*) FROM steps WHERE step = 'odd'"), 0);
     assert_int_equal(relais_journal_healthy(j), 1);
     relais_event_unref(bad); relais_event_unref(g1); relais_event_unref(g2);
@@ -1411,7 +1412,7 @@ static void test_lanes_blocking_not_behind_async(void **state)
     relais_answer a503 = answer(503, "busy", NULL), a201 = answer(201, "created", "GED-7");
     assert_int_equal(relais_journal_attempt(j, sig, RELAIS_DELIVER_RETRY, &a503, 60000, 0, 0, 0), 0);
     assert_int_equal(relais_journal_attempt(j, ged, RELAIS_DELIVER_OK, &a201, 0, 0, 0, 0), 0);
-    wait_long(ci, 1, 5000, LANE_WAITING("relais-journal-async"));
+    wait_long(ci, 1, 20000, LANE_WAITING("relais-journal-async"));
 
     /* meanwhile lane A commits at once: an ingest, a route, a rejection */
     relais_event *e2 = mk_event_full("fr.relais.grc.request.closed", "request/5", "L1-closed", "webhook",
@@ -1438,7 +1439,7 @@ static void test_lanes_blocking_not_behind_async(void **state)
     /* the lock goes: lane B commits both outcomes */
     PQclear(PQexec(locker, "ROLLBACK"));
     PQfinish(locker);
-    wait_long(ci, 2, 5000, "SELECT count(*) FROM steps WHERE step = 'attempt'");
+    wait_long(ci, 2, 20000, "SELECT count(*) FROM steps WHERE step = 'attempt'");
     assert_int_equal(sqll(ci, "SELECT count(*) FROM deliveries WHERE id = %lld AND status = 'pending'"
                               " AND attempts = 1", (long long)sig->id), 1);
     assert_int_equal(sqll(ci, "SELECT count(*) FROM deliveries WHERE id = %lld AND status = 'delivered'",
@@ -1485,11 +1486,11 @@ static void test_outcomes_lock_rows_in_id_order(void **state)
         assert_int_equal(relais_journal_attempt(h1, &dv[i], RELAIS_DELIVER_RETRY, &a, 60000, 0, 0, 0), 0);
         assert_int_equal(relais_journal_attempt(h2, &dv[N - 1 - i], RELAIS_DELIVER_RETRY, &a, 60000, 0, 0, 0), 0);
     }
-    wait_long(ci, 2, 5000, LANE_WAITING("relais-journal-async"));
+    wait_long(ci, 2, 20000, LANE_WAITING("relais-journal-async"));
     long long t0 = mono_ms();
     PQclear(PQexec(locker, "ROLLBACK"));
     PQfinish(locker);
-    wait_long(ci, N, 3000, "SELECT count(*) FROM deliveries WHERE attempts = 2");
+    wait_long(ci, N, 20000, "SELECT count(*) FROM deliveries WHERE attempts = 2");
     fprintf(stderr, "two hubs, %d outcomes each in opposite orders: applied %lld ms after the lock went\n",
             N, mono_ms() - t0);
     assert_int_equal(sqll(ci, "SELECT count(*) FROM steps WHERE step = 'attempt'"), 2 * N);
@@ -1526,7 +1527,7 @@ static void test_deadlock_retried(void **state)
     assert_int_equal(relais_journal_attempt(j, &d1, RELAIS_DELIVER_RETRY, &a, 60000, 0, 0, 0), 0);
     /* lane B holds ids[0] and waits for ids[1]; the locker now asks for
      * ids[0]: a cycle, which lane B's deadlock check breaks by aborting */
-    wait_long(ci, 1, 5000, LANE_WAITING("relais-journal-async"));
+    wait_long(ci, 1, 20000, LANE_WAITING("relais-journal-async"));
     snprintf(sql, sizeof sql, "SELECT id FROM deliveries WHERE id = %lld FOR UPDATE", (long long)ids[0]);
     PGresult *r = PQexec(locker, sql);
     assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);   /* it got the row: lane B gave way */
@@ -1534,8 +1535,9 @@ static void test_deadlock_retried(void **state)
     assert_int_equal(sqll(ci, "SELECT count(*) FROM deliveries WHERE attempts > 0"), 0);
     PQclear(PQexec(locker, "ROLLBACK"));
     PQfinish(locker);
-    wait_long(ci, 2, 5000, "SELECT count(*) FROM deliveries WHERE attempts = 1");
-    ts_sleep_ms(100);
+    wait_long(ci, 2, 20000, "SELECT count(*) FROM deliveries WHERE attempts = 1");
+    wait_long(ci, 2, 20000, "SELECT count(*) FROM steps WHERE step = 'retry_scheduled'");
+    ts_sleep_ms(100);   /* nothing more comes: once each */
     assert_int_equal(sqll(ci, "SELECT count(*) FROM steps WHERE step = 'attempt'"), 2);
     assert_int_equal(sqll(ci, "SELECT count(*) FROM steps WHERE step = 'retry_scheduled'"), 2);
     assert_int_equal(relais_journal_healthy(j), 1);

@@ -457,7 +457,7 @@ static int group_teardown(void **state)
 static int each_setup(void **state)
 {
     /* calls the simulator still has to make belong to the previous test */
-    for (int i = 0; i < 500 && sim_counter("webhook_queued") > 0; i++) ts_sleep_ms(10);
+    for (int i = 0; i < 2000 && sim_counter("webhook_queued") > 0; i++) ts_sleep_ms(10);
     sim_reset();
     pkg_reset();
     return 0;

@@ -198,7 +198,9 @@ static void test_transport_failures_retry(void **state)
     assert_int_equal(deliver(&c, ev, NULL, &a), RELAIS_DELIVER_RETRY);
     assert_int_equal(a.status, 0);
     assert_non_null(strstr(a.detail, "Timeout"));
-    ts_sleep_ms(600);   /* the tool finishes that request: created, then ... */
+    /* the tool finishes that request (1.5 s after it came): created, then ... */
+    for (int i = 0; i < 200 && wsim_stat(&SIM, "interventions") < 1; i++) ts_sleep_ms(50);
+    assert_int_equal(wsim_stat(&SIM, "interventions"), 1);
     assert_int_equal(deliver(&c, ev, NULL, &a), RELAIS_DELIVER_OK);
     /* ... the retry answers that same intervention */
     assert_string_equal(a.local_id, "INT-2026-000001");

@@ -495,11 +495,11 @@ static void test_poller_thread(void **state)
     snprintf(a, sizeof a, "%s", wsim_create(&SIM, TOK_RELAIS, POTHOLE(",\"external_ref\":\"request/GRC-5\"")));
     agent_next(a, NULL);
     agent_next(a, NULL);
-    for (int i = 0; i < 100 && count(&F.events) < 2; i++) ts_sleep_ms(50);
+    for (int i = 0; i < 400 && count(&F.events) < 2; i++) ts_sleep_ms(50);
     assert_int_equal(count(&F.events), 2);
     /* the tool's clock moves it on; the poller follows */
     wsim_ctl(&SIM, "/_sim/auto-advance", "{\"interval_ms\":50}");
-    for (int i = 0; i < 100 && count(&F.events) < 4; i++) ts_sleep_ms(50);
+    for (int i = 0; i < 400 && count(&F.events) < 4; i++) ts_sleep_ms(50);
     wsim_ctl(&SIM, "/_sim/auto-advance", "{\"interval_ms\":0}");
     assert_int_equal(count(&F.events), 4);
     json_t *e = event(3);
