@@ -48,6 +48,7 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -69,7 +70,10 @@
 struct relais_admin {
     struct MHD_Daemon   *d;
     relais_hub          *hub;
-    const relais_tokens *tokens;      /* the config's; NULL: no authentication (loopback only) */
+    pthread_rwlock_t     tok_lock;    /* guards tokens and own_tokens: a reload swaps them */
+    const relais_tokens *tokens;      /* the config's, then a reload's; NULL: no authentication
+                                       * (loopback only; stays NULL) */
+    relais_tokens       *own_tokens;  /* the last reload's (owned); NULL before any */
     relais_journal      *rj;          /* the admin's own read-side journal connection, for reads */
     unsigned short       port;
 };
@@ -89,7 +93,8 @@ struct call {
     const route *rt;                  /* NULL once an answer was queued at the first call */
     const char  *method, *url;        /* MHD's, valid for the request */
     const char  *id;                  /* the {id} of a prefix route (points into url) */
-    const char  *who;                 /* the token's name, or UNAUTHENTICATED */
+    const char  *who;                 /* the token's name (whobuf), or UNAUTHENTICATED */
+    char         whobuf[RELAIS_TOKEN_NAME_MAX + 1];   /* a copy: a reload may free the table */
     relais_role  role;
     char        *body;                /* POST body (NUL-terminated), at most ADMIN_BODY_MAX bytes */
     size_t       len;
@@ -354,8 +359,11 @@ static enum MHD_Result on_reload(relais_admin *a, struct MHD_Connection *c, cons
     int n = relais_hub_reload_mappings(a->hub, err, sizeof err);
     relais_logf(RELAIS_LOG_INFO, "admin", "%s (%s) reloaded the mappings: %s", k->who, relais_role_name(k->role),
                 n >= 0 ? "done" : "refused (errors)");
-    return reply_json(c, n >= 0 ? MHD_HTTP_OK : 422,
-                      n >= 0 ? json_pack("{s:i}", "reloaded", n) : json_pack("{s:s}", "error", err));
+    if (n < 0) return reply_json(c, 422, json_pack("{s:s}", "error", err));
+    json_t *o = json_pack("{s:i}", "reloaded", n);
+    if (o && relais_admin_has_tokens(a))
+        json_object_set_new(o, "tokens", json_integer((json_int_t)relais_admin_tokens_count(a)));
+    return reply_json(c, MHD_HTTP_OK, o);
 }
 
 static enum MHD_Result on_connectors(relais_admin *a, struct MHD_Connection *c, const call *k)
@@ -484,15 +492,23 @@ static const route *find_route(const char *method, const char *url, const char *
  * *ret holds MHD's result. Without tokens every caller is an admin. */
 static int authenticate(relais_admin *a, struct MHD_Connection *c, call *k, const route *rt, enum MHD_Result *ret)
 {
-    if (!a->tokens) {
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    size_t len = 0;
+    const char *tok = relais_bearer_token(h, &len), *name = NULL;
+    pthread_rwlock_rdlock(&a->tok_lock);
+    int open = !a->tokens;
+    int ok = !open && tok && relais_tokens_check(a->tokens, tok, len, &name, &k->role) == 0;
+    if (ok) snprintf(k->whobuf, sizeof k->whobuf, "%s", name);
+    pthread_rwlock_unlock(&a->tok_lock);
+    if (open) {
         k->who = UNAUTHENTICATED;
         k->role = RELAIS_ROLE_ADMIN;
         return 0;
     }
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    size_t len = 0;
-    const char *tok = relais_bearer_token(h, &len);
-    if (tok && relais_tokens_check(a->tokens, tok, len, &k->who, &k->role) == 0) return 0;
+    if (ok) {
+        k->who = k->whobuf;
+        return 0;
+    }
     if (h) {
         char ip[64];
         client_ip(c, ip, sizeof ip);
@@ -617,11 +633,13 @@ relais_admin *relais_admin_start(relais_hub *h, const char *listen, char *errstr
     if (!a) { snprintf(errstr, errlen, "out of memory"); return NULL; }
     a->hub = h;
     a->tokens = cfg->hub.tokens;
+    pthread_rwlock_init(&a->tok_lock, NULL);
     char err[512];
     relais_journal_opts jo = { .conninfo = cfg->journal.conninfo, .writer = 0 };
     a->rj = relais_journal_open(&jo, err, sizeof err);
     if (!a->rj) {
         snprintf(errstr, errlen, "journal: %s", err);
+        pthread_rwlock_destroy(&a->tok_lock);
         free(a);
         return NULL;
     }
@@ -633,6 +651,7 @@ relais_admin *relais_admin_start(relais_hub *h, const char *listen, char *errstr
     if (!a->d) {
         snprintf(errstr, errlen, "cannot listen on %s", listen);
         relais_journal_close(a->rj);
+        pthread_rwlock_destroy(&a->tok_lock);
         free(a);
         return NULL;
     }
@@ -654,5 +673,37 @@ void relais_admin_stop(relais_admin *a)
     if (!a) return;
     MHD_stop_daemon(a->d);
     relais_journal_close(a->rj);
+    relais_tokens_destroy(a->own_tokens);
+    pthread_rwlock_destroy(&a->tok_lock);
     free(a);
+}
+
+int relais_admin_has_tokens(relais_admin *a)
+{
+    if (!a) return 0;
+    pthread_rwlock_rdlock(&a->tok_lock);
+    int yes = a->tokens != NULL;
+    pthread_rwlock_unlock(&a->tok_lock);
+    return yes;
+}
+
+size_t relais_admin_set_tokens(relais_admin *a, relais_tokens *fresh)
+{
+    pthread_rwlock_wrlock(&a->tok_lock);
+    relais_tokens *old = a->own_tokens;
+    a->own_tokens = fresh;
+    a->tokens = fresh;
+    size_t n = relais_tokens_count(fresh);
+    pthread_rwlock_unlock(&a->tok_lock);
+    relais_tokens_destroy(old);   /* no caller holds it: authenticate copies the name */
+    return n;
+}
+
+size_t relais_admin_tokens_count(relais_admin *a)
+{
+    if (!a) return 0;
+    pthread_rwlock_rdlock(&a->tok_lock);
+    size_t n = relais_tokens_count(a->tokens);
+    pthread_rwlock_unlock(&a->tok_lock);
+    return n;
 }

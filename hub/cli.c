@@ -104,8 +104,9 @@ static void usage(FILE *out)
         "                                  set dead-lettered deliveries aside for good; at a\n"
         "                                  destination with order: subject, the events of the\n"
         "                                  same subject held behind them go on\n"
-        "  reload -c FILE [--token-file F] the running hub loads its mapping files again\n"
-        "                                  (fixed code tables; also on SIGHUP); all or nothing\n"
+        "  reload -c FILE [--token-file F] the running hub loads its mapping files (fixed code\n"
+        "                                  tables) and its admin tokens file (revoked tokens)\n"
+        "                                  again; also on SIGHUP; all or nothing\n"
         "  sla [-c FILE] [--tenant T] [--from D] [--to D] [--today D] [--json]\n"
         "                                  citizens' requests: open ones past their commitment,\n"
         "                                  share kept per category (closings from D to D;\n"
@@ -784,7 +785,10 @@ static int cmd_reload(const cli_opts *o)
     json_t *ans;
     if (admin_call(o, "reload", "POST", "/reload", &status, &ans) != 0) return 1;
     if (status == 200) {
-        printf("reloaded %lld mapping(s)\n", (long long)json_integer_value(json_object_get(ans, "reloaded")));
+        printf("reloaded %lld mapping(s)", (long long)json_integer_value(json_object_get(ans, "reloaded")));
+        if (json_is_integer(json_object_get(ans, "tokens")))
+            printf(" and %lld admin token(s)", (long long)json_integer_value(json_object_get(ans, "tokens")));
+        putchar('\n');
     } else if (status != 401 && status != 403) {
         const char *e = json_string_value(json_object_get(ans, "error"));
         fprintf(stderr, "relais reload: nothing changed:\n%s\n", e ? e : "(no error text)");

@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "hub.h"
+#include "tokens.h"
 #include "backoff.h"
 #include "event_int.h"
 #include "instance.h"
@@ -1165,6 +1166,15 @@ int relais_hub_reload_mappings(relais_hub *h, char *errstr, size_t errlen)
     relais_errlist errs;
     relais_errlist_init(&errs);
     int n = 0, bad = !fresh;
+    relais_tokens *tokens = NULL;     /* the admin tokens file again, when the API uses one */
+    if (h->admin && cfg->hub.admin_tokens && relais_admin_has_tokens(h->admin)) {
+        char terr[512];
+        tokens = relais_tokens_load(cfg->hub.admin_tokens, terr, sizeof terr);
+        if (!tokens) {
+            relais_errlist_add(&errs, NULL, 0, "%s", terr);
+            bad = 1;
+        }
+    }
     for (size_t i = 0; fresh && i < cfg->n_connectors; i++) {
         relais_conn_cfg *cc = &cfg->connectors[i];
         if (!cc->mapping_path) continue;
@@ -1202,6 +1212,7 @@ int relais_hub_reload_mappings(relais_hub *h, char *errstr, size_t errlen)
         }
         for (size_t i = 0; fresh && i < cfg->n_connectors; i++) relais_mapping_destroy(fresh[i]);
         free(fresh);
+        relais_tokens_destroy(tokens);
         relais_errlist_free(&errs);
         pthread_mutex_unlock(&h->reload_mu);
         relais_logf(RELAIS_LOG_WARN, "hub", "mappings not reloaded: %s", errstr ? errstr : "errors");
@@ -1218,6 +1229,10 @@ int relais_hub_reload_mappings(relais_hub *h, char *errstr, size_t errlen)
     }
     free(fresh);
     relais_errlist_free(&errs);
+    if (tokens) {
+        size_t nt = relais_admin_set_tokens(h->admin, tokens);
+        relais_logf(RELAIS_LOG_INFO, "admin", "%zu admin token(s) reloaded from %s", nt, cfg->hub.admin_tokens);
+    }
     pthread_mutex_unlock(&h->reload_mu);
     relais_logf(RELAIS_LOG_INFO, "hub", "%d mapping(s) reloaded", n);
     return n;

@@ -27,6 +27,9 @@ void relais_hub_request_stop(relais_hub *h);
  * all of them at once: the next record mapped and the next delivery
  * rendered use the new version, without a restart. All or nothing: when one
  * file has errors nothing changes and errstr lists them (FILE:LINE: ...).
+ * The admin tokens file (hub.admin_tokens, when the admin API uses one) is
+ * read again in the same all-or-nothing step, so that a token removed from
+ * it is refused from then on (revocation without a restart).
  * Returns the number of mappings reloaded, or -1. Thread-safe (the admin
  * HTTP thread and the main loop's SIGHUP both call it); the mappings
  * replaced are kept until relais_hub_destroy (a worker may still use one). */
@@ -73,4 +76,13 @@ typedef struct relais_admin relais_admin;
 relais_admin *relais_admin_start(relais_hub *h, const char *listen, char *errstr, size_t errlen);
 unsigned short relais_admin_port(const relais_admin *a);
 void relais_admin_stop(relais_admin *a);
+/* The admin tokens (hub.admin_tokens) in use can be replaced while the
+ * server runs (relais_hub_reload_mappings does it): set_tokens takes fresh
+ * (owned from then on) and returns its count; calls already authenticated
+ * keep their caller's name. has_tokens: 0 when the API runs without tokens
+ * (loopback only), which a reload does not change. Thread-safe. */
+struct relais_tokens;
+size_t relais_admin_set_tokens(relais_admin *a, struct relais_tokens *fresh);
+int relais_admin_has_tokens(relais_admin *a);
+size_t relais_admin_tokens_count(relais_admin *a);
 #endif

@@ -198,7 +198,7 @@ set -e
   || fail "relais reload with a missing token file: rc $rc3: $(cat "$T/cli3.err")"
 RELAIS_ADMIN_TOKEN=$ADM "$RELAIS_BIN" reload -c "$T/hub.yaml" >"$T/cli.out" 2>"$T/cli.err" \
   || fail "relais reload with the admin's token: $(cat "$T/cli.out" "$T/cli.err")"
-[ "$(cat "$T/cli.out")" = "reloaded 0 mapping(s)" ] || fail "relais reload: $(cat "$T/cli.out")"
+[ "$(cat "$T/cli.out")" = "reloaded 0 mapping(s) and 3 admin token(s)" ] || fail "relais reload: $(cat "$T/cli.out")"
 grep -q "anne-admin (admin) reloaded" "$T/hub-roles.log" || fail "the CLI's reload is not logged with the token's name"
 pass "relais reload: no token 401 (says how to give one), operator 403, unreadable --token-file named, admin (RELAIS_ADMIN_TOKEN) reloads, logged with the token's name"
 
@@ -235,8 +235,31 @@ pass "GET /trace and GET /person journaled as personal_data_read: token name, ro
 grep -q "$AUD\|$OPE\|$ADM" "$T/hub-roles.log" && fail "a token is in the hub's log"
 grep -q "habitant1@example.org" "$T/hub-roles.log" && fail "a person's email is in the hub's log"
 grep -q "olivier-ops (operator) replayed 1 delivery" "$T/hub-roles.log" || fail "the replay is not logged with its token's name"
-stop_hub "$HUB_PID"
 pass "tokens and personal ids stay out of the log; actions are logged with the token's name"
+
+# ---- revoking a token without a restart: edit the file, reload --------------
+cp "$T/tokens" "$T/tokens.before"
+grep -v "^olivier-ops " "$T/tokens.before" >"$T/tokens"
+expect 200 GET /dlq "$OPE"       # still valid until the reload
+expect 200 POST /reload "$ADM"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(d != {"reloaded": 0, "tokens": 2})' "$T/body" \
+  || fail "POST /reload after removing a token: $(cat "$T/body")"
+expect 401 GET /dlq "$OPE"
+expect 200 GET /dlq "$AUD"
+grep -q "2 admin token(s) reloaded from $T/tokens" "$T/hub-roles.log" || fail "the tokens reload is not logged"
+# a broken tokens file: the reload is refused, naming FILE:LINE, and the tokens in use stay
+printf 'intrus boss sha256:%064d\n' 0 >>"$T/tokens"
+expect 422 POST /reload "$ADM"
+grep -q "tokens:[0-9]*: .*role" "$T/body" || fail "the refused reload does not name the tokens file's line: $(cat "$T/body")"
+expect 200 GET /dlq "$AUD"
+expect 401 GET /dlq "$OPE"
+# the same through SIGHUP once the file is right again (the operator back)
+cp "$T/tokens.before" "$T/tokens"
+kill -HUP "$HUB_PID"
+wait_for "the operator's token back after SIGHUP" 10 bash -c "[ \"\$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $OPE' '$ADMIN/dlq')\" = 200 ]"
+grep -q "3 admin token(s) reloaded" "$T/hub-roles.log" || fail "the SIGHUP reload of the tokens is not logged"
+stop_hub "$HUB_PID"
+pass "token revoked by editing the file and reloading (POST /reload: 401 from then on); a broken file refused (422, FILE:LINE), tokens kept; SIGHUP reloads them too"
 
 # ---- no tokens file: loopback only, unauthenticated, with a warning ---------
 write_config "$T/open.yaml" "$DB" "$(free_port)" "works=$SIM_URL_works"
