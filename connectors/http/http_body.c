@@ -201,7 +201,7 @@ static int build_cloudevent(relais_http_item *it, json_t *ce, const relais_http_
 
 static relais_http_body_status malformed(relais_http_batch *b, const char *msg)
 {
-    snprintf(b->error, sizeof b->error, "%s", msg);
+    snprintf(b->error, sizeof b->error, "%.*s", (int)sizeof b->error - 1, msg);   /* cut to fit */
     b->line = 0;
     b->column = 0;
     return RELAIS_HTTP_BODY_MALFORMED;
@@ -221,7 +221,7 @@ static relais_http_body_status parse_failed(relais_http_batch *b, const char *er
             msg = err + 5 + (err[5] == ' ');
         }
     }
-    snprintf(b->error, sizeof b->error, "%s", msg);
+    snprintf(b->error, sizeof b->error, "%.*s", (int)sizeof b->error - 1, msg);   /* cut to fit */
     b->line = line;
     b->column = column;
     return RELAIS_HTTP_BODY_MALFORMED;

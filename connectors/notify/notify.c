@@ -278,10 +278,7 @@ static const char *const ch_names[CH_COUNT] = { "email", "sms" };
 
 static void state_key(const char *prefix, const char *id, char *out, size_t len)
 {
-    if (strlen(prefix) + strlen(id) <= 200) {
-        snprintf(out, len, "%s%s", prefix, id);
-        return;
-    }
+    if (strlen(prefix) + strlen(id) <= 200 && snprintf(out, len, "%s%s", prefix, id) < (int)len) return;
     char hex[65];
     relais_sha256_hex(id, strlen(id), hex);
     snprintf(out, len, "%ssha256:%s", prefix, hex);

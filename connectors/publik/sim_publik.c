@@ -226,7 +226,9 @@ static void offset_time(const struct timeval *tv, char *buf, size_t len)
     long off = tm.tm_gmtoff;
     char sign = off < 0 ? '-' : '+';
     if (off < 0) off = -off;
-    snprintf(buf, len, "%s.%06ld%c%02ld:%02ld", base, (long)tv->tv_usec, sign, off / 3600, off % 3600 / 60);
+    if (snprintf(buf, len, "%s.%06ld%c%02ld:%02ld", base, (long)tv->tv_usec, sign, off / 3600, off % 3600 / 60)
+        >= (int)len && len)
+        buf[0] = '\0';   /* never: callers give 40 bytes */
 }
 
 /* ---- Responses --------------------------------------------------------------------- */
@@ -330,7 +332,7 @@ static json_t *form_fields(struct sim *sim, const json_t *in, const char *url_ba
             }
         } else if (strcmp(k, "photo") == 0 && json_is_object(v)) {
             char url[512];
-            snprintf(url, sizeof url, "%sdownload?f=photo", url_base);
+            if (snprintf(url, sizeof url, "%sdownload?f=photo", url_base) >= (int)sizeof url) url[0] = '\0';
             const char *fn = json_string_value(json_object_get(v, "filename"));
             const char *ct = json_string_value(json_object_get(v, "content_type"));
             const char *content = json_string_value(json_object_get(v, "content"));

@@ -213,7 +213,8 @@ static inter *create(struct sim *sim, json_t *body, const wtype *t, const char *
     gmtime_r(&secs, &tm);
     inter *it = &sim->v[sim->n];
     memset(it, 0, sizeof *it);
-    snprintf(it->id, sizeof it->id, "INT-%04d-%06ld", tm.tm_year + 1900, ++sim->next_seq);
+    if (snprintf(it->id, sizeof it->id, "INT-%04d-%06ld", tm.tm_year + 1900, ++sim->next_seq) >= (int)sizeof it->id)
+        it->id[0] = '\0';   /* never: a year and a 6-digit number */
     json_t *o = json_pack("{s:s}", "id", it->id);
     json_object_update(o, body);
     json_object_set_new(o, "type_label", json_string(t->label));

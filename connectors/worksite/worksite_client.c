@@ -151,7 +151,8 @@ int ws_client_call(ws_client *c, const char *method, const char *path_query, con
     r->truncated = a.truncated;
     if (rc != 0) {
         r->transport = 1;
-        snprintf(r->error, sizeof r->error, "%s%s%s", a.failure, a.detail[0] ? ": " : "", a.detail);
+        /* curl's failure text, then its detail, cut to fit */
+        snprintf(r->error, sizeof r->error, "%.60s%s%.190s", a.failure, a.detail[0] ? ": " : "", a.detail);
         return -1;
     }
     return 0;
