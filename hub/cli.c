@@ -416,13 +416,18 @@ static void print_redaction_note(json_t *answer)
 {
     size_t i;
     json_t *ev;
+    int redacted = 0;
+    json_int_t in_details = 0;
     json_array_foreach(json_object_get(answer, "events"), i, ev) {
-        if (json_is_true(json_object_get(ev, "data_redacted"))) {
-            printf("personal fields are masked (" RELAIS_PERSONAL_MASK "); --show-personal shows them "
-                   "and journals the read\n");
-            return;
-        }
+        redacted |= json_is_true(json_object_get(ev, "data_redacted"));
+        in_details += json_integer_value(json_object_get(ev, "details_redacted"));
     }
+    if (!redacted) return;
+    printf("personal fields are masked (" RELAIS_PERSONAL_MASK "); --show-personal shows them "
+           "and journals the read\n");
+    if (in_details)
+        printf("%lld personal value(s) masked in steps' details too (a package quoted the record)\n",
+               (long long)in_details);
 }
 
 static void print_trace_text(json_t *t)

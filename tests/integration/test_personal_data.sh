@@ -101,6 +101,8 @@ wait_eq "P-3's delivered step" 20 1 sql "$DB" "SELECT count(*) FROM steps s JOIN
                                               WHERE e.record_id = 'P-3' AND s.step = 'delivered'"
 "$RELAIS_BIN" trace -c "$T/hub.yaml" P-3 >"$T/cli/echo.txt" || { cat "$T/cli/echo.txt"; fail "trace P-3"; }
 grep -qE "attempt +crm .*HTTP 503.*\*\*\*" "$T/cli/echo.txt" || { cat "$T/cli/echo.txt"; fail "trace P-3: the attempt's detail is not shown masked"; }
+grep -qE "^[0-9]+ personal value\(s\) masked in steps' details too" "$T/cli/echo.txt" \
+  || { cat "$T/cli/echo.txt"; fail "trace P-3 does not say values were masked in the details"; }
 for v in "$NAME" "$EMAIL" "rue des Tanneurs"; do
   if grep -qF "$v" "$T/cli/echo.txt"; then cat "$T/cli/echo.txt"; fail "trace P-3 shows '$v' in a step's detail"; fi
 done
