@@ -50,7 +50,10 @@ wait_eq "healthy got all $N" 30 "$((N + 1))" sim_stat "$SIM_URL_healthy" distinc
 t1=$(date +%s.%N)
 took=$(python3 -c "print(f'{$t1-$t0:.2f}')")
 echo "healthy package: $N records in $took s while the four others misbehave"
-python3 -c "import sys; sys.exit(0 if $t1-$t0 < 1.5 else 1)" \
+# workers held by the hanging and slow packages made it 17.6 s (before the fix
+# in worker_main); served beside them it takes about 0.5 s. The bound sits far
+# from both, so that a loaded machine does not fail it.
+python3 -c "import sys; sys.exit(0 if $t1-$t0 < 6 else 1)" \
   || fail "the healthy package waited $took s behind the others (workers taken by the hanging and slow ones)"
 pass "healthy package served at once ($N records in $took s) beside 5xx, slow, hanging and dropping packages"
 
