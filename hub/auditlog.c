@@ -99,13 +99,6 @@ static void set_int(json_t *o, const char *k, const PGresult *r, int row, int co
     if (!isnull(r, row, col)) json_object_set_new(o, k, json_integer(strtoll(val(r, row, col), NULL, 10)));
 }
 
-static int hexv(int c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
-
 /* The entry of one row of the stream query (columns: see STREAM_SQL).
  * *missing: the row the step covers is gone. */
 static json_t *rebuild(const PGresult *r, int row, int *missing)
@@ -151,20 +144,7 @@ static json_t *rebuild(const PGresult *r, int row, int *missing)
         set_text(x, "record_id", r, row, 25);
         set_text(x, "location", r, row, 26);
         set_text(x, "reason", r, row, 27);
-        if (!isnull(r, row, 28)) {
-            const char *h = val(r, row, 28);
-            size_t n = strlen(h) / 2;
-            unsigned char *raw = malloc(n ? n : 1);
-            char sha[RELAIS_AUDIT_HEX] = "";
-            if (raw) {
-                for (size_t i = 0; i < n; i++) raw[i] = (unsigned char)(hexv(h[2 * i]) << 4 | hexv(h[2 * i + 1]));
-                relais_sha256_hex(raw, n, sha);
-                free(raw);
-            }
-            json_object_set_new(x, "raw_sha256", json_string(sha));
-        } else {
-            set_text(x, "raw_sha256", r, row, 29);
-        }
+        set_text(x, "raw_sha256", r, row, 28);   /* of the raw input now, or the hash kept once purged */
         json_object_set_new(o, "rejection", x);
     }
     return o;
@@ -181,10 +161,10 @@ static json_t *rebuild(const PGresult *r, int row, int *missing)
     "       s.attempt, s.status, s.detail," \
     "       e.id, e.tenant, e.source, e.record_id, e.type, e.subject, e.correlation_id, " US("e.received_at") "," \
     "       " BODY_SHA ", e.body_sha256," \
-    "       x.id, " US("x.at") ", x.source, x.record_id, x.location, x.reason, encode(x.raw, 'hex'), x.raw_sha256" \
+    "       x.id, " US("x.at") ", x.source, x.record_id, x.location, x.reason, x.raw_sha256" \
     " FROM steps s" \
     " LEFT JOIN audit_events e ON s.step = 'received' AND e.id = s.event_id" \
-    " LEFT JOIN (SELECT id, at, source, record_id, location, reason, stream, seq, NULL::bytea AS raw," \
+    " LEFT JOIN (SELECT id, at, source, record_id, location, reason, stream, seq," \
     "                   coalesce(raw_sha256_now, raw_sha256) AS raw_sha256 FROM audit_rejections) x" \
     "   ON s.step = 'rejected' AND x.stream = s.stream AND x.seq = s.seq" \
     " WHERE s.stream = $1 AND s.seq BETWEEN $2::bigint AND $3::bigint ORDER BY s.seq, s.id"
