@@ -653,6 +653,28 @@ static const char *pattern_problem(const char *p)
     return NULL;
 }
 
+/* The 'match' member of a route or a retention rule (label names it in
+ * errors): at least one event type pattern, each valid. NULL when absent or
+ * wrong, after saying why. */
+static char **match_of(loader *L, const yt_node *m, const char *label)
+{
+    const yt_node *v = yt_get(m, "match");
+    if (!v || is_null(v)) {
+        err_at(L, m->line, "%s has no 'match' (event type patterns)", label);
+        return NULL;
+    }
+    int line = key_line(m, "match", m->line);
+    char what[200];
+    snprintf(what, sizeof what, "%s: 'match'", label);
+    char **match = list_of(L, v, line, what);
+    if (match && !match[0]) err_at(L, line, "%s: 'match' must name at least one pattern", label);
+    for (char **p = match; p && *p; p++) {
+        const char *why = pattern_problem(*p);
+        if (why) err_at(L, line, "%s: match pattern '%.100s' %s", label, *p, why);
+    }
+    return match;
+}
+
 static const char *path_problem(const char *p)
 {
     if (!*p) return "is empty";
@@ -762,21 +784,7 @@ static void load_route(loader *L, const yt_node *m, size_t idx)
     else
         snprintf(label, sizeof label, "route #%zu", idx + 1);
 
-    v = yt_get(m, "match");
-    if (!v || is_null(v)) {
-        err_at(L, m->line, "%s has no 'match' (event type patterns)", label);
-    } else {
-        int line = key_line(m, "match", m->line);
-        char what[200];
-        snprintf(what, sizeof what, "%s: 'match'", label);
-        r->match = list_of(L, v, line, what);
-        if (r->match && !r->match[0])
-            err_at(L, line, "%s: 'match' must name at least one pattern", label);
-        for (char **p = r->match; p && *p; p++) {
-            const char *why = pattern_problem(*p);
-            if (why) err_at(L, line, "%s: match pattern '%.100s' %s", label, *p, why);
-        }
-    }
+    r->match = match_of(L, m, label);
 
     v = yt_get(m, "tenant");
     if (v && !is_null(v)) {
@@ -938,21 +946,8 @@ static void load_retention(loader *L, const yt_node *root)
         relais_retention_rule *r = &c->retention.rules[c->retention.n_rules++];
         r->line = m->line;
         check_keys(L, m, rule_keys, "a retention rule");
-        const yt_node *x = yt_get(m, "match");
-        if (!x || is_null(x)) {
-            err_at(L, m->line, "%s has no 'match' (event type patterns)", label);
-        } else {
-            int mline = key_line(m, "match", m->line);
-            char what[96];
-            snprintf(what, sizeof what, "%s: 'match'", label);
-            r->match = list_of(L, x, mline, what);
-            if (r->match && !r->match[0]) err_at(L, mline, "%s: 'match' must name at least one pattern", label);
-            for (char **p = r->match; p && *p; p++) {
-                const char *why = pattern_problem(*p);
-                if (why) err_at(L, mline, "%s: match pattern '%.100s' %s", label, *p, why);
-            }
-        }
-        x = yt_get(m, "payloads");
+        r->match = match_of(L, m, label);
+        const yt_node *x = yt_get(m, "payloads");
         if (!x || is_null(x))
             err_at(L, m->line, "%s has no 'payloads' (how long: 180d, 1y, never)", label);
         else
