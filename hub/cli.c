@@ -285,6 +285,13 @@ static void whoami(char *buf, size_t len)
     snprintf(buf, len, "%.60s@%.60s", getenv("USER") ? getenv("USER") : "?", host);
 }
 
+/* The journal's conninfo: --db, then RELAIS_DB, then c's (c may be NULL). */
+static const char *conninfo_of(const cli_opts *o, const relais_config *c)
+{
+    const char *env = getenv("RELAIS_DB");
+    return o->db ? o->db : env ? env : c ? c->journal.conninfo : NULL;
+}
+
 /* Where the journal, the key and the checkpoints are: options, then the
  * environment, then the config. Strings point into o, the environment or
  * the buffers. */
@@ -294,7 +301,7 @@ static void audit_locate(const cli_opts *o, const relais_config *c, audit_where 
 {
     w->keybuf[0] = w->cpsbuf[0] = '\0';
     if (c) relais_auditlog_paths(c, w->keybuf, sizeof w->keybuf, w->cpsbuf, sizeof w->cpsbuf);
-    w->conninfo = o->db ? o->db : getenv("RELAIS_DB") ? getenv("RELAIS_DB") : c ? c->journal.conninfo : NULL;
+    w->conninfo = conninfo_of(o, c);
     w->key = o->audit_key ? o->audit_key : getenv("RELAIS_AUDIT_KEY_FILE") ? getenv("RELAIS_AUDIT_KEY_FILE")
            : w->keybuf[0] ? w->keybuf : NULL;
     w->cps = o->checkpoints ? o->checkpoints : getenv("RELAIS_AUDIT_CHECKPOINTS") ? getenv("RELAIS_AUDIT_CHECKPOINTS")
@@ -306,13 +313,9 @@ static void audit_locate(const cli_opts *o, const relais_config *c, audit_where 
  * after saying why. */
 static const char *journal_conninfo(const cli_opts *o, relais_config **c)
 {
-    const char *conninfo = o->db ? o->db : getenv("RELAIS_DB");
     *c = NULL;
-    if (!conninfo && o->config) {
-        *c = load_config_or_report(o->config);
-        if (!*c) return NULL;
-        conninfo = (*c)->journal.conninfo;
-    }
+    if (!conninfo_of(o, NULL) && o->config && !(*c = load_config_or_report(o->config))) return NULL;
+    const char *conninfo = conninfo_of(o, *c);
     if (!conninfo) fprintf(stderr, "relais: no journal: give -c FILE, --db CONNINFO or RELAIS_DB\n");
     return conninfo;
 }
@@ -366,7 +369,7 @@ static int add_payloads(const cli_opts *o, relais_journal *j, json_t *answer, co
 {
     relais_config *c = o->config ? load_config_or_report(o->config) : NULL;
     if (o->config && !c) return -1;
-    const char *conninfo = o->db ? o->db : getenv("RELAIS_DB") ? getenv("RELAIS_DB") : c ? c->journal.conninfo : NULL;
+    const char *conninfo = conninfo_of(o, c);
     char err[1024] = "no journal", role[128];
     size_t shown = 0, i;
     json_t *ev;
