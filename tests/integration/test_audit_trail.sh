@@ -58,8 +58,11 @@ tamper() {  # tamper EXPECTED-REGEX SQL...
   echo "   case $n: $(grep -m1 FAULT "$T/v$n.txt")"
 }
 
-# the delivered step of A-5 and the received step of A-7
-DELIV=$(sql "$DB" "SELECT s.id FROM steps s JOIN events e ON e.id = s.event_id WHERE e.record_id = 'A-5' AND s.step = 'delivered'")
+# a delivered step inside its stream (neither its first entry nor its last:
+# deleting the last one is a tail cut off, the case further down; which
+# lane's stream ends where depends on timing) and the received step of A-7
+DELIV=$(sql "$DB" "SELECT s.id FROM steps s WHERE s.step = 'delivered' AND s.seq > 1
+                   AND s.seq < (SELECT max(t.seq) FROM steps t WHERE t.stream = s.stream) ORDER BY s.id LIMIT 1")
 RECV7=$(sql "$DB" "SELECT s.id FROM steps s JOIN events e ON e.id = s.event_id WHERE e.record_id = 'A-7' AND s.step = 'received'")
 EV7=$(sql "$DB" "SELECT id FROM events WHERE record_id = 'A-7'")
 read -r S SEQ <<<"$(sql "$DB" "SELECT stream, seq FROM steps WHERE id = $DELIV" | tr '|' ' ')"
