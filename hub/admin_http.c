@@ -361,7 +361,7 @@ static enum MHD_Result on_reload(relais_admin *a, struct MHD_Connection *c, cons
                 n >= 0 ? "done" : "refused (errors)");
     if (n < 0) return reply_json(c, 422, json_pack("{s:s}", "error", err));
     json_t *o = json_pack("{s:i}", "reloaded", n);
-    if (o && relais_admin_has_tokens(a))
+    if (o && relais_hub_config(a->hub)->hub.admin_tokens)
         json_object_set_new(o, "tokens", json_integer((json_int_t)relais_admin_tokens_count(a)));
     return reply_json(c, MHD_HTTP_OK, o);
 }
@@ -676,15 +676,6 @@ void relais_admin_stop(relais_admin *a)
     relais_tokens_destroy(a->own_tokens);
     pthread_rwlock_destroy(&a->tok_lock);
     free(a);
-}
-
-int relais_admin_has_tokens(relais_admin *a)
-{
-    if (!a) return 0;
-    pthread_rwlock_rdlock(&a->tok_lock);
-    int yes = a->tokens != NULL;
-    pthread_rwlock_unlock(&a->tok_lock);
-    return yes;
 }
 
 size_t relais_admin_set_tokens(relais_admin *a, relais_tokens *fresh)

@@ -79,10 +79,10 @@ void relais_admin_stop(relais_admin *a);
 /* The admin tokens (hub.admin_tokens) in use can be replaced while the
  * server runs (relais_hub_reload_mappings does it): set_tokens takes fresh
  * (owned from then on) and returns its count; calls already authenticated
- * keep their caller's name. has_tokens: 0 when the API runs without tokens
- * (loopback only), which a reload does not change. Thread-safe. */
+ * keep their caller's name. The API uses tokens exactly when the config's
+ * hub.admin_tokens is set (it refuses to start when they cannot be read),
+ * which a reload does not change. Thread-safe. */
 struct relais_tokens;
 size_t relais_admin_set_tokens(relais_admin *a, struct relais_tokens *fresh);
-int relais_admin_has_tokens(relais_admin *a);
 size_t relais_admin_tokens_count(relais_admin *a);
 #endif
