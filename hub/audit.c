@@ -255,11 +255,7 @@ char *relais_audit_checkpoint_line(const unsigned char *key, size_t keylen, cons
 {
     char mac[RELAIS_AUDIT_HEX], at[40];
     if (relais_audit_mac(key, keylen, stream, seq, hash, mac) != 0) return NULL;
-    time_t secs = (time_t)(at_us / 1000000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(at, sizeof at, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(at + n, sizeof at - n, ".%06lldZ", (long long)(at_us % 1000000));
+    relais_time_rfc3339(at_us, at, sizeof at);
     json_t *o = json_pack("{s:s,s:s,s:s,s:I,s:s}", "at", at, "hash", hash, "mac", mac, "seq", (json_int_t)seq,
                           "stream", stream);
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;

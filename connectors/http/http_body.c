@@ -32,6 +32,7 @@
 #include <openssl/rand.h>
 #include "http_int.h"
 #include "safeparse.h"
+#include "event_int.h"
 
 /* ---- Identifier values ---------------------------------------------------- */
 
@@ -306,12 +307,7 @@ int relais_http_nonce_new(char out[33])
 {
     unsigned char r[16];
     if (RAND_bytes(r, sizeof r) != 1) return -1;
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < sizeof r; i++) {
-        out[2 * i] = hex[r[i] >> 4];
-        out[2 * i + 1] = hex[r[i] & 15];
-    }
-    out[32] = '\0';
+    relais_hex(r, sizeof r, out);
     return 0;
 }
 
@@ -336,12 +332,7 @@ int relais_http_sign(const char *secret, long long ts, const char *nonce, const 
             && EVP_MAC_update(ctx, (const unsigned char *)head, (size_t)tn) == 1
             && (len == 0 || EVP_MAC_update(ctx, body, len) == 1)
             && EVP_MAC_final(ctx, md, &mdlen, sizeof md) == 1 && mdlen == sizeof md) {
-            static const char hex[] = "0123456789abcdef";
-            for (size_t i = 0; i < sizeof md; i++) {
-                out_hex[2 * i] = hex[md[i] >> 4];
-                out_hex[2 * i + 1] = hex[md[i] & 15];
-            }
-            out_hex[64] = '\0';
+            relais_hex(md, sizeof md, out_hex);
             rc = 0;
         }
     }
