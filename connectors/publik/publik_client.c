@@ -70,15 +70,8 @@ relais_publik_client *relais_publik_client_new(const relais_instance *inst, cons
     }
     free(oe);
     if (!c || !c->base || !c->key || !c->orig_enc || !c->pool || (cfg->tls_ca_file && !c->tls_ca_file)) {
-        if (c) {
-            free(c->tls_ca_file);
-            free(c->base);
-            free(c->key);
-            free(c->orig_enc);
-            relais_http_pool_destroy(c->pool);
-            free(c);
-        }
-        curl_global_cleanup();
+        if (c) relais_publik_client_destroy(c);   /* and curl_global_cleanup */
+        else curl_global_cleanup();
         snprintf(errstr, errlen, "out of memory");
         return NULL;
     }
