@@ -59,6 +59,7 @@
 #include "event_int.h"
 #include "safeparse.h"
 #include "tokens.h"
+#include "httputil.h"
 #include <jansson.h>
 
 #define ADMIN_THREADS 4
@@ -96,9 +97,7 @@ struct call {
     const char  *who;                 /* the token's name (whobuf), or UNAUTHENTICATED */
     char         whobuf[RELAIS_TOKEN_NAME_MAX + 1];   /* a copy: a reload may free the table */
     relais_role  role;
-    char        *body;                /* POST body (NUL-terminated), at most ADMIN_BODY_MAX bytes */
-    size_t       len;
-    int          too_big;
+    relais_http_upload body;          /* POST body, at most ADMIN_BODY_MAX bytes (too_large beyond) */
 };
 
 /* ---- answers -------------------------------------------------------------- */
@@ -336,7 +335,7 @@ static enum MHD_Result on_discard(relais_admin *a, struct MHD_Connection *c, con
         return fail(c, MHD_HTTP_BAD_REQUEST, "'%s' is neither a delivery id (digits) nor an event id (UUID)", k->id);
     char err[512];
     relais_parse_limits lim = { .max_bytes = ADMIN_BODY_MAX, .max_depth = 4 };
-    json_t *b = relais_json_parse(k->body ? k->body : "", k->len, "request body", &lim, err, sizeof err);
+    json_t *b = relais_json_parse(k->body.buf ? k->body.buf : "", k->body.len, "request body", &lim, err, sizeof err);
     if (!b) return fail(c, MHD_HTTP_BAD_REQUEST, "%s; expected {\"reason\": \"...\"}", err);
     json_t *r = json_object_get(b, "reason");
     if (!json_is_object(b) || json_object_size(b) != 1 || !json_is_string(r) || !json_string_length(r)) {
@@ -567,25 +566,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         return begin(a, c, k);
     }
     if (*upload_size) {
-        if (k->rt && !k->too_big) {
-            if (k->len + *upload_size > ADMIN_BODY_MAX) {
-                k->too_big = 1;
-            } else {
-                char *nb = realloc(k->body, k->len + *upload_size + 1);
-                if (!nb) return MHD_NO;
-                memcpy(nb + k->len, upload_data, *upload_size);
-                k->len += *upload_size;
-                nb[k->len] = '\0';
-                k->body = nb;
-            }
+        if (!k->rt) {                  /* answered at the first call: the body is not kept */
+            *upload_size = 0;
+            return MHD_YES;
         }
-        *upload_size = 0;
-        return MHD_YES;
+        return relais_http_upload_take(&k->body, upload_data, upload_size, ADMIN_BODY_MAX) == 0 ? MHD_YES : MHD_NO;
     }
     if (!k->rt) return MHD_YES;        /* answered at the first call */
     const route *rt = k->rt;
     k->rt = NULL;                      /* answered once */
-    if (k->too_big) return fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "body larger than %d bytes", ADMIN_BODY_MAX);
+    if (k->body.too_large) return fail(c, MHD_HTTP_CONTENT_TOO_LARGE, "body larger than %d bytes", ADMIN_BODY_MAX);
     return rt->fn(a, c, k);
 }
 
@@ -594,7 +584,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     (void)cls; (void)c; (void)toe;
     call *k = *con_cls;
     if (!k) return;
-    free(k->body);
+    relais_http_upload_free(&k->body);
     free(k);
     *con_cls = NULL;
 }
