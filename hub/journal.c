@@ -166,8 +166,6 @@ typedef struct lane {
     char    astream[200];         /* the lane's current chain stream */
     int64_t aseq;                 /* its last committed entry (0: none yet) */
     char    aprev[RELAIS_AUDIT_HEX];  /* that entry's hash (64 zeros before the first) */
-    int64_t pseq;                 /* the running batch's last entry (audit_commit takes it) */
-    char    pprev[RELAIS_AUDIT_HEX];
     int64_t acp_seq, acp_at_us;   /* last checkpoint written (seq, monotonic time) */
     job   **batch;                /* batch_max slots */
     PGconn *wconn;
@@ -1324,7 +1322,7 @@ static void audit_new_stream(relais_journal *j, char *stream, size_t len, char l
 {
     char id[37];
     relais_uuid_v7(id);
-    snprintf(stream, len, "%.150s/%s/%c", j->aname ? j->aname : "relais", id, letter);
+    snprintf(stream, len, "%.150s/%s/%c", j->aname, id, letter);   /* aname: set at open */
 }
 
 /* Append the checkpoint (stream, seq, hash) to the witness file. */
@@ -1434,11 +1432,12 @@ static brc run_batch(lane *l, job **b, size_t n, berr *e)
     if (rc == B_OK) rc = batch_attempt(l, b, n, steps, e);
     if (rc == B_OK) rc = batch_route(l, b, n, steps, e);
     if (rc == B_OK) batch_steps(b, n, steps);
-    l->pseq = l->aseq;
-    memcpy(l->pprev, l->aprev, sizeof l->pprev);
+    int64_t pseq = l->aseq;                  /* the batch's entries, kept if it commits */
+    char pprev[RELAIS_AUDIT_HEX];
+    memcpy(pprev, l->aprev, sizeof pprev);
     char *wire = NULL;
     if (rc == B_OK && json_array_size(steps) > 0) {
-        if (audit_chain(l->j, l->astream, &l->pseq, l->pprev, steps, &wire, e->msg, sizeof e->msg) != 0) {
+        if (audit_chain(l->j, l->astream, &pseq, pprev, steps, &wire, e->msg, sizeof e->msg) != 0) {
             e->state[0] = '\0';
             rc = B_TRANSIENT;
         } else {
@@ -1454,8 +1453,8 @@ static brc run_batch(lane *l, job **b, size_t n, berr *e)
     json_decref(steps);
     if (rc == B_OK) {
         atomic_fetch_add(&l->batches, 1);
-        l->aseq = l->pseq;                   /* the stream advances with the commit */
-        memcpy(l->aprev, l->pprev, sizeof l->aprev);
+        l->aseq = pseq;                      /* the stream advances with the commit */
+        memcpy(l->aprev, pprev, sizeof l->aprev);
         lane_checkpoint_due(l);
         return B_OK;
     }
